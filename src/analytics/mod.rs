@@ -1,0 +1,416 @@
+//! Analytics ingestion: `POST /e`, the `/lux.js` snippet and its development page.
+//!
+//! A request is authenticated by its key, parsed, each event validated and enriched on its
+//! own (one bad event never sinks the batch), and the valid ones handed to the batch writer.
+//! The answer comes after they are committed.
+
+pub mod channel;
+pub mod event;
+pub mod sessions;
+pub mod traffic;
+pub mod writer;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::http::{ApiError, AppState};
+use crate::tenancy::{KeyKind, Tenant};
+use event::{AcceptedEvent, RequestContext, limits};
+use writer::{Outcome, SubmitError};
+
+/// Name of the first-party cookie that keeps the visitor id.
+const VISITOR_COOKIE: &str = "lux_vid";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/e", post(collect).options(preflight))
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .route("/lux.js", get(snippet))
+        .route("/dev", get(dev_page))
+}
+
+/// The key of a request: `?key=` or `X-Lux-Key` (write key), or `Authorization: Bearer`
+/// (secret key).
+fn request_key(query: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let auth = auth.to_str().unwrap_or_default();
+        return auth
+            .strip_prefix("Bearer ")
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("Authorization must be `Bearer SECRET_KEY`".into())
+            });
+    }
+    if let Some(key) = headers.get("x-lux-key") {
+        return Ok(key.to_str().unwrap_or_default().trim().to_string());
+    }
+    if let Some(query) = query {
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if name == "key" {
+                return Ok(value.trim().to_string());
+            }
+        }
+    }
+    Err(ApiError::Unauthorized(
+        "missing key: add ?key=WRITE_KEY (snippet) or Authorization: Bearer SECRET_KEY (server)"
+            .into(),
+    ))
+}
+
+async fn resolve_tenant(
+    state: &AppState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Tenant, ApiError> {
+    let key = request_key(query, headers)?;
+    let tenant = state
+        .tenancy
+        .resolve(&key)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked key".into()))?;
+    let via_header = headers.contains_key(header::AUTHORIZATION);
+    if tenant.kind == KeyKind::Secret && !via_header {
+        // A secret key in a URL ends up in logs and browser history.
+        return Err(ApiError::BadRequest(
+            "secret keys go in the Authorization header, never in the URL; revoke this key"
+                .into(),
+        ));
+    }
+    Ok(tenant)
+}
+
+/// Checks the browser's origin against the company's list; returns the origin to echo in CORS
+/// headers.
+fn allowed_origin(tenant: &Tenant, headers: &HeaderMap) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    let text = origin.to_str().unwrap_or_default();
+    if tenant.kind == KeyKind::Write && !tenant.settings.allows_origin(text) {
+        return Err(ApiError::Forbidden(format!(
+            "origin {text} is not allowed to send events for this site"
+        )));
+    }
+    Ok(Some(origin.clone()))
+}
+
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+async fn preflight(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let tenant = resolve_tenant(&state, query.as_deref(), &headers).await?;
+        allowed_origin(&tenant, &headers)
+    }
+    .await;
+    match result {
+        Ok(origin) => {
+            let mut response = with_cors(StatusCode::NO_CONTENT.into_response(), origin);
+            let h = response.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, x-lux-key"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /e`: one event, an array of events, or `{"events": [...]}`.
+async fn collect(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut origin = None;
+    let result = async {
+        let tenant = resolve_tenant(&state, query.as_deref(), &headers).await?;
+        origin = allowed_origin(&tenant, &headers)?;
+        let body = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!(
+                    "body is larger than {} bytes; send fewer events per request",
+                    limits::MAX_BODY_BYTES
+                ))
+            } else {
+                ApiError::BadRequest(format!("could not read the body: {rejection}"))
+            }
+        })?;
+        let raw_events = parse_body(&headers, &body)?;
+        ingest(&state, &tenant, peer, &headers, raw_events).await
+    }
+    .await;
+    with_cors(result.unwrap_or_else(IntoResponse::into_response), origin)
+}
+
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let mime = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && mime != "text/plain" {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type {mime:?} is not supported: send application/json or text/plain"
+            )));
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "empty body: send an event object, an array of events, or {\"events\": [...]}".into(),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let events = match value {
+        Value::Array(events) => events,
+        Value::Object(mut object) if object.contains_key("events") => {
+            if object.len() > 1 {
+                let extra = object.keys().find(|k| *k != "events").cloned();
+                return Err(ApiError::BadRequest(format!(
+                    "unknown field `{}` next to `events`",
+                    extra.unwrap_or_default()
+                )));
+            }
+            match object.remove("events") {
+                Some(Value::Array(events)) => events,
+                _ => return Err(ApiError::BadRequest("`events` must be an array".into())),
+            }
+        }
+        Value::Object(_) => vec![value],
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "body must be an event object, an array of events, or {{\"events\": [...]}}, not {}",
+                match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    _ => "a string",
+                }
+            )));
+        }
+    };
+    if events.is_empty() {
+        return Err(ApiError::BadRequest("the batch holds no events".into()));
+    }
+    if events.len() > limits::MAX_BATCH {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a batch of {} events is over the limit of {}; split it",
+            events.len(),
+            limits::MAX_BATCH
+        )));
+    }
+    Ok(events)
+}
+
+fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
+    if trust_proxy
+        && let Some(forwarded) = headers.get("x-forwarded-for")
+        && let Some(first) = forwarded.to_str().unwrap_or_default().split(',').next()
+        && let Ok(ip) = first.trim().parse()
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// The GPC spec: the header counts only when its value is exactly `1`.
+fn gpc_header(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("sec-gpc")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.trim() == "1"))
+}
+
+fn cookie_visitor(headers: &HeaderMap) -> Option<Uuid> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == VISITOR_COOKIE)
+        .and_then(|(_, value)| Uuid::parse_str(value.trim()).ok())
+}
+
+async fn ingest(
+    state: &AppState,
+    tenant: &Tenant,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    raw_events: Vec<Value>,
+) -> Result<Response, ApiError> {
+    let total = raw_events.len();
+    if !tenant.settings.tracking_enabled {
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "accepted": 0, "ignored": total,
+                "reason": "tracking is turned off for this company", "rejected": []
+            })),
+        )
+            .into_response());
+    }
+    let ctx = RequestContext {
+        settings: &tenant.settings,
+        key_kind: tenant.kind,
+        received_at: Utc::now(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        client_ip: Some(client_ip(peer, headers, state.options.trust_proxy)),
+        gpc_header: gpc_header(headers),
+        default_visitor_id: cookie_visitor(headers).unwrap_or_else(Uuid::now_v7),
+        anonymous_visitor_id: Uuid::new_v4(),
+        salt: state.ip_hasher.salt().await?,
+    };
+
+    let mut accepted: Vec<AcceptedEvent> = Vec::with_capacity(total);
+    let mut rejected = Vec::new();
+    for (index, raw) in raw_events.into_iter().enumerate() {
+        match event::accept(raw, &ctx) {
+            Ok(event) => accepted.push(event),
+            Err(error) => rejected.push(json!({ "index": index, "error": error.message })),
+        }
+    }
+    if accepted.is_empty() {
+        let first = rejected[0]["error"].as_str().unwrap_or_default().to_string();
+        let message = if total == 1 {
+            first
+        } else {
+            format!("no valid events; first error: {first}")
+        };
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": message, "rejected": rejected })),
+        )
+            .into_response());
+    }
+
+    let first = accepted[0].clone();
+    let outcomes = state.writer.submit(accepted).await.map_err(|e| match e {
+        SubmitError::Overloaded => ApiError::Overloaded,
+        SubmitError::Unavailable => ApiError::Unavailable,
+    })?;
+    let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
+    let session_id = outcomes.iter().find_map(|o| match o {
+        Outcome::Stored { session_id } => *session_id,
+        _ => None,
+    });
+    let visitor_id = first.identifiable.then_some(first.visitor_id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "accepted": outcomes.len(),
+            "stored": count(|o| matches!(o, Outcome::Stored { .. })),
+            "duplicates": count(|o| matches!(o, Outcome::Duplicate)),
+            "suppressed": count(|o| matches!(o, Outcome::Suppressed)),
+            "visitor_id": visitor_id,
+            "session_id": session_id,
+            "rejected": rejected,
+        })),
+    )
+        .into_response();
+    if let Some(visitor_id) = visitor_id {
+        // Keeps the id when `/e` is served on the site's own domain (a first-party cookie).
+        let cookie = format!(
+            "{VISITOR_COOKIE}={visitor_id}; Path=/; Max-Age=34560000; SameSite=Lax"
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+const SNIPPET: &str = include_str!("../../assets/lux.js");
+
+async fn snippet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SNIPPET,
+    )
+        .into_response()
+}
+
+const DEV_PAGE: &str = include_str!("../../assets/dev.html");
+
+/// A page that loads the snippet, for trying it out in development (`lux serve --dev-page`).
+async fn dev_page(State(state): State<AppState>) -> Response {
+    if !state.options.dev_page {
+        return ApiError::NotFound.into_response();
+    }
+    Html(DEV_PAGE).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpc_header_must_be_exactly_one() {
+        let mut headers = HeaderMap::new();
+        assert!(!gpc_header(&headers));
+        headers.insert("sec-gpc", HeaderValue::from_static("true"));
+        assert!(!gpc_header(&headers));
+        headers.append("sec-gpc", HeaderValue::from_static("1"));
+        assert!(gpc_header(&headers));
+    }
+
+    #[test]
+    fn visitor_cookie_is_read() {
+        let mut headers = HeaderMap::new();
+        let id = Uuid::now_v7();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; lux_vid={id}")).unwrap(),
+        );
+        assert_eq!(cookie_visitor(&headers), Some(id));
+    }
+}

@@ -1,0 +1,275 @@
+//! Sessionization: which visit each event belongs to (SPEC §4).
+//!
+//! - A session ends after 30 minutes without an event with a page.
+//! - Arriving through a different campaign (UTM source/medium/campaign or a new ad click id)
+//!   starts a new session even within 30 minutes; a page without campaign markers continues.
+//! - Only events with a page open or extend sessions. An event without a page (a purchase
+//!   confirmed by a server, say) joins the session active at its time, or none.
+//!
+//! The decision runs inside the writer's transaction while it holds an advisory lock per
+//! visitor, on the visitor's sessions as stored, so every ingestion node decides alike.
+//! A session's id is derived from its first event, so the same stream gives the same ids
+//! whichever node (or how many) received it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::event::AcceptedEvent;
+
+/// Inactivity that ends a session.
+pub const SESSION_TIMEOUT_MINUTES: i64 = 30;
+
+/// The mutable part of a session, as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub session_id: Uuid,
+    pub visitor_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub campaign_key: Option<String>,
+    pub page_views: i32,
+    pub events: i32,
+    pub engagement_ms: i64,
+}
+
+/// A session touched by a batch.
+#[derive(Debug, Clone)]
+pub struct TouchedSession {
+    pub row: SessionRow,
+    /// The index (in the batch's event slice) of the event that opened it, for new sessions.
+    pub opened_by: Option<usize>,
+    pub changed: bool,
+}
+
+/// The result of sessionizing a batch: a session id per event, and the sessions to write.
+pub struct Sessionized {
+    pub session_ids: Vec<Option<Uuid>>,
+    pub sessions: Vec<TouchedSession>,
+}
+
+fn timeout() -> Duration {
+    Duration::minutes(SESSION_TIMEOUT_MINUTES)
+}
+
+/// Derives a session id from the company and the event that opened it.
+pub fn session_id_for(company_id: Uuid, opening_event: Uuid) -> Uuid {
+    Uuid::new_v5(&company_id, opening_event.as_bytes())
+}
+
+/// Assigns sessions to `events` (all of one company), given the visitors' stored sessions
+/// that could still be joined.
+pub fn sessionize(
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+    existing: Vec<SessionRow>,
+) -> Sessionized {
+    let mut by_visitor: HashMap<Uuid, Vec<TouchedSession>> = HashMap::new();
+    for row in existing {
+        by_visitor
+            .entry(row.visitor_id)
+            .or_default()
+            .push(TouchedSession {
+                row,
+                opened_by: None,
+                changed: false,
+            });
+    }
+    for sessions in by_visitor.values_mut() {
+        sessions.sort_by_key(|s| (s.row.started_at, s.row.session_id));
+    }
+
+    // Time order, ties broken by event id, so arrival order inside a batch does not matter.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| (events[i].occurred_at, events[i].event_id));
+
+    let mut session_ids = vec![None; events.len()];
+    for i in order {
+        let event = events[i];
+        let sessions = by_visitor.entry(event.visitor_id).or_default();
+        session_ids[i] = match &event.page {
+            Some(page) => Some(place_page_event(company_id, i, event, page, sessions)),
+            None => join_active(event, sessions),
+        };
+    }
+    Sessionized {
+        session_ids,
+        sessions: by_visitor
+            .into_values()
+            .flatten()
+            .filter(|s| s.changed)
+            .collect(),
+    }
+}
+
+/// The latest session started at or before `t` that is still open at `t`.
+fn active_at(sessions: &mut [TouchedSession], t: DateTime<Utc>) -> Option<&mut TouchedSession> {
+    sessions
+        .iter_mut()
+        .rev()
+        .find(|s| s.row.started_at <= t)
+        .filter(|s| t <= s.row.last_seen_at + timeout())
+}
+
+fn place_page_event(
+    company_id: Uuid,
+    index: usize,
+    event: &AcceptedEvent,
+    page: &super::event::Page,
+    sessions: &mut Vec<TouchedSession>,
+) -> Uuid {
+    let t = event.occurred_at;
+    let campaign = page.landing.campaign_key();
+    if let Some(session) = active_at(sessions, t)
+        && (campaign.is_none() || campaign == session.row.campaign_key)
+    {
+        session.row.last_seen_at = session.row.last_seen_at.max(t);
+        count(session, event);
+        return session.row.session_id;
+    }
+    let mut session = TouchedSession {
+        row: SessionRow {
+            session_id: session_id_for(company_id, event.event_id),
+            visitor_id: event.visitor_id,
+            started_at: t,
+            last_seen_at: t,
+            campaign_key: campaign,
+            page_views: 0,
+            events: 0,
+            engagement_ms: 0,
+        },
+        opened_by: Some(index),
+        changed: true,
+    };
+    count(&mut session, event);
+    let id = session.row.session_id;
+    let at = sessions.partition_point(|s| (s.row.started_at, s.row.session_id) <= (t, id));
+    sessions.insert(at, session);
+    id
+}
+
+fn join_active(event: &AcceptedEvent, sessions: &mut [TouchedSession]) -> Option<Uuid> {
+    let session = active_at(sessions, event.occurred_at)?;
+    count(session, event);
+    Some(session.row.session_id)
+}
+
+fn count(session: &mut TouchedSession, event: &AcceptedEvent) {
+    session.row.events += 1;
+    if event.is_page_view() {
+        session.row.page_views += 1;
+    }
+    session.row.engagement_ms += event.engaged_ms;
+    session.changed = true;
+}
+
+/// Loads the stored sessions of `visitors` that an event at or after `since` (per visitor)
+/// could still join.
+pub async fn load_joinable(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    visitors: &[Uuid],
+    since: &[DateTime<Utc>],
+) -> Result<Vec<SessionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.session_id, s.visitor_id, s.started_at, s.last_seen_at, s.campaign_key,
+                s.page_views, s.events, s.engagement_ms
+         FROM unnest($2::uuid[], $3::timestamptz[]) AS v(visitor_id, since)
+         JOIN sessions s ON s.company_id = $1 AND s.visitor_id = v.visitor_id
+                        AND s.last_seen_at >= v.since - interval '30 minutes'",
+    )
+    .bind(company_id)
+    .bind(visitors)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Writes the touched sessions: new ones in full, existing ones' counters.
+pub async fn store(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+    sessions: &[TouchedSession],
+) -> Result<(), sqlx::Error> {
+    let (new, old): (Vec<&TouchedSession>, Vec<&TouchedSession>) =
+        sessions.iter().partition(|s| s.opened_by.is_some());
+    if !old.is_empty() {
+        sqlx::query(
+            "UPDATE sessions s
+             SET last_seen_at = u.last_seen_at, page_views = u.page_views,
+                 events = u.events, engagement_ms = u.engagement_ms
+             FROM unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int8[])
+                  AS u(session_id, last_seen_at, page_views, events, engagement_ms)
+             WHERE s.company_id = $1 AND s.session_id = u.session_id",
+        )
+        .bind(company_id)
+        .bind(old.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let opening = |s: &TouchedSession| events[s.opened_by.expect("new sessions have an opener")];
+    let page = |s: &TouchedSession| {
+        opening(s)
+            .page
+            .as_ref()
+            .expect("sessions are opened by page events")
+    };
+    let text = |f: &dyn Fn(&TouchedSession) -> Option<String>| -> Vec<Option<String>> {
+        new.iter().map(|s| f(s)).collect()
+    };
+    sqlx::query(
+        "INSERT INTO sessions (company_id, session_id, visitor_id, started_at, last_seen_at,
+             landing_page, referrer, source, medium, campaign, channel,
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+             gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id, message_id,
+             campaign_key, page_views, events, engagement_ms, is_bot)
+         SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+             $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+             $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
+             $23::text[], $24::text[], $25::text[], $26::int4[], $27::int4[], $28::int8[],
+             $29::bool[])",
+    )
+    .bind(company_id)
+    .bind(new.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.row.visitor_id).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.row.started_at).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
+    .bind(text(&|s| Some(page(s).url.clone())))
+    .bind(text(&|s| opening(s).referrer.clone()))
+    .bind(text(&|s| Some(page(s).traffic.source.clone())))
+    .bind(text(&|s| Some(page(s).traffic.medium.clone())))
+    .bind(text(&|s| page(s).traffic.campaign.clone()))
+    .bind(text(&|s| Some(page(s).traffic.channel.as_str().to_string())))
+    .bind(text(&|s| page(s).landing.utm.source.clone()))
+    .bind(text(&|s| page(s).landing.utm.medium.clone()))
+    .bind(text(&|s| page(s).landing.utm.campaign.clone()))
+    .bind(text(&|s| page(s).landing.utm.term.clone()))
+    .bind(text(&|s| page(s).landing.utm.content.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.gclid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.gbraid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.wbraid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.fbclid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.msclkid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.ttclid.clone()))
+    .bind(text(&|s| page(s).landing.click_ids.li_fat_id.clone()))
+    .bind(text(&|s| page(s).landing.message_id.clone()))
+    .bind(text(&|s| s.row.campaign_key.clone()))
+    .bind(new.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.row.events).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
+    .bind(new.iter().map(|s| opening(s).is_bot).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

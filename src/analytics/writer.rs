@@ -1,0 +1,434 @@
+//! The batch writer: group commit for `/e`.
+//!
+//! Handlers validate and enrich, then hand their events to a bounded queue and wait. A few
+//! writer tasks each take whatever has queued up (up to `max_batch_rows`), and store it in
+//! one transaction: suppression, idempotency, sessions, raw events and identity links. Each
+//! request is answered only after that transaction commits, so a 2xx always means durable,
+//! while one commit (one fsync) serves many requests under load.
+//!
+//! When the queue is full the handler answers 503 with `Retry-After` instead of buffering
+//! without bound.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::event::AcceptedEvent;
+use super::sessions;
+use crate::identity::{self, IdentityKey};
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Stored { session_id: Option<Uuid> },
+    /// Already stored by an earlier request (a retry) or earlier in the same batch.
+    Duplicate,
+    /// The person (or visitor) asked not to be tracked.
+    Suppressed,
+}
+
+/// Why a request's events could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the ingest queue is full")]
+    Overloaded,
+    #[error("the database is unavailable")]
+    Unavailable,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub writers: usize,
+    pub queue_capacity: usize,
+    pub max_batch_rows: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            writers: 2,
+            queue_capacity: 4096,
+            max_batch_rows: 2000,
+        }
+    }
+}
+
+struct Job {
+    events: Vec<AcceptedEvent>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, ()>>,
+}
+
+/// The handle handlers submit to. Cloning is cheap.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer tasks. They stop when every `Writer` handle is dropped and the queue
+    /// is drained, which is how shutdown flushes.
+    pub fn start(pool: PgPool, config: WriterConfig) -> (Writer, Vec<tokio::task::JoinHandle<()>>) {
+        let (queue, receiver) = mpsc::channel(config.queue_capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let tasks = (0..config.writers.max(1))
+            .map(|_| {
+                tokio::spawn(run_writer(
+                    pool.clone(),
+                    receiver.clone(),
+                    config.max_batch_rows,
+                ))
+            })
+            .collect();
+        (Writer { queue }, tasks)
+    }
+
+    /// Queues the events and waits until they are committed.
+    pub async fn submit(&self, events: Vec<AcceptedEvent>) -> Result<Vec<Outcome>, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Job { events, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SubmitError::Unavailable,
+            })?;
+        match answer.await {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            _ => Err(SubmitError::Unavailable),
+        }
+    }
+}
+
+async fn run_writer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_rows: usize) {
+    loop {
+        let jobs = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut rows = first.events.len();
+            let mut jobs = vec![first];
+            // Take what queued while the previous batch was committing; never wait for more.
+            while rows < max_rows {
+                match receiver.try_recv() {
+                    Ok(job) => {
+                        rows += job.events.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        write_jobs(&pool, jobs).await;
+    }
+}
+
+/// Writes the jobs in one transaction. If that fails, each job is retried alone, so one
+/// request that trips the database cannot fail the others of its batch.
+async fn write_jobs(pool: &PgPool, jobs: Vec<Job>) {
+    let all: Vec<&AcceptedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    match write_batch(pool, &all).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for job in jobs {
+                let mine = outcomes.by_ref().take(job.events.len()).collect();
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(error) if jobs.len() == 1 => {
+            tracing::error!(error = %error, events = all.len(), "writing events failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(()));
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, jobs = jobs.len(), "batch failed, retrying requests one by one");
+            for job in jobs {
+                let events: Vec<&AcceptedEvent> = job.events.iter().collect();
+                let result = write_batch(pool, &events).await.map_err(|error| {
+                    tracing::error!(error = %error, events = events.len(), "writing events failed");
+                });
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+}
+
+/// Stores a batch (any companies) in one transaction and returns an outcome per event.
+pub async fn write_batch(
+    pool: &PgPool,
+    events: &[&AcceptedEvent],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes = vec![Outcome::Duplicate; events.len()];
+    let mut by_company: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for (i, event) in events.iter().enumerate() {
+        // A duplicate inside the batch stays `Duplicate`.
+        if seen.insert((event.company_id, event.event_id)) {
+            by_company.entry(event.company_id).or_default().push(i);
+        }
+    }
+
+    let mut tx = pool.begin().await?;
+    lock_visitors(&mut tx, events).await?;
+    for (company_id, indexes) in by_company {
+        crate::db::set_company(&mut tx, company_id).await?;
+        let company_events: Vec<&AcceptedEvent> = indexes.iter().map(|&i| events[i]).collect();
+        let company_outcomes = write_company(&mut tx, company_id, &company_events).await?;
+        for (i, outcome) in indexes.into_iter().zip(company_outcomes) {
+            outcomes[i] = outcome;
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Takes a transaction-scoped advisory lock per (company, visitor), all at once and in one
+/// global order, so concurrent writers (in this process or another node) serialise per
+/// visitor and can never deadlock each other.
+async fn lock_visitors(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[&AcceptedEvent],
+) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<i64> = events
+        .iter()
+        .map(|e| visitor_lock_key(e.company_id, e.visitor_id))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k")
+        .bind(&keys)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn visitor_lock_key(company_id: Uuid, visitor_id: Uuid) -> i64 {
+    let (c_hi, c_lo) = company_id.as_u64_pair();
+    let (v_hi, v_lo) = visitor_id.as_u64_pair();
+    (c_hi ^ c_lo ^ v_hi.rotate_left(17) ^ v_lo) as i64
+}
+
+async fn write_company(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes = vec![Outcome::Suppressed; events.len()];
+    let suppressed = suppressed_events(tx, company_id, events).await?;
+    let candidates: Vec<usize> = (0..events.len()).filter(|i| !suppressed[*i]).collect();
+
+    let new_ids = claim_event_ids(tx, company_id, events, &candidates).await?;
+    let fresh: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let new = new_ids.contains(&events[i].event_id);
+            if !new {
+                outcomes[i] = Outcome::Duplicate;
+            }
+            new
+        })
+        .collect();
+    if fresh.is_empty() {
+        return Ok(outcomes);
+    }
+    let fresh_events: Vec<&AcceptedEvent> = fresh.iter().map(|&i| events[i]).collect();
+
+    let (visitors, since) = earliest_per_visitor(&fresh_events);
+    let existing = sessions::load_joinable(tx, company_id, &visitors, &since).await?;
+    let sessionized = sessions::sessionize(company_id, &fresh_events, existing);
+    sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
+    insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
+    link_identities(tx, company_id, &fresh_events).await?;
+
+    for (slot, session_id) in fresh.into_iter().zip(sessionized.session_ids) {
+        outcomes[slot] = Outcome::Stored { session_id };
+    }
+    Ok(outcomes)
+}
+
+/// Marks the events of suppressed people: a suppressed visitor, user or email directly, or a
+/// visitor whose person has any suppressed key.
+async fn suppressed_events(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let visitors: Vec<String> = events.iter().map(|e| e.visitor_id.to_string()).collect();
+    let users: Vec<String> = events.iter().filter_map(|e| e.user_id.clone()).collect();
+    let emails: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.email_hash.as_ref().map(|h| h.to_hex()))
+        .collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.kind, s.value FROM suppressions s
+         WHERE s.company_id = $1
+           AND ((s.kind = 'visitor' AND s.value = ANY($2))
+             OR (s.kind = 'user' AND s.value = ANY($3))
+             OR (s.kind = 'email' AND s.value = ANY($4)))
+         UNION
+         SELECT 'visitor', v.key_value FROM identity_keys v
+         JOIN identity_keys k ON k.company_id = v.company_id AND k.person_id = v.person_id
+         JOIN suppressions s ON s.company_id = k.company_id AND s.kind = k.key_kind
+                            AND s.value = k.key_value
+         WHERE v.company_id = $1 AND v.key_kind = 'visitor' AND v.key_value = ANY($2)",
+    )
+    .bind(company_id)
+    .bind(&visitors)
+    .bind(&users)
+    .bind(&emails)
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(vec![false; events.len()]);
+    }
+    let hit: HashSet<(String, String)> = rows.into_iter().collect();
+    let is = |kind: &str, value: String| hit.contains(&(kind.to_string(), value));
+    Ok(events
+        .iter()
+        .map(|e| {
+            is("visitor", e.visitor_id.to_string())
+                || e.user_id.clone().is_some_and(|u| is("user", u))
+                || e.email_hash.as_ref().is_some_and(|h| is("email", h.to_hex()))
+        })
+        .collect())
+}
+
+/// Records the event ids; returns those not seen before. A retry of a stored event finds
+/// its id taken and is skipped, inside a batch and across batches and nodes.
+async fn claim_event_ids(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+    candidates: &[usize],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    if candidates.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<Uuid> = candidates.iter().map(|&i| events[i].event_id).collect();
+    let received: Vec<_> = candidates.iter().map(|&i| events[i].received_at).collect();
+    let claimed: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO event_ids (company_id, event_id, received_at)
+         SELECT $1, * FROM unnest($2::uuid[], $3::timestamptz[])
+         ON CONFLICT (company_id, event_id) DO NOTHING
+         RETURNING event_id",
+    )
+    .bind(company_id)
+    .bind(&ids)
+    .bind(&received)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(claimed.into_iter().collect())
+}
+
+fn earliest_per_visitor(events: &[&AcceptedEvent]) -> (Vec<Uuid>, Vec<chrono::DateTime<chrono::Utc>>) {
+    let mut earliest: HashMap<Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for e in events {
+        earliest
+            .entry(e.visitor_id)
+            .and_modify(|t| *t = (*t).min(e.occurred_at))
+            .or_insert(e.occurred_at);
+    }
+    earliest.into_iter().unzip()
+}
+
+async fn insert_raw_events(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+    session_ids: &[Option<Uuid>],
+) -> Result<(), sqlx::Error> {
+    let col = |f: &dyn Fn(&AcceptedEvent) -> Option<String>| -> Vec<Option<String>> {
+        events.iter().map(|e| f(e)).collect()
+    };
+    let utm = |f: &dyn Fn(&super::traffic::Utm) -> Option<String>| {
+        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.utm)))
+    };
+    let click = |f: &dyn Fn(&super::traffic::ClickIds) -> Option<String>| {
+        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.click_ids)))
+    };
+    sqlx::query(
+        "INSERT INTO raw_events (company_id, event_id, event_name, occurred_at, received_at,
+             client_occurred_at, occurred_at_clamped, visitor_id, session_id, user_id,
+             email_hash, page_url, referrer, user_agent, ip_hash,
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+             gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id,
+             creative_id, consent_analytics, consent_marketing, gpc, is_bot, key_kind, properties)
+         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+             $6::timestamptz[], $7::bool[], $8::uuid[], $9::uuid[], $10::text[],
+             $11::bytea[], $12::text[], $13::text[], $14::text[], $15::bytea[],
+             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+             $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
+             $27::text[], $28::text[], $29::bool[], $30::bool[], $31::bool[], $32::bool[],
+             $33::text[], $34::jsonb[])",
+    )
+    .bind(company_id)
+    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(col(&|e| Some(e.event_name.clone())))
+    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.client_occurred_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.client_occurred_at.is_some()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.visitor_id).collect::<Vec<_>>())
+    .bind(session_ids)
+    .bind(col(&|e| e.user_id.clone()))
+    .bind(
+        events
+            .iter()
+            .map(|e| e.email_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(col(&|e| e.page.as_ref().map(|p| p.url.clone())))
+    .bind(col(&|e| e.referrer.clone()))
+    .bind(col(&|e| e.user_agent.clone()))
+    .bind(events.iter().map(|e| e.ip_hash.clone()).collect::<Vec<_>>())
+    .bind(utm(&|u| u.source.clone()))
+    .bind(utm(&|u| u.medium.clone()))
+    .bind(utm(&|u| u.campaign.clone()))
+    .bind(utm(&|u| u.term.clone()))
+    .bind(utm(&|u| u.content.clone()))
+    .bind(click(&|c| c.gclid.clone()))
+    .bind(click(&|c| c.gbraid.clone()))
+    .bind(click(&|c| c.wbraid.clone()))
+    .bind(click(&|c| c.fbclid.clone()))
+    .bind(click(&|c| c.msclkid.clone()))
+    .bind(click(&|c| c.ttclid.clone()))
+    .bind(click(&|c| c.li_fat_id.clone()))
+    .bind(col(&|e| e.creative_id.clone()))
+    .bind(events.iter().map(|e| e.consent_analytics).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.consent_marketing).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.gpc).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.is_bot).collect::<Vec<_>>())
+    .bind(col(&|e| Some(e.key_kind.as_str().to_string())))
+    .bind(events.iter().map(|e| e.properties.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn link_identities(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+) -> Result<(), sqlx::Error> {
+    let linking: Vec<&&AcceptedEvent> = events.iter().filter(|e| e.links_identity()).collect();
+    if linking.is_empty() {
+        return Ok(());
+    }
+    identity::lock_company(tx, company_id).await?;
+    for event in linking {
+        let mut keys = vec![IdentityKey::Visitor(event.visitor_id)];
+        if let Some(user) = &event.user_id {
+            keys.push(IdentityKey::User(user.clone()));
+        }
+        if let Some(email) = &event.email_hash {
+            keys.push(IdentityKey::Email(email.to_hex()));
+        }
+        identity::link(tx, company_id, &keys, event.occurred_at).await?;
+    }
+    Ok(())
+}

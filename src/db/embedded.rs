@@ -1,0 +1,221 @@
+//! The embedded default: with no `DATABASE_URL`, `lux` runs a private PostgreSQL cluster from
+//! the machine's PostgreSQL binaries under its data folder, on a free loopback port.
+//!
+//! PostgreSQL refuses to run as root, so when `lux` itself runs as root (CI does) the cluster
+//! runs as the `postgres` system user through `runuser`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// A running private cluster. Stopped on [`EmbeddedPostgres::stop`] if this process started it.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    pgdata: PathBuf,
+    bin_dir: PathBuf,
+    port: u16,
+    run_as_postgres: bool,
+    started_here: bool,
+}
+
+const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found. \
+Install them (Debian/Ubuntu: `apt-get install postgresql`), point LUX_PG_BIN at their folder, \
+or set DATABASE_URL to use an existing server";
+
+impl EmbeddedPostgres {
+    /// Starts the cluster under `data_dir/pg` (creating it the first time), or joins the one
+    /// another `lux` process already runs there.
+    pub fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let bin_dir = find_bin_dir()?;
+        let run_as_postgres = is_root();
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving data folder {}", data_dir.display()))?;
+        let pgdata = data_dir.join("pg");
+        let mut cluster = EmbeddedPostgres {
+            pgdata,
+            bin_dir,
+            port: 0,
+            run_as_postgres,
+            started_here: false,
+        };
+        if !cluster.pgdata.join("PG_VERSION").exists() {
+            cluster.initdb()?;
+        }
+        if let Some(port) = cluster.running_port() {
+            cluster.port = port;
+            return Ok(cluster);
+        }
+        cluster.port = free_port()?;
+        cluster.pg_ctl_start()?;
+        cluster.started_here = true;
+        Ok(cluster)
+    }
+
+    /// URL of the server's `postgres` database, as the `postgres` superuser (trust auth on
+    /// loopback only; the cluster is private to this folder).
+    pub fn server_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// URL of the `lux` database on this cluster.
+    pub fn database_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/lux", self.port)
+    }
+
+    /// Stops the cluster if this process started it; a cluster joined from another `lux`
+    /// process is left running for its owner.
+    pub fn stop(&self) {
+        if !self.started_here {
+            return;
+        }
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        let _ = self
+            .command("pg_ctl", &["-D", &pgdata, "-m", "fast", "-w", "stop"])
+            .output();
+    }
+
+    fn initdb(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.pgdata)?;
+        if self.run_as_postgres {
+            chown_to_postgres(&self.pgdata)?;
+        }
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        let output = self
+            .command(
+                "initdb",
+                &[
+                    "-D",
+                    &pgdata,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+            )
+            .output()
+            .context("running initdb")?;
+        if !output.status.success() {
+            bail!(
+                "initdb failed for {}: {}",
+                pgdata,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    fn pg_ctl_start(&self) -> anyhow::Result<()> {
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        let log = self.pgdata.join("server.log").to_string_lossy().into_owned();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port, pgdata
+        );
+        let output = self
+            .command("pg_ctl", &["-D", &pgdata, "-l", &log, "-o", &opts, "-w", "start"])
+            .output()
+            .context("running pg_ctl start")?;
+        if !output.status.success() {
+            bail!(
+                "could not start the embedded PostgreSQL in {} (see {}): {}",
+                pgdata,
+                log,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// The port of a server already running on this data folder, if any.
+    fn running_port(&self) -> Option<u16> {
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        let status = self.command("pg_ctl", &["-D", &pgdata, "status"]).output().ok()?;
+        if !status.status.success() {
+            return None;
+        }
+        // postmaster.pid: line 4 is the port.
+        let pid_file = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
+        pid_file.lines().nth(3)?.trim().parse().ok()
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let binary = self.bin_dir.join(program);
+        if self.run_as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(binary).args(args);
+            cmd
+        } else {
+            let mut cmd = Command::new(binary);
+            cmd.args(args);
+            cmd
+        }
+    }
+}
+
+/// `LUX_PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`, else `pg_config --bindir`.
+fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").exists() && dir.join("pg_ctl").exists();
+    if let Some(dir) = std::env::var_os("LUX_PG_BIN").map(PathBuf::from) {
+        if has_tools(&dir) {
+            return Ok(dir);
+        }
+        bail!("LUX_PG_BIN={} holds no initdb/pg_ctl. {INSTALL_HINT}", dir.display());
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_tools(dir))
+        .collect();
+    versions.sort();
+    if let Some((_, dir)) = versions.pop() {
+        return Ok(dir);
+    }
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if output.status.success() && has_tools(&dir) {
+            return Ok(dir);
+        }
+    }
+    bail!("{INSTALL_HINT}")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn chown_to_postgres(dir: &Path) -> anyhow::Result<()> {
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status()
+        .context("running chown")?;
+    if !status.success() {
+        bail!(
+            "running as root, the embedded PostgreSQL runs as the `postgres` system user, \
+             but {} could not be given to it (does that user exist? it comes with the \
+             PostgreSQL package)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
+    Ok(listener.local_addr()?.port())
+}

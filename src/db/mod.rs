@@ -1,0 +1,90 @@
+//! PostgreSQL: connecting, migrating, the roles the service runs as, per-company transactions
+//! and the embedded default cluster.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The migrations, embedded in the binary. Forward-only: an applied file is never edited.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects as the owner (the role in `DATABASE_URL`): for migrations and admin commands.
+pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid postgres URL")?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("could not connect to PostgreSQL (is DATABASE_URL right and the server up?)")
+}
+
+/// Connects for the service: every connection switches to `lux_app` before use, so row-level
+/// security applies to everything the service does and it cannot update raw events.
+///
+/// `connect_lazy` so the service starts (and answers `/readyz` 503) while the database is down,
+/// and reconnects by itself when it comes back.
+pub fn connect_app(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid postgres URL")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("SET ROLE lux_app").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options))
+}
+
+/// Applies pending migrations. sqlx takes an advisory lock, so two processes starting at once
+/// do not race.
+pub async fn migrate(owner: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(owner)
+        .await
+        .context("applying database migrations")?;
+    Ok(())
+}
+
+/// Opens a transaction scoped to one company: row-level security then shows and accepts only
+/// that company's rows.
+pub async fn begin_for_company(
+    pool: &PgPool,
+    company_id: Uuid,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    set_company(&mut tx, company_id).await?;
+    Ok(tx)
+}
+
+/// Switches the company of an open transaction (the batch writer serves several companies in
+/// one transaction, one after the other).
+pub async fn set_company(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('lux.company_id', $1, true)")
+        .bind(company_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Makes sure monthly `raw_events` partitions exist from two years back to three months ahead.
+/// Called at start-up and daily by the service.
+pub async fn ensure_partitions(pool: &PgPool) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT lux_ensure_raw_event_partitions(
+             (now() - interval '25 months')::date, (now() + interval '3 months')::date)",
+    )
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,78 @@
+//! The HTTP surface: merges each domain's router, adds health checks and the layers every
+//! route shares (tracing without personal data, JSON errors for 404/405/panics).
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::analytics::{self, writer::Writer};
+use crate::privacy::IpHasher;
+use crate::tenancy::Tenancy;
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Connections that run as `lux_app` (row-level security applies).
+    pub pool: PgPool,
+    pub tenancy: Arc<Tenancy>,
+    pub writer: Writer,
+    pub ip_hasher: Arc<IpHasher>,
+    pub options: Arc<HttpOptions>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    /// Serve the development page that shows the snippet working.
+    pub dev_page: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(analytics::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        // The default span holds method, path and version only: no query string (it may
+        // hold a key), no headers, no client address.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+}
+
+/// The process is up.
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// The database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => axum::Json(json!({ "status": "ready" })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "database unavailable" })),
+        )
+            .into_response(),
+    }
+}

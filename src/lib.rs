@@ -1,0 +1,18 @@
+//! LUX Analytics: first-party, multi-tenant marketing analytics on PostgreSQL.
+//!
+//! One module per domain, each owning its SQL and its tests:
+//! - [`analytics`]: `/e` ingestion, sessions, channels, the snippet;
+//! - [`identity`]: visitors linked to people across devices;
+//! - [`privacy`]: IP and email hashing, suppression;
+//! - [`tenancy`]: companies and keys;
+//! - [`db`]: connections, migrations, roles, the embedded cluster;
+//! - [`http`]: the router that merges the domains' routes;
+//! - [`server`]: running it all.
+
+pub mod analytics;
+pub mod db;
+pub mod http;
+pub mod identity;
+pub mod privacy;
+pub mod server;
+pub mod tenancy;

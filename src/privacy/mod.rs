@@ -1,0 +1,213 @@
+//! Privacy at ingest: keyed hashing of IPs (daily salts, destroyed after the day) and emails,
+//! placeholder ids that must never link anyone, and suppression of people and companies.
+
+use chrono::{NaiveDate, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngExt;
+use sha2::Sha256;
+use sqlx::PgPool;
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Hashes IPs with HMAC-SHA256 under the salt of the current UTC day.
+///
+/// The salt is shared by every node through the `ip_salts` table (so hashes agree across
+/// nodes), cached here, and when the day changes the rows of earlier days are deleted: once a
+/// salt is gone, a stored hash cannot be matched to an address even by trying all 2^32 IPv4
+/// addresses. The company id is part of the message, so two companies never share a hash.
+pub struct IpHasher {
+    pool: PgPool,
+    today: RwLock<Option<(NaiveDate, [u8; 32])>>,
+}
+
+/// Today's salt, fetched once per request and applied to each event's IP.
+#[derive(Clone, Copy)]
+pub struct DailySalt([u8; 32]);
+
+impl DailySalt {
+    pub fn hash_ip(&self, company_id: Uuid, ip: &std::net::IpAddr) -> Vec<u8> {
+        hmac(&self.0, &[company_id.as_bytes(), ip.to_string().as_bytes()]).to_vec()
+    }
+}
+
+impl IpHasher {
+    pub fn new(pool: PgPool) -> Self {
+        IpHasher {
+            pool,
+            today: RwLock::new(None),
+        }
+    }
+
+    pub async fn salt(&self) -> Result<DailySalt, sqlx::Error> {
+        let day = Utc::now().date_naive();
+        if let Some((cached_day, salt)) = *self.today.read().await
+            && cached_day == day
+        {
+            return Ok(DailySalt(salt));
+        }
+        let mut guard = self.today.write().await;
+        if let Some((cached_day, salt)) = *guard
+            && cached_day == day
+        {
+            return Ok(DailySalt(salt));
+        }
+        let salt = rotate(&self.pool, day).await?;
+        *guard = Some((day, salt));
+        Ok(DailySalt(salt))
+    }
+}
+
+/// Makes sure `day` has a salt (the first node to ask creates it), destroys older salts, and
+/// returns the day's salt.
+async fn rotate(pool: &PgPool, day: NaiveDate) -> Result<[u8; 32], sqlx::Error> {
+    let candidate: [u8; 32] = rand::rng().random();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO ip_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+        .bind(day)
+        .bind(candidate.as_slice())
+        .execute(&mut *tx)
+        .await?;
+    let salt: Vec<u8> = sqlx::query_scalar("SELECT salt FROM ip_salts WHERE day = $1")
+        .bind(day)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM ip_salts WHERE day < $1")
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&salt);
+    Ok(out)
+}
+
+/// A keyed hash of a normalised email address. The address itself is never kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailHash([u8; 32]);
+
+impl EmailHash {
+    /// Normalises (trim, lowercase) and hashes with the company's key. `None` when the text
+    /// is not an email address.
+    pub fn of(company_key: &[u8], email: &str) -> Option<EmailHash> {
+        let normalised = email.trim().to_lowercase();
+        let (local, domain) = normalised.split_once('@')?;
+        if local.is_empty() || domain.is_empty() || domain.contains('@') || normalised.len() > 320
+        {
+            return None;
+        }
+        Some(EmailHash(hmac(company_key, &[normalised.as_bytes()])))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The form used as a key in identity and suppression tables.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// Values that clients send when they have no id ("undefined", "null", "0", ...). Linking on
+/// them would merge every anonymous user into one person, so they are treated as absent.
+pub fn is_placeholder_id(id: &str) -> bool {
+    const PLACEHOLDERS: &[&str] = &[
+        "", "null", "undefined", "nil", "none", "nan", "anonymous", "anon", "guest", "unknown",
+        "0", "-1", "false", "true", "[object object]", "n/a", "na", "-", "user", "test",
+        "00000000-0000-0000-0000-000000000000",
+    ];
+    let id = id.trim().to_ascii_lowercase();
+    PLACEHOLDERS.contains(&id.as_str())
+}
+
+/// Who to suppress.
+#[derive(Debug, Clone)]
+pub enum SuppressionTarget {
+    User(String),
+    Visitor(Uuid),
+    Email(String),
+    /// The whole company: tracking is turned off.
+    Company,
+}
+
+/// Stops collection for a person (or a whole company) from now on. Runs as the owner (CLI).
+pub async fn suppress(
+    owner: &PgPool,
+    company_id: Uuid,
+    target: &SuppressionTarget,
+) -> anyhow::Result<()> {
+    let (kind, value) = match target {
+        SuppressionTarget::Company => {
+            sqlx::query("UPDATE companies SET tracking_enabled = false WHERE company_id = $1")
+                .bind(company_id)
+                .execute(owner)
+                .await?;
+            return Ok(());
+        }
+        SuppressionTarget::User(user) => ("user", user.clone()),
+        SuppressionTarget::Visitor(visitor) => ("visitor", visitor.to_string()),
+        SuppressionTarget::Email(email) => {
+            let key: Vec<u8> =
+                sqlx::query_scalar("SELECT hash_key FROM companies WHERE company_id = $1")
+                    .bind(company_id)
+                    .fetch_one(owner)
+                    .await?;
+            let hash = EmailHash::of(&key, email)
+                .ok_or_else(|| anyhow::anyhow!("--email is not an email address"))?;
+            ("email", hash.to_hex())
+        }
+    };
+    sqlx::query(
+        "INSERT INTO suppressions (company_id, kind, value) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(company_id)
+    .bind(kind)
+    .bind(value)
+    .execute(owner)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_hash_normalises_and_is_keyed() {
+        let a = EmailHash::of(b"key-a", " Jane@Example.COM ").unwrap();
+        assert_eq!(a, EmailHash::of(b"key-a", "jane@example.com").unwrap());
+        assert_ne!(a, EmailHash::of(b"key-b", "jane@example.com").unwrap());
+        assert!(EmailHash::of(b"k", "not-an-email").is_none());
+        assert!(EmailHash::of(b"k", "@example.com").is_none());
+    }
+
+    #[test]
+    fn placeholders_never_count_as_ids() {
+        for id in ["null", "undefined", "Anonymous", "0", " ", "NaN"] {
+            assert!(is_placeholder_id(id), "{id:?}");
+        }
+        assert!(!is_placeholder_id("user-42"));
+    }
+
+    #[test]
+    fn ip_hash_depends_on_company_and_salt() {
+        let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let s1 = DailySalt([1; 32]);
+        let s2 = DailySalt([2; 32]);
+        assert_ne!(s1.hash_ip(a, &ip), s1.hash_ip(b, &ip));
+        assert_ne!(s1.hash_ip(a, &ip), s2.hash_ip(a, &ip));
+        assert_eq!(s1.hash_ip(a, &ip), s1.hash_ip(a, &ip));
+    }
+}

@@ -1,0 +1,146 @@
+//! `lux serve`: migrations, pools, the batch writer, background maintenance and the HTTP
+//! server, with graceful shutdown (stop accepting, flush the writer, exit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::analytics::writer::{Writer, WriterConfig};
+use crate::http::{self, AppState, HttpOptions};
+use crate::privacy::IpHasher;
+use crate::tenancy::Tenancy;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub bind: SocketAddr,
+    pub http: HttpOptions,
+    pub writer: WriterConfig,
+    /// How long a resolved key and its company settings are cached.
+    pub key_cache_ttl: Duration,
+    pub pool_size: u32,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            bind: ([127, 0, 0, 1], 8080).into(),
+            http: HttpOptions::default(),
+            writer: WriterConfig::default(),
+            key_cache_ttl: Duration::from_secs(30),
+            pool_size: 16,
+        }
+    }
+}
+
+/// A server started by [`start`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, flushes queued events, and waits for the end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.context("server task")?
+    }
+
+    /// Waits until the server stops by itself (a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let RunningServer { shutdown, task, .. } = self;
+        let result = task.await.context("server task")?;
+        drop(shutdown);
+        result
+    }
+}
+
+/// Migrates the database, then serves until SIGINT/SIGTERM or [`RunningServer::stop`].
+pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<RunningServer> {
+    let owner = crate::db::connect_owner(database_url, 2).await?;
+    crate::db::migrate(&owner).await?;
+    owner.close().await;
+
+    let pool = crate::db::connect_app(database_url, options.pool_size)?;
+    crate::db::ensure_partitions(&pool)
+        .await
+        .context("creating raw_events partitions")?;
+    let (writer, writer_tasks) = Writer::start(pool.clone(), options.writer.clone());
+    let state = AppState {
+        pool: pool.clone(),
+        tenancy: Arc::new(Tenancy::new(pool.clone(), options.key_cache_ttl)),
+        writer,
+        ip_hasher: Arc::new(IpHasher::new(pool.clone())),
+        options: Arc::new(options.http.clone()),
+    };
+    let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
+
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("binding {}", options.bind))?;
+    let addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let app = http::router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal(shutdown_rx))
+        .await
+        .context("serving HTTP")?;
+        // The router (and with it every Writer handle) is gone: the writers drain the queue
+        // and stop.
+        for task in writer_tasks {
+            let _ = task.await;
+        }
+        maintenance.abort();
+        pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+async fn shutdown_signal(stop: oneshot::Receiver<()>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+        _ = stop => {},
+    }
+    tracing::info!("shutting down: no new connections, flushing queued events");
+}
+
+/// Keeps the `raw_events` partition window moving.
+async fn maintain_partitions(pool: sqlx::PgPool) {
+    let mut every_day = tokio::time::interval(Duration::from_secs(6 * 3600));
+    loop {
+        every_day.tick().await;
+        if let Err(error) = crate::db::ensure_partitions(&pool).await {
+            tracing::warn!(error = %error, "could not create raw_events partitions; will retry");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Companies and their keys: creating them (CLI), and resolving a request's key to its
+//! company and settings on the hot path (cached).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Which kind of key authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Public, per site, used by the snippet. Can only send browser events.
+    Write,
+    /// Server-side. May set trusted fields (ip, user agent) and backfill history.
+    Secret,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Write => "write",
+            KeyKind::Secret => "secret",
+        }
+    }
+}
+
+const WRITE_KEY_PREFIX: &str = "lux_wk_";
+const SECRET_KEY_PREFIX: &str = "lux_sk_";
+
+fn new_key(prefix: &str) -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// What `lux company create` prints. The secret key is shown here once and never again.
+#[derive(Debug, Serialize)]
+pub struct CreatedCompany {
+    pub company_id: Uuid,
+    pub name: String,
+    pub timezone: String,
+    pub currency: String,
+    pub write_key: String,
+    pub secret_key: String,
+}
+
+/// A validated request to create a company.
+pub struct NewCompany {
+    pub name: String,
+    pub timezone: chrono_tz::Tz,
+    pub currency: String,
+    pub allowed_origins: Vec<String>,
+}
+
+impl NewCompany {
+    pub fn parse(
+        name: &str,
+        timezone: &str,
+        currency: &str,
+        allowed_origins: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            anyhow::bail!("--name must be 1 to 200 characters");
+        }
+        let timezone: chrono_tz::Tz = timezone.parse().map_err(|_| {
+            anyhow::anyhow!("--timezone {timezone:?} is not an IANA time zone (e.g. Europe/Paris)")
+        })?;
+        let currency = currency.trim().to_ascii_uppercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            anyhow::bail!("--currency {currency:?} is not an ISO 4217 code (e.g. USD)");
+        }
+        for origin in &allowed_origins {
+            let parsed = url::Url::parse(origin)
+                .map_err(|_| anyhow::anyhow!("--origin {origin:?} is not a URL origin"))?;
+            if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+                anyhow::bail!("--origin {origin:?} must be an origin like https://shop.example");
+            }
+        }
+        Ok(NewCompany {
+            name: name.to_string(),
+            timezone,
+            currency,
+            allowed_origins: allowed_origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
+        })
+    }
+}
+
+/// Creates a company with one write key and one secret key. Runs as the owner (CLI).
+pub async fn create_company(owner: &PgPool, new: NewCompany) -> anyhow::Result<CreatedCompany> {
+    let company_id = Uuid::now_v7();
+    let write_key = new_key(WRITE_KEY_PREFIX);
+    let secret_key = new_key(SECRET_KEY_PREFIX);
+    let hash_key: [u8; 32] = rand::rng().random();
+    let mut tx = owner.begin().await?;
+    sqlx::query(
+        "INSERT INTO companies (company_id, name, timezone, currency, allowed_origins, hash_key)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(company_id)
+    .bind(&new.name)
+    .bind(new.timezone.name())
+    .bind(&new.currency)
+    .bind(&new.allowed_origins)
+    .bind(hash_key.as_slice())
+    .execute(&mut *tx)
+    .await?;
+    for (kind, key) in [(KeyKind::Write, &write_key), (KeyKind::Secret, &secret_key)] {
+        sqlx::query(
+            "INSERT INTO api_keys (company_id, key_id, kind, key_hash, key_prefix)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(company_id)
+        .bind(Uuid::now_v7())
+        .bind(kind.as_str())
+        .bind(hash_key_bytes(key))
+        .bind(&key[..11])
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(CreatedCompany {
+        company_id,
+        name: new.name,
+        timezone: new.timezone.name().to_string(),
+        currency: new.currency,
+        write_key,
+        secret_key,
+    })
+}
+
+fn hash_key_bytes(key: &str) -> Vec<u8> {
+    hash_key(key).to_vec()
+}
+
+/// One company's settings as ingestion needs them.
+#[derive(Debug, Clone)]
+pub struct CompanySettings {
+    pub company_id: Uuid,
+    pub allowed_origins: Vec<String>,
+    pub tracking_enabled: bool,
+    pub default_analytics_consent: bool,
+    pub hash_key: Vec<u8>,
+}
+
+impl CompanySettings {
+    /// Whether a browser at `origin` may send events. No list means any origin.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty() || self.allowed_origins.iter().any(|o| o == origin)
+    }
+}
+
+/// A key resolved to its company.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub kind: KeyKind,
+    pub settings: Arc<CompanySettings>,
+}
+
+/// Resolves keys to companies, with a short cache so `/e` does not query per request.
+/// Unknown keys are cached too, so a flood of bad keys does not reach the database.
+pub struct Tenancy {
+    pool: PgPool,
+    ttl: Duration,
+    cache: Mutex<HashMap<[u8; 32], (Instant, Option<Tenant>)>>,
+}
+
+/// Bound on cached keys; past it the cache is simply cleared.
+const MAX_CACHED_KEYS: usize = 100_000;
+
+impl Tenancy {
+    pub fn new(pool: PgPool, ttl: Duration) -> Self {
+        Tenancy {
+            pool,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn resolve(&self, key: &str) -> Result<Option<Tenant>, sqlx::Error> {
+        let hash = hash_key(key);
+        if let Some((at, tenant)) = self.cache.lock().expect("cache lock").get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(tenant.clone());
+        }
+        let tenant = self.load(&hash).await?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= MAX_CACHED_KEYS {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), tenant.clone()));
+        Ok(tenant)
+    }
+
+    async fn load(&self, hash: &[u8; 32]) -> Result<Option<Tenant>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT company_id, kind FROM lux_resolve_key($1)")
+                .bind(hash.as_slice())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((company_id, kind)) = found else {
+            return Ok(None);
+        };
+        crate::db::set_company(&mut tx, company_id).await?;
+        let row: Option<(Vec<String>, bool, bool, Vec<u8>)> = sqlx::query_as(
+            "SELECT allowed_origins, tracking_enabled, default_analytics_consent, hash_key
+             FROM companies WHERE company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some((allowed_origins, tracking_enabled, default_analytics_consent, hash_key)) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Tenant {
+            kind: if kind == "secret" {
+                KeyKind::Secret
+            } else {
+                KeyKind::Write
+            },
+            settings: Arc::new(CompanySettings {
+                company_id,
+                allowed_origins,
+                tracking_enabled,
+                default_analytics_consent,
+                hash_key,
+            }),
+        }))
+    }
+}
+
+/// A row of `lux company list`.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct CompanyListing {
+    pub company_id: Uuid,
+    pub name: String,
+    pub timezone: String,
+    pub currency: String,
+    pub tracking_enabled: bool,
+}
+
+pub async fn list_companies(owner: &PgPool) -> anyhow::Result<Vec<CompanyListing>> {
+    Ok(sqlx::query_as(
+        "SELECT company_id, name, timezone, currency::text AS currency, tracking_enabled
+         FROM companies ORDER BY created_at",
+    )
+    .fetch_all(owner)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn company_input_is_validated() {
+        assert!(NewCompany::parse("Shop", "Europe/Paris", "eur", vec![]).is_ok());
+        assert!(NewCompany::parse("", "UTC", "USD", vec![]).is_err());
+        assert!(NewCompany::parse("Shop", "Mars/Olympus", "USD", vec![]).is_err());
+        assert!(NewCompany::parse("Shop", "UTC", "US", vec![]).is_err());
+        assert!(NewCompany::parse("Shop", "UTC", "USD", vec!["https://a.test/path".into()]).is_err());
+        let ok = NewCompany::parse("Shop", "UTC", "USD", vec!["https://a.test/".into()]).unwrap();
+        assert_eq!(ok.allowed_origins, vec!["https://a.test".to_string()]);
+    }
+
+    #[test]
+    fn keys_are_distinct_and_prefixed() {
+        let (w, s) = (new_key(WRITE_KEY_PREFIX), new_key(SECRET_KEY_PREFIX));
+        assert!(w.starts_with("lux_wk_") && s.starts_with("lux_sk_"));
+        assert_eq!(w.len(), 7 + 48);
+        assert_ne!(hash_key(&w), hash_key(&s));
+    }
+}
