@@ -73,10 +73,10 @@ pub enum SourceCategory {
 /// Sources Google's list lacks that a marketer today would expect to be classified.
 /// Each is a site launched or renamed after the list was last published.
 const ADDITIONAL_SOURCE_CATEGORIES: &[(&str, SourceCategory)] = &[
-    ("x.com", SourceCategory::Social),         // twitter.com's new name
-    ("threads.net", SourceCategory::Social),   // Meta's Threads
-    ("threads.com", SourceCategory::Social),   // Threads' newer domain
-    ("bsky.app", SourceCategory::Social),      // Bluesky
+    ("x.com", SourceCategory::Social),       // twitter.com's new name
+    ("threads.net", SourceCategory::Social), // Meta's Threads
+    ("threads.com", SourceCategory::Social), // Threads' newer domain
+    ("bsky.app", SourceCategory::Social),    // Bluesky
     ("mastodon.social", SourceCategory::Social),
     ("search.brave.com", SourceCategory::Search),
     ("kagi.com", SourceCategory::Search),
@@ -106,9 +106,7 @@ static SOURCE_CATEGORIES: LazyLock<HashMap<String, SourceCategory>> = LazyLock::
 
 /// The category of a source exactly as written (`google`, `facebook.com`), if it is listed.
 pub fn source_category(source: &str) -> Option<SourceCategory> {
-    SOURCE_CATEGORIES
-        .get(&source.to_ascii_lowercase())
-        .copied()
+    SOURCE_CATEGORIES.get(&source.to_ascii_lowercase()).copied()
 }
 
 /// Finds the listed name of a referring host: the host itself, then its parent domains
@@ -139,7 +137,10 @@ pub fn lookup_host(host: &str) -> Option<(String, SourceCategory)> {
 
 /// The medium GA4 counts as paid: `^(.*cp.*|ppc|retargeting|paid.*)$`.
 fn is_paid_medium(medium: &str) -> bool {
-    medium.contains("cp") || medium == "ppc" || medium == "retargeting" || medium.starts_with("paid")
+    medium.contains("cp")
+        || medium == "ppc"
+        || medium == "retargeting"
+        || medium.starts_with("paid")
 }
 
 /// GA4's shopping-campaign pattern: `^(.*(([^a-df-z]|^)shop|shopping).*)$`, i.e. "shop" at the
@@ -250,44 +251,218 @@ mod tests {
     fn every_ga4_rule_has_a_case() {
         let cases: &[(&str, &str, &str, Channel, &str)] = &[
             ("(direct)", "(none)", "", Channel::Direct, "direct, (none)"),
-            ("(direct)", "(not set)", "", Channel::Direct, "direct, (not set)"),
-            ("google", "cpc", "pmax cross-network q3", Channel::CrossNetwork, "campaign contains cross-network"),
-            ("amazon", "cpc", "spring", Channel::PaidShopping, "shopping site + paid medium"),
-            ("newsletter", "paid", "summer_shop", Channel::PaidShopping, "shop campaign + paid medium"),
-            ("google", "cpc", "brand", Channel::PaidSearch, "search site + cpc"),
-            ("bing", "ppc", "brand", Channel::PaidSearch, "search site + ppc"),
-            ("facebook", "paid_social", "retarget", Channel::PaidSocial, "social site + paid.*"),
-            ("tiktok.com", "retargeting", "", Channel::PaidSocial, "social site + retargeting"),
-            ("youtube", "cpv", "launch", Channel::PaidVideo, "video site + .*cp.*"),
+            (
+                "(direct)",
+                "(not set)",
+                "",
+                Channel::Direct,
+                "direct, (not set)",
+            ),
+            (
+                "google",
+                "cpc",
+                "pmax cross-network q3",
+                Channel::CrossNetwork,
+                "campaign contains cross-network",
+            ),
+            (
+                "amazon",
+                "cpc",
+                "spring",
+                Channel::PaidShopping,
+                "shopping site + paid medium",
+            ),
+            (
+                "newsletter",
+                "paid",
+                "summer_shop",
+                Channel::PaidShopping,
+                "shop campaign + paid medium",
+            ),
+            (
+                "google",
+                "cpc",
+                "brand",
+                Channel::PaidSearch,
+                "search site + cpc",
+            ),
+            (
+                "bing",
+                "ppc",
+                "brand",
+                Channel::PaidSearch,
+                "search site + ppc",
+            ),
+            (
+                "facebook",
+                "paid_social",
+                "retarget",
+                Channel::PaidSocial,
+                "social site + paid.*",
+            ),
+            (
+                "tiktok.com",
+                "retargeting",
+                "",
+                Channel::PaidSocial,
+                "social site + retargeting",
+            ),
+            (
+                "youtube",
+                "cpv",
+                "launch",
+                Channel::PaidVideo,
+                "video site + .*cp.*",
+            ),
             ("dv360", "display", "", Channel::Display, "display medium"),
             ("adnetwork", "banner", "", Channel::Display, "banner medium"),
-            ("adnetwork", "cpm", "", Channel::Display, "cpm is display, tested before paid other"),
-            ("adnetwork", "interstitial", "", Channel::Display, "interstitial medium"),
-            ("partner", "cpc", "", Channel::PaidOther, "unlisted source + paid medium"),
-            ("amazon.com", "referral", "", Channel::OrganicShopping, "shopping site, unpaid"),
-            ("blog", "referral", "shopping-guide", Channel::OrganicShopping, "shopping campaign, unpaid"),
-            ("facebook.com", "referral", "", Channel::OrganicSocial, "social site"),
-            ("newsletter-x", "social", "", Channel::OrganicSocial, "social medium"),
-            ("partner", "social-media", "", Channel::OrganicSocial, "social-media medium"),
-            ("youtube.com", "referral", "", Channel::OrganicVideo, "video site"),
-            ("partner", "video", "", Channel::OrganicVideo, "medium matches video"),
-            ("google", "organic", "", Channel::OrganicSearch, "search site"),
-            ("partner", "organic", "", Channel::OrganicSearch, "medium organic"),
-            ("example.org", "referral", "", Channel::Referral, "referral medium"),
+            (
+                "adnetwork",
+                "cpm",
+                "",
+                Channel::Display,
+                "cpm is display, tested before paid other",
+            ),
+            (
+                "adnetwork",
+                "interstitial",
+                "",
+                Channel::Display,
+                "interstitial medium",
+            ),
+            (
+                "partner",
+                "cpc",
+                "",
+                Channel::PaidOther,
+                "unlisted source + paid medium",
+            ),
+            (
+                "amazon.com",
+                "referral",
+                "",
+                Channel::OrganicShopping,
+                "shopping site, unpaid",
+            ),
+            (
+                "blog",
+                "referral",
+                "shopping-guide",
+                Channel::OrganicShopping,
+                "shopping campaign, unpaid",
+            ),
+            (
+                "facebook.com",
+                "referral",
+                "",
+                Channel::OrganicSocial,
+                "social site",
+            ),
+            (
+                "newsletter-x",
+                "social",
+                "",
+                Channel::OrganicSocial,
+                "social medium",
+            ),
+            (
+                "partner",
+                "social-media",
+                "",
+                Channel::OrganicSocial,
+                "social-media medium",
+            ),
+            (
+                "youtube.com",
+                "referral",
+                "",
+                Channel::OrganicVideo,
+                "video site",
+            ),
+            (
+                "partner",
+                "video",
+                "",
+                Channel::OrganicVideo,
+                "medium matches video",
+            ),
+            (
+                "google",
+                "organic",
+                "",
+                Channel::OrganicSearch,
+                "search site",
+            ),
+            (
+                "partner",
+                "organic",
+                "",
+                Channel::OrganicSearch,
+                "medium organic",
+            ),
+            (
+                "example.org",
+                "referral",
+                "",
+                Channel::Referral,
+                "referral medium",
+            ),
             ("partner", "app", "", Channel::Referral, "app medium"),
             ("partner", "link", "", Channel::Referral, "link medium"),
             ("newsletter", "email", "", Channel::Email, "email medium"),
             ("e-mail", "(not set)", "", Channel::Email, "email source"),
-            ("partner", "affiliate", "", Channel::Affiliates, "affiliate medium"),
+            (
+                "partner",
+                "affiliate",
+                "",
+                Channel::Affiliates,
+                "affiliate medium",
+            ),
             ("spotify", "audio", "", Channel::Audio, "audio medium"),
             ("sms", "(not set)", "", Channel::Sms, "sms source"),
             ("attentive", "sms", "", Channel::Sms, "sms medium"),
-            ("app", "push", "", Channel::MobilePushNotifications, "medium ends with push"),
-            ("app", "mobile-alert", "", Channel::MobilePushNotifications, "medium contains mobile"),
-            ("app", "notification", "", Channel::MobilePushNotifications, "medium contains notification"),
-            ("firebase", "(not set)", "", Channel::MobilePushNotifications, "firebase source"),
-            ("partner", "weird", "", Channel::Unassigned, "nothing matches"),
-            ("(direct)", "qr", "", Channel::Unassigned, "direct source with a medium is not direct"),
+            (
+                "app",
+                "push",
+                "",
+                Channel::MobilePushNotifications,
+                "medium ends with push",
+            ),
+            (
+                "app",
+                "mobile-alert",
+                "",
+                Channel::MobilePushNotifications,
+                "medium contains mobile",
+            ),
+            (
+                "app",
+                "notification",
+                "",
+                Channel::MobilePushNotifications,
+                "medium contains notification",
+            ),
+            (
+                "firebase",
+                "(not set)",
+                "",
+                Channel::MobilePushNotifications,
+                "firebase source",
+            ),
+            (
+                "partner",
+                "weird",
+                "",
+                Channel::Unassigned,
+                "nothing matches",
+            ),
+            (
+                "(direct)",
+                "qr",
+                "",
+                Channel::Unassigned,
+                "direct source with a medium is not direct",
+            ),
         ];
         for (source, medium, campaign, expected, why) in cases {
             assert_eq!(
@@ -316,13 +491,22 @@ mod tests {
 
     #[test]
     fn hosts_resolve_to_listed_sources() {
-        assert_eq!(lookup_host("www.google.co.uk").map(|h| h.0), Some("google".into()));
         assert_eq!(
-            lookup_host("m.facebook.com"),
+            lookup_host("www.google.co.uk").map(|h| h.0),
+            Some("google".into())
+        );
+        assert_eq!(
+            lookup_host("shops.facebook.com"),
             Some(("facebook.com".into(), SourceCategory::Social))
         );
-        assert_eq!(lookup_host("x.com").map(|h| h.1), Some(SourceCategory::Social));
+        assert_eq!(
+            lookup_host("x.com").map(|h| h.1),
+            Some(SourceCategory::Social)
+        );
         assert_eq!(lookup_host("blog.example.org"), None);
-        assert_eq!(lookup_host("www.youtube.com").map(|h| h.1), Some(SourceCategory::Video));
+        assert_eq!(
+            lookup_host("www.youtube.com").map(|h| h.1),
+            Some(SourceCategory::Video)
+        );
     }
 }

@@ -276,7 +276,11 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
         .clamp(0, 30 * 60 * 1000);
 
     if ctx.key_kind == KeyKind::Write && (input.ip.is_some() || input.user_agent.is_some()) {
-        let field = if input.ip.is_some() { "ip" } else { "user_agent" };
+        let field = if input.ip.is_some() {
+            "ip"
+        } else {
+            "user_agent"
+        };
         return Err(EventError::new(
             "secret_key_required",
             format!("{field} can only be set by server-side calls with a secret key"),
@@ -300,13 +304,18 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
     // visits is kept (SPEC §9).
     let identifiable = consent_analytics && !gpc;
 
-    let user_id = optional_text(input.user_id.map(IdInput::into_string), "user_id", limits::MAX_ID)?
-        .filter(|id| !is_placeholder_id(id));
+    let user_id = optional_text(
+        input.user_id.map(IdInput::into_string),
+        "user_id",
+        limits::MAX_ID,
+    )?
+    .filter(|id| !is_placeholder_id(id));
     let email = optional_text(input.email, "email", 320)?;
     let email_hash = match email {
-        Some(email) => Some(EmailHash::of(&ctx.settings.hash_key, &email).ok_or_else(|| {
-            EventError::new("invalid_field", "email: not an email address")
-        })?),
+        Some(email) => Some(
+            EmailHash::of(&ctx.settings.hash_key, &email)
+                .ok_or_else(|| EventError::new("invalid_field", "email: not an email address"))?,
+        ),
         None => None,
     };
     let creative_id = optional_text(
@@ -329,12 +338,13 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
     .map(|ua| ua.chars().take(limits::MAX_USER_AGENT).collect::<String>());
     let is_bot = user_agent.as_deref().is_none_or(is_bot_user_agent);
 
-    let ip = match input.ip {
-        Some(ip) => Some(ip.trim().parse::<IpAddr>().map_err(|_| {
-            EventError::new("invalid_field", "ip: not an IPv4 or IPv6 address")
-        })?),
-        None => ctx.client_ip,
-    };
+    let ip =
+        match input.ip {
+            Some(ip) => Some(ip.trim().parse::<IpAddr>().map_err(|_| {
+                EventError::new("invalid_field", "ip: not an IPv4 or IPv6 address")
+            })?),
+            None => ctx.client_ip,
+        };
 
     Ok(AcceptedEvent {
         company_id: ctx.settings.company_id,
@@ -467,7 +477,10 @@ fn optional_text(
 
 fn parse_page(url: String, referrer: Option<&str>) -> Result<Page, EventError> {
     let parsed = Url::parse(&url).map_err(|e| {
-        EventError::new("invalid_field", format!("page_url: not an absolute URL ({e})"))
+        EventError::new(
+            "invalid_field",
+            format!("page_url: not an absolute URL ({e})"),
+        )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(EventError::new(

@@ -83,8 +83,7 @@ async fn resolve_tenant(
     if tenant.kind == KeyKind::Secret && !via_header {
         // A secret key in a URL ends up in logs and browser history.
         return Err(ApiError::BadRequest(
-            "secret keys go in the Authorization header, never in the URL; revoke this key"
-                .into(),
+            "secret keys go in the Authorization header, never in the URL; revoke this key".into(),
         ));
     }
     Ok(tenant)
@@ -317,7 +316,10 @@ async fn ingest(
         }
     }
     if accepted.is_empty() {
-        let first = rejected[0]["error"].as_str().unwrap_or_default().to_string();
+        let first = rejected[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let message = if total == 1 {
             first
         } else {
@@ -356,9 +358,8 @@ async fn ingest(
         .into_response();
     if let Some(visitor_id) = visitor_id {
         // Keeps the id when `/e` is served on the site's own domain (a first-party cookie).
-        let cookie = format!(
-            "{VISITOR_COOKIE}={visitor_id}; Path=/; Max-Age=34560000; SameSite=Lax"
-        );
+        let cookie =
+            format!("{VISITOR_COOKIE}={visitor_id}; Path=/; Max-Age=34560000; SameSite=Lax");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }
@@ -371,7 +372,10 @@ const SNIPPET: &str = include_str!("../../assets/lux.js");
 async fn snippet() -> Response {
     (
         [
-            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         SNIPPET,

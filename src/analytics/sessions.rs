@@ -250,7 +250,9 @@ pub async fn store(
     .bind(text(&|s| Some(page(s).traffic.source.clone())))
     .bind(text(&|s| Some(page(s).traffic.medium.clone())))
     .bind(text(&|s| page(s).traffic.campaign.clone()))
-    .bind(text(&|s| Some(page(s).traffic.channel.as_str().to_string())))
+    .bind(text(&|s| {
+        Some(page(s).traffic.channel.as_str().to_string())
+    }))
     .bind(text(&|s| page(s).landing.utm.source.clone()))
     .bind(text(&|s| page(s).landing.utm.medium.clone()))
     .bind(text(&|s| page(s).landing.utm.campaign.clone()))

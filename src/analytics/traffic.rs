@@ -154,8 +154,14 @@ fn source_and_medium(
     if utm.source.is_some() || utm.medium.is_some() || utm.campaign.is_some() {
         let not_set = || "(not set)".to_string();
         return (
-            utm.source.as_deref().map(str::to_lowercase).unwrap_or_else(not_set),
-            utm.medium.as_deref().map(str::to_lowercase).unwrap_or_else(not_set),
+            utm.source
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_else(not_set),
+            utm.medium
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_else(not_set),
         );
     }
     let ids = &landing.click_ids;
@@ -217,7 +223,10 @@ mod tests {
             "https://shop.test/?utm_source=Newsletter&utm_medium=email&utm_campaign=bf",
             Some("https://www.google.com/"),
         );
-        assert_eq!((t.source.as_str(), t.medium.as_str()), ("newsletter", "email"));
+        assert_eq!(
+            (t.source.as_str(), t.medium.as_str()),
+            ("newsletter", "email")
+        );
         assert_eq!(t.campaign.as_deref(), Some("bf"));
         assert_eq!(t.channel, Channel::Email);
     }
@@ -225,13 +234,48 @@ mod tests {
     #[test]
     fn referrer_only_cases() {
         let cases = [
-            ("https://www.google.com/search?q=x", "google", "organic", Channel::OrganicSearch),
-            ("https://www.bing.com/", "bing", "organic", Channel::OrganicSearch),
-            ("https://duckduckgo.com/", "duckduckgo", "organic", Channel::OrganicSearch),
-            ("https://l.facebook.com/l.php", "l.facebook.com", "referral", Channel::OrganicSocial),
-            ("https://t.co/abc", "t.co", "referral", Channel::OrganicSocial),
-            ("https://www.youtube.com/watch", "youtube.com", "referral", Channel::OrganicVideo),
-            ("https://blog.example.org/post", "blog.example.org", "referral", Channel::Referral),
+            (
+                "https://www.google.com/search?q=x",
+                "google",
+                "organic",
+                Channel::OrganicSearch,
+            ),
+            (
+                "https://www.bing.com/",
+                "bing",
+                "organic",
+                Channel::OrganicSearch,
+            ),
+            (
+                "https://duckduckgo.com/",
+                "duckduckgo",
+                "organic",
+                Channel::OrganicSearch,
+            ),
+            (
+                "https://l.facebook.com/l.php",
+                "l.facebook.com",
+                "referral",
+                Channel::OrganicSocial,
+            ),
+            (
+                "https://t.co/abc",
+                "t.co",
+                "referral",
+                Channel::OrganicSocial,
+            ),
+            (
+                "https://www.youtube.com/watch",
+                "youtube.com",
+                "referral",
+                Channel::OrganicVideo,
+            ),
+            (
+                "https://blog.example.org/post",
+                "blog.example.org",
+                "referral",
+                Channel::Referral,
+            ),
         ];
         for (referrer, source, medium, channel) in cases {
             let t = source_of("https://shop.test/p", Some(referrer));
@@ -254,10 +298,22 @@ mod tests {
 
     #[test]
     fn click_ids_without_utms_mean_paid_traffic_except_fbclid() {
-        assert_eq!(source_of("https://shop.test/?gclid=abc", None).channel, Channel::PaidSearch);
-        assert_eq!(source_of("https://shop.test/?msclkid=abc", None).channel, Channel::PaidSearch);
-        assert_eq!(source_of("https://shop.test/?ttclid=abc", None).channel, Channel::PaidSocial);
-        let fb = source_of("https://shop.test/?fbclid=abc", Some("https://m.facebook.com/"));
+        assert_eq!(
+            source_of("https://shop.test/?gclid=abc", None).channel,
+            Channel::PaidSearch
+        );
+        assert_eq!(
+            source_of("https://shop.test/?msclkid=abc", None).channel,
+            Channel::PaidSearch
+        );
+        assert_eq!(
+            source_of("https://shop.test/?ttclid=abc", None).channel,
+            Channel::PaidSocial
+        );
+        let fb = source_of(
+            "https://shop.test/?fbclid=abc",
+            Some("https://m.facebook.com/"),
+        );
         assert_eq!(fb.channel, Channel::OrganicSocial);
     }
 

@@ -23,7 +23,9 @@ use crate::identity::{self, IdentityKey};
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Stored { session_id: Option<Uuid> },
+    Stored {
+        session_id: Option<Uuid>,
+    },
     /// Already stored by an earlier request (a retry) or earlier in the same batch.
     Duplicate,
     /// The person (or visitor) asked not to be tracked.
@@ -293,7 +295,9 @@ async fn suppressed_events(
         .map(|e| {
             is("visitor", e.visitor_id.to_string())
                 || e.user_id.clone().is_some_and(|u| is("user", u))
-                || e.email_hash.as_ref().is_some_and(|h| is("email", h.to_hex()))
+                || e.email_hash
+                    .as_ref()
+                    .is_some_and(|h| is("email", h.to_hex()))
         })
         .collect())
 }
@@ -325,7 +329,9 @@ async fn claim_event_ids(
     Ok(claimed.into_iter().collect())
 }
 
-fn earliest_per_visitor(events: &[&AcceptedEvent]) -> (Vec<Uuid>, Vec<chrono::DateTime<chrono::Utc>>) {
+fn earliest_per_visitor(
+    events: &[&AcceptedEvent],
+) -> (Vec<Uuid>, Vec<chrono::DateTime<chrono::Utc>>) {
     let mut earliest: HashMap<Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
     for e in events {
         earliest
@@ -371,8 +377,18 @@ async fn insert_raw_events(
     .bind(col(&|e| Some(e.event_name.clone())))
     .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.client_occurred_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.client_occurred_at.is_some()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.client_occurred_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.client_occurred_at.is_some())
+            .collect::<Vec<_>>(),
+    )
     .bind(events.iter().map(|e| e.visitor_id).collect::<Vec<_>>())
     .bind(session_ids)
     .bind(col(&|e| e.user_id.clone()))
@@ -399,12 +415,27 @@ async fn insert_raw_events(
     .bind(click(&|c| c.ttclid.clone()))
     .bind(click(&|c| c.li_fat_id.clone()))
     .bind(col(&|e| e.creative_id.clone()))
-    .bind(events.iter().map(|e| e.consent_analytics).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.consent_marketing).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.consent_analytics)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.consent_marketing)
+            .collect::<Vec<_>>(),
+    )
     .bind(events.iter().map(|e| e.gpc).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.is_bot).collect::<Vec<_>>())
     .bind(col(&|e| Some(e.key_kind.as_str().to_string())))
-    .bind(events.iter().map(|e| e.properties.clone()).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.properties.clone())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -112,13 +112,20 @@ impl EmbeddedPostgres {
 
     fn pg_ctl_start(&self) -> anyhow::Result<()> {
         let pgdata = self.pgdata.to_string_lossy().into_owned();
-        let log = self.pgdata.join("server.log").to_string_lossy().into_owned();
+        let log = self
+            .pgdata
+            .join("server.log")
+            .to_string_lossy()
+            .into_owned();
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port, pgdata
         );
         let output = self
-            .command("pg_ctl", &["-D", &pgdata, "-l", &log, "-o", &opts, "-w", "start"])
+            .command(
+                "pg_ctl",
+                &["-D", &pgdata, "-l", &log, "-o", &opts, "-w", "start"],
+            )
             .output()
             .context("running pg_ctl start")?;
         if !output.status.success() {
@@ -135,7 +142,10 @@ impl EmbeddedPostgres {
     /// The port of a server already running on this data folder, if any.
     fn running_port(&self) -> Option<u16> {
         let pgdata = self.pgdata.to_string_lossy().into_owned();
-        let status = self.command("pg_ctl", &["-D", &pgdata, "status"]).output().ok()?;
+        let status = self
+            .command("pg_ctl", &["-D", &pgdata, "status"])
+            .output()
+            .ok()?;
         if !status.status.success() {
             return None;
         }
@@ -165,7 +175,10 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         if has_tools(&dir) {
             return Ok(dir);
         }
-        bail!("LUX_PG_BIN={} holds no initdb/pg_ctl. {INSTALL_HINT}", dir.display());
+        bail!(
+            "LUX_PG_BIN={} holds no initdb/pg_ctl. {INSTALL_HINT}",
+            dir.display()
+        );
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

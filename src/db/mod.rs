@@ -15,7 +15,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects as the owner (the role in `DATABASE_URL`): for migrations and admin commands.
 pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid postgres URL")?;
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid postgres URL")?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -30,7 +32,9 @@ pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<Pg
 /// `connect_lazy` so the service starts (and answers `/readyz` 503) while the database is down,
 /// and reconnects by itself when it comes back.
 pub fn connect_app(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid postgres URL")?;
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid postgres URL")?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)

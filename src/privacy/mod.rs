@@ -101,8 +101,7 @@ impl EmailHash {
     pub fn of(company_key: &[u8], email: &str) -> Option<EmailHash> {
         let normalised = email.trim().to_lowercase();
         let (local, domain) = normalised.split_once('@')?;
-        if local.is_empty() || domain.is_empty() || domain.contains('@') || normalised.len() > 320
-        {
+        if local.is_empty() || domain.is_empty() || domain.contains('@') || normalised.len() > 320 {
             return None;
         }
         Some(EmailHash(hmac(company_key, &[normalised.as_bytes()])))
@@ -122,8 +121,26 @@ impl EmailHash {
 /// them would merge every anonymous user into one person, so they are treated as absent.
 pub fn is_placeholder_id(id: &str) -> bool {
     const PLACEHOLDERS: &[&str] = &[
-        "", "null", "undefined", "nil", "none", "nan", "anonymous", "anon", "guest", "unknown",
-        "0", "-1", "false", "true", "[object object]", "n/a", "na", "-", "user", "test",
+        "",
+        "null",
+        "undefined",
+        "nil",
+        "none",
+        "nan",
+        "anonymous",
+        "anon",
+        "guest",
+        "unknown",
+        "0",
+        "-1",
+        "false",
+        "true",
+        "[object object]",
+        "n/a",
+        "na",
+        "-",
+        "user",
+        "test",
         "00000000-0000-0000-0000-000000000000",
     ];
     let id = id.trim().to_ascii_lowercase();

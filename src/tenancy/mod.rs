@@ -173,8 +173,12 @@ pub struct Tenant {
 pub struct Tenancy {
     pool: PgPool,
     ttl: Duration,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Option<Tenant>)>>,
+    cache: Mutex<HashMap<KeyHash, CachedTenant>>,
 }
+
+type KeyHash = [u8; 32];
+/// When a key was resolved, and to what (`None`: unknown key).
+type CachedTenant = (Instant, Option<Tenant>);
 
 /// Bound on cached keys; past it the cache is simply cleared.
 const MAX_CACHED_KEYS: usize = 100_000;
@@ -273,7 +277,9 @@ mod tests {
         assert!(NewCompany::parse("", "UTC", "USD", vec![]).is_err());
         assert!(NewCompany::parse("Shop", "Mars/Olympus", "USD", vec![]).is_err());
         assert!(NewCompany::parse("Shop", "UTC", "US", vec![]).is_err());
-        assert!(NewCompany::parse("Shop", "UTC", "USD", vec!["https://a.test/path".into()]).is_err());
+        assert!(
+            NewCompany::parse("Shop", "UTC", "USD", vec!["https://a.test/path".into()]).is_err()
+        );
         let ok = NewCompany::parse("Shop", "UTC", "USD", vec!["https://a.test/".into()]).unwrap();
         assert_eq!(ok.allowed_origins, vec!["https://a.test".to_string()]);
     }

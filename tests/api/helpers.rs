@@ -1,0 +1,266 @@
+//! The test harness: a fresh database per test, the real app on port 0, typed helpers.
+
+use std::time::Duration;
+
+use lux::http::HttpOptions;
+use lux::server::{RunningServer, ServeOptions};
+use lux::tenancy::{CreatedCompany, NewCompany};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A browser's user agent, so events are not flagged as bots.
+pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// The server URL tests create their databases on (`scripts/test` sets it).
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must point at a PostgreSQL server for the tests; ./scripts/test starts one",
+    )
+}
+
+/// A fresh, empty database on the test server.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let server = server_url();
+        let name = format!("lux_test_{}", Uuid::new_v4().simple());
+        let admin = PgPool::connect(&server)
+            .await
+            .expect("connect to test server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let mut url = url::Url::parse(&server).expect("DATABASE_URL is a URL");
+        url.set_path(&name);
+        TestDb {
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    /// A pool connected as the owner (bypasses row-level security: for assertions).
+    pub async fn owner(&self) -> PgPool {
+        PgPool::connect(&self.url).await.expect("connect as owner")
+    }
+}
+
+pub struct Company {
+    pub id: Uuid,
+    pub write_key: String,
+    pub secret_key: String,
+}
+
+impl From<CreatedCompany> for Company {
+    fn from(c: CreatedCompany) -> Self {
+        Company {
+            id: c.company_id,
+            write_key: c.write_key,
+            secret_key: c.secret_key,
+        }
+    }
+}
+
+pub struct TestApp {
+    #[allow(dead_code)]
+    pub db: TestDb,
+    pub owner: PgPool,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub company: Company,
+    server: Option<RunningServer>,
+}
+
+pub fn test_options() -> ServeOptions {
+    ServeOptions {
+        bind: ([127, 0, 0, 1], 0).into(),
+        http: HttpOptions {
+            trust_proxy: true,
+            dev_page: true,
+        },
+        // Settings changes (tracking off) must show at once in tests.
+        key_cache_ttl: Duration::ZERO,
+        pool_size: 4,
+        ..ServeOptions::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(test_options()).await
+    }
+
+    pub async fn spawn_with(options: ServeOptions) -> TestApp {
+        let db = TestDb::new().await;
+        let server = lux::server::start(&db.url, options)
+            .await
+            .expect("start the service");
+        let owner = db.owner().await;
+        let company = create_company(&owner, "Acme").await;
+        TestApp {
+            base: format!("http://{}", server.addr),
+            db,
+            owner,
+            client: reqwest::Client::new(),
+            company,
+            server: Some(server),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("clean stop");
+        }
+    }
+
+    /// Posts a JSON body with a write key, as a browser would.
+    pub async fn post_events(&self, body: &Value) -> (StatusCode, Value) {
+        self.post_with_key(&self.company.write_key, body).await
+    }
+
+    pub async fn post_with_key(&self, write_key: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/e?key={write_key}", self.base))
+            .header("content-type", "text/plain")
+            .header("user-agent", BROWSER_UA)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    /// Posts with the secret key, as a server would.
+    pub async fn post_server_events(&self, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}/e", self.base))
+            .bearer_auth(&self.company.secret_key)
+            .header("user-agent", BROWSER_UA)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&self.owner)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer is not JSON ({status}): {text}"));
+    (status, json)
+}
+
+pub async fn create_company(owner: &PgPool, name: &str) -> Company {
+    let new = NewCompany::parse(name, "Europe/Paris", "EUR", vec![]).expect("valid company");
+    lux::tenancy::create_company(owner, new)
+        .await
+        .expect("create company")
+        .into()
+}
+
+/// A page view at `at` (RFC 3339) for `visitor` on `url`, for server-side posting.
+pub fn page_view(visitor: Uuid, url: &str, at: &str) -> Value {
+    json!({
+        "event_id": Uuid::now_v7(),
+        "event_name": "page_view",
+        "visitor_id": visitor,
+        "page_url": url,
+        "occurred_at": at,
+    })
+}
+
+/// RFC 3339 time `minutes` after a fixed base one day ago (inside the backfill window).
+pub fn at_minute(minutes: i64) -> String {
+    let base = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        - chrono::Duration::days(1);
+    (base + chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
+/// `lux serve` as a separate process (the real binary), killed when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Starts the binary on a free port against `database_url`; stderr (the logs) goes to
+    /// `log` when given.
+    pub async fn spawn(database_url: &str, args: &[&str], log: Option<&std::path::Path>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stderr = match log {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path).unwrap()),
+            None => std::process::Stdio::null(),
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--key-cache-seconds",
+                "0",
+            ])
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn lux serve");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(&base).await;
+        ServeProcess { child, base }
+    }
+
+    /// SIGTERM, then wait: the graceful path.
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn wait_healthy(base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not become healthy");
+}

@@ -1,0 +1,13 @@
+//! API tests: the real service on a free port, against a fresh PostgreSQL database per test.
+//! All in one binary, so the crate links once.
+
+mod append_only;
+mod bad_input;
+mod embedded;
+mod helpers;
+mod identity;
+mod ingest;
+mod privacy;
+mod sessions;
+mod snippet;
+mod tenancy;

@@ -1,0 +1,234 @@
+//! The snippet in a real headless Chromium (Debian's package): page views, SPA navigation,
+//! `lux.track` and `lux.identify` arrive as rows; with GPC nothing persistent is kept.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{BROWSER_UA, TestApp};
+
+fn chromium() -> &'static str {
+    for candidate in [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ] {
+        if Path::new(candidate).exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "headless Chromium is required for the snippet tests: apt-get install chromium (.ci/run does)"
+    );
+}
+
+/// Loads `url` in headless Chromium with the given profile and returns the final DOM.
+fn load_page(url: &str, profile: &Path) -> String {
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            &format!("--user-agent={BROWSER_UA}"),
+            &format!("--user-data-dir={}", profile.display()),
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The JSON the dev page writes into `#status`.
+fn page_status(dom: &str) -> Value {
+    let start =
+        dom.find("<pre id=\"status\">").expect("status element") + "<pre id=\"status\">".len();
+    let end = start + dom[start..].find("</pre>").expect("end of status");
+    let text = dom[start..end]
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("status is not JSON: {text}"))
+}
+
+async fn wait_for_rows(app: &TestApp, sql: &str, want: i64) -> i64 {
+    let mut n = 0;
+    for _ in 0..100 {
+        n = app.count(sql).await;
+        if n >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n
+}
+
+/// event name, visitor id, page URL, user id, bot flag.
+type StoredEvent = (String, String, Option<String>, Option<String>, bool);
+
+fn profile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lux-chromium-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn page_views_spa_navigation_track_and_identify_arrive_from_a_real_browser() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("snippet");
+    let url = format!("{}/dev?key={}&auto=1", app.base, app.company.write_key);
+    let dom = tokio::task::spawn_blocking({
+        let (url, profile) = (url.clone(), profile.clone());
+        move || load_page(&url, &profile)
+    })
+    .await
+    .unwrap();
+    let status = page_status(&dom);
+    assert_eq!(status["note"], "done", "{status}");
+    let visitor = status["visitor_id"]
+        .as_str()
+        .expect("a persistent visitor id")
+        .to_string();
+    assert!(status["cookie"].as_str().unwrap().contains(&visitor));
+
+    let rows = wait_for_rows(&app, "SELECT count(*) FROM raw_events", 4).await;
+    assert!(rows >= 4, "rows: {rows}");
+    let events: Vec<StoredEvent> = sqlx::query_as(
+        "SELECT event_name, visitor_id::text, page_url, user_id, is_bot FROM raw_events ORDER BY occurred_at, event_name",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "page_view").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.contains(&"add_to_cart"), "{names:?}");
+    assert!(names.contains(&"identify"), "{names:?}");
+    assert!(
+        events.iter().all(|e| e.1 == visitor),
+        "one visitor: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.2.as_deref().is_some_and(|u| u.contains("/dev/spa-page")))
+    );
+    assert!(events.iter().any(|e| e.3.as_deref() == Some("user-42")));
+    assert!(events.iter().all(|e| !e.4), "a real browser is not a bot");
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM identity_keys WHERE key_kind = 'email'")
+            .await,
+        1
+    );
+
+    // A second visit with the same browser profile keeps the visitor id.
+    let dom = tokio::task::spawn_blocking(move || load_page(&url, &profile))
+        .await
+        .unwrap();
+    assert_eq!(page_status(&dom)["visitor_id"], visitor.as_str());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("gpc");
+    let url = format!(
+        "{}/dev?key={}&auto=1&gpc=1",
+        app.base, app.company.write_key
+    );
+    let mut visitors = Vec::new();
+    for _ in 0..2 {
+        let dom = tokio::task::spawn_blocking({
+            let (url, profile) = (url.clone(), profile.clone());
+            move || load_page(&url, &profile)
+        })
+        .await
+        .unwrap();
+        let status = page_status(&dom);
+        assert_eq!(status["note"], "done", "{status}");
+        assert_eq!(status["gpc"], true);
+        assert!(
+            status["visitor_id"].is_null(),
+            "nothing in localStorage: {status}"
+        );
+        assert!(
+            !status["cookie"].as_str().unwrap().contains("lux_vid"),
+            "{status}"
+        );
+        visitors.push(());
+    }
+    let rows = wait_for_rows(&app, "SELECT count(*) FROM raw_events", 6).await;
+    assert!(rows >= 6, "rows: {rows}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_events WHERE NOT gpc")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM raw_events WHERE user_id IS NOT NULL OR ip_hash IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_events WHERE event_name = 'identify'")
+            .await,
+        0,
+        "identify is not sent"
+    );
+    // No two requests share a visitor id, so the two visits cannot be linked.
+    let distinct = app
+        .count("SELECT count(DISTINCT visitor_id) FROM raw_events")
+        .await;
+    assert_eq!(distinct, rows, "every request got a throwaway visitor id");
+    assert_eq!(app.count("SELECT count(*) FROM identity_keys").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_snippet_is_small() {
+    let app = TestApp::spawn().await;
+    let js = app
+        .client
+        .get(format!("{}/lux.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    let body = js.bytes().await.unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&body).unwrap();
+    let gzipped = gz.finish().unwrap().len();
+    println!("lux.js: {} bytes, {gzipped} bytes gzipped", body.len());
+    assert!(
+        gzipped < 2048,
+        "the snippet must stay under 2 KB gzipped, it is {gzipped}"
+    );
+    app.stop().await;
+}
