@@ -191,14 +191,14 @@ async fn create_database_if_missing(cluster: &EmbeddedPostgres) -> anyhow::Resul
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Database::open(cli.database_url, &cli.data_dir).await?;
-    let result = run_command(cli.command, &db.url).await;
+    let result = run_command(cli.command, &db.url, db.embedded.is_some()).await;
     db.close();
     result
 }
 
-async fn run_command(command: Command, url: &str) -> anyhow::Result<()> {
+async fn run_command(command: Command, url: &str, embedded: bool) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(args, url).await,
+        Command::Serve(args) => serve(args, url, embedded).await,
         Command::Migrate => {
             let owner = lux::db::connect_owner(url, 1).await?;
             lux::db::migrate(&owner).await?;
@@ -210,7 +210,12 @@ async fn run_command(command: Command, url: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs, url: &str) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, url: &str, embedded: bool) -> anyhow::Result<()> {
+    let first_site = if embedded {
+        create_first_site(url).await?
+    } else {
+        None
+    };
     let options = ServeOptions {
         bind: args.bind,
         http: HttpOptions {
@@ -227,7 +232,30 @@ async fn serve(args: ServeArgs, url: &str) -> anyhow::Result<()> {
     };
     let server = lux::server::start(url, options).await?;
     eprintln!("lux: listening on http://{}", server.addr);
+    if let Some(site) = first_site {
+        eprintln!(
+            "lux: created a first company for you (keys shown once):\n{}\n\
+             lux: see the snippet working at http://{}/dev?key={} (needs --dev-page)",
+            serde_json::to_string_pretty(&site)?,
+            server.addr,
+            site.write_key
+        );
+    }
     server.wait().await
+}
+
+/// On the embedded cluster's first run there is no company yet: make one, so a new user can
+/// try the snippet at once. Never done against a DATABASE_URL server.
+async fn create_first_site(url: &str) -> anyhow::Result<Option<lux::tenancy::CreatedCompany>> {
+    let owner = owner_pool(url).await?;
+    let created = if lux::tenancy::list_companies(&owner).await?.is_empty() {
+        let new = lux::tenancy::NewCompany::parse("My first site", "UTC", "USD", vec![])?;
+        Some(lux::tenancy::create_company(&owner, new).await?)
+    } else {
+        None
+    };
+    owner.close().await;
+    Ok(created)
 }
 
 async fn owner_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
