@@ -15,4 +15,5 @@ pub mod http;
 pub mod identity;
 pub mod privacy;
 pub mod server;
+pub mod telemetry;
 pub mod tenancy;

@@ -128,7 +128,8 @@ fn main() -> ExitCode {
 
 /// JSON logs to stderr (stdout is for command output). `RUST_LOG` overrides the level.
 fn init_logging(serving: bool) {
-    let default = if serving { "info" } else { "warn" };
+    // sqlx reports "relation already exists, skipping" notices at info: noise.
+    let default = if serving { "info,sqlx=warn" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -216,6 +217,7 @@ async fn serve(args: ServeArgs, url: &str, embedded: bool) -> anyhow::Result<()>
     } else {
         None
     };
+    let dev_page = args.dev_page;
     let options = ServeOptions {
         bind: args.bind,
         http: HttpOptions {
@@ -234,11 +236,17 @@ async fn serve(args: ServeArgs, url: &str, embedded: bool) -> anyhow::Result<()>
     eprintln!("lux: listening on http://{}", server.addr);
     if let Some(site) = first_site {
         eprintln!(
-            "lux: created a first company for you (keys shown once):\n{}\n\
-             lux: see the snippet working at http://{}/dev?key={} (needs --dev-page)",
-            serde_json::to_string_pretty(&site)?,
-            server.addr,
-            site.write_key
+            "lux: created a first company for you (keys shown once):\n{}",
+            serde_json::to_string_pretty(&site)?
+        );
+        let hint = if dev_page {
+            ""
+        } else {
+            " (start with --dev-page)"
+        };
+        eprintln!(
+            "lux: see the snippet working at http://{}/dev?key={}{hint}",
+            server.addr, site.write_key
         );
     }
     server.wait().await

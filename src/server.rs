@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::analytics::writer::{Writer, WriterConfig};
 use crate::http::{self, AppState, HttpOptions};
 use crate::privacy::IpHasher;
+use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
 
 #[derive(Debug, Clone)]
@@ -71,12 +72,15 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
     crate::db::ensure_partitions(&pool)
         .await
         .context("creating raw_events partitions")?;
-    let (writer, writer_tasks) = Writer::start(pool.clone(), options.writer.clone());
+    let metrics = IngestMetrics::new();
+    let (writer, writer_tasks) =
+        Writer::start(pool.clone(), options.writer.clone(), metrics.clone());
     let state = AppState {
         pool: pool.clone(),
         tenancy: Arc::new(Tenancy::new(pool.clone(), options.key_cache_ttl)),
         writer,
         ip_hasher: Arc::new(IpHasher::new(pool.clone())),
+        metrics,
         options: Arc::new(options.http.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));

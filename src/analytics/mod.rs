@@ -175,7 +175,15 @@ async fn collect(
         ingest(&state, &tenant, peer, &headers, raw_events).await
     }
     .await;
-    with_cors(result.unwrap_or_else(IntoResponse::into_response), origin)
+    let response = result.unwrap_or_else(|error| {
+        match error {
+            ApiError::Overloaded => state.metrics.unavailable("overloaded"),
+            ApiError::Unavailable => state.metrics.unavailable("database"),
+            _ => {}
+        }
+        error.into_response()
+    });
+    with_cors(response, origin)
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, ApiError> {
@@ -312,7 +320,10 @@ async fn ingest(
     for (index, raw) in raw_events.into_iter().enumerate() {
         match event::accept(raw, &ctx) {
             Ok(event) => accepted.push(event),
-            Err(error) => rejected.push(json!({ "index": index, "error": error.message })),
+            Err(error) => {
+                state.metrics.reject(error.code);
+                rejected.push(json!({ "index": index, "error": error.message }));
+            }
         }
     }
     if accepted.is_empty() {
@@ -338,6 +349,14 @@ async fn ingest(
         SubmitError::Unavailable => ApiError::Unavailable,
     })?;
     let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
+    let (stored, duplicates) = (
+        count(|o| matches!(o, Outcome::Stored { .. })),
+        count(|o| matches!(o, Outcome::Duplicate)),
+    );
+    let suppressed = outcomes.len() - stored - duplicates;
+    state.metrics.stored.inc_by(stored as u64);
+    state.metrics.duplicates.inc_by(duplicates as u64);
+    state.metrics.suppressed.inc_by(suppressed as u64);
     let session_id = outcomes.iter().find_map(|o| match o {
         Outcome::Stored { session_id } => *session_id,
         _ => None,
@@ -347,9 +366,9 @@ async fn ingest(
         StatusCode::ACCEPTED,
         axum::Json(json!({
             "accepted": outcomes.len(),
-            "stored": count(|o| matches!(o, Outcome::Stored { .. })),
-            "duplicates": count(|o| matches!(o, Outcome::Duplicate)),
-            "suppressed": count(|o| matches!(o, Outcome::Suppressed)),
+            "stored": stored,
+            "duplicates": duplicates,
+            "suppressed": suppressed,
             "visitor_id": visitor_id,
             "session_id": session_id,
             "rejected": rejected,

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::event::AcceptedEvent;
 use super::sessions;
 use crate::identity::{self, IdentityKey};
+use crate::telemetry::IngestMetrics;
 
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,19 +73,30 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer tasks. They stop when every `Writer` handle is dropped and the queue
     /// is drained, which is how shutdown flushes.
-    pub fn start(pool: PgPool, config: WriterConfig) -> (Writer, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start(
+        pool: PgPool,
+        config: WriterConfig,
+        metrics: Arc<IngestMetrics>,
+    ) -> (Writer, Vec<tokio::task::JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
+        metrics.queue_capacity.set(config.queue_capacity as i64);
         let tasks = (0..config.writers.max(1))
             .map(|_| {
                 tokio::spawn(run_writer(
                     pool.clone(),
                     receiver.clone(),
                     config.max_batch_rows,
+                    metrics.clone(),
                 ))
             })
             .collect();
         (Writer { queue }, tasks)
+    }
+
+    /// Requests waiting for a writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Queues the events and waits until they are committed.
@@ -103,7 +115,12 @@ impl Writer {
     }
 }
 
-async fn run_writer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_rows: usize) {
+async fn run_writer(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_rows: usize,
+    metrics: Arc<IngestMetrics>,
+) {
     loop {
         let jobs = {
             let mut receiver = receiver.lock().await;
@@ -124,7 +141,13 @@ async fn run_writer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max
             }
             jobs
         };
+        let started = std::time::Instant::now();
+        let events: usize = jobs.iter().map(|j| j.events.len()).sum();
         write_jobs(&pool, jobs).await;
+        metrics.batch_events.observe(events as f64);
+        metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 

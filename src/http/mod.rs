@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::analytics::{self, writer::Writer};
 use crate::privacy::IpHasher;
+use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
 pub use error::ApiError;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub tenancy: Arc<Tenancy>,
     pub writer: Writer,
     pub ip_hasher: Arc<IpHasher>,
+    pub metrics: Arc<IngestMetrics>,
     pub options: Arc<HttpOptions>,
 }
 
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(analytics::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -62,6 +65,22 @@ pub fn router(state: AppState) -> Router {
 /// The process is up.
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data.
+async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics
+        .queue_depth
+        .set(state.writer.queue_depth() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&state.pool),
+    )
+        .into_response()
 }
 
 /// The database answers.

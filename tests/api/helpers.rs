@@ -99,7 +99,13 @@ impl TestApp {
 
     pub async fn spawn_with(options: ServeOptions) -> TestApp {
         let db = TestDb::new().await;
-        let server = lux::server::start(&db.url, options)
+        let url = db.url.clone();
+        Self::spawn_on(db, &url, options).await
+    }
+
+    /// Starts the service on `db`, reaching it through `service_url` (a proxy, say).
+    pub async fn spawn_on(db: TestDb, service_url: &str, options: ServeOptions) -> TestApp {
+        let server = lux::server::start(service_url, options)
             .await
             .expect("start the service");
         let owner = db.owner().await;

@@ -8,6 +8,7 @@ mod helpers;
 mod identity;
 mod ingest;
 mod privacy;
+mod resilience;
 mod sessions;
 mod snippet;
 mod tenancy;

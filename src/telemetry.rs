@@ -1,0 +1,152 @@
+//! Operational metrics, served at `/metrics` in the Prometheus/OpenMetrics text format:
+//! what ingestion accepted and refused and why, the writer's queue, batch sizes and flush
+//! latency, and the database pool. No label ever holds a company, a visitor or a key.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolState {
+    pub state: &'static str,
+}
+
+pub struct IngestMetrics {
+    registry: Registry,
+    pub stored: Counter,
+    pub duplicates: Counter,
+    pub suppressed: Counter,
+    /// Events refused at validation, by reason code.
+    pub rejected: Family<Reason, Counter>,
+    /// 503 answers: `overloaded` (queue full) or `database` (unavailable).
+    pub unavailable: Family<Reason, Counter>,
+    pub queue_depth: Gauge,
+    pub queue_capacity: Gauge,
+    pub batch_events: Histogram,
+    pub flush_seconds: Histogram,
+    pub pool_connections: Family<PoolState, Gauge>,
+}
+
+impl IngestMetrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("lux");
+        let stored = Counter::default();
+        let duplicates = Counter::default();
+        let suppressed = Counter::default();
+        let rejected = Family::<Reason, Counter>::default();
+        let unavailable = Family::<Reason, Counter>::default();
+        let queue_depth = Gauge::default();
+        let queue_capacity = Gauge::default();
+        let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 13));
+        let flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let pool_connections = Family::<PoolState, Gauge>::default();
+        registry.register(
+            "events_stored",
+            "Events committed to raw_events",
+            stored.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events already stored (retries), not stored again",
+            duplicates.clone(),
+        );
+        registry.register(
+            "events_suppressed",
+            "Events of suppressed people, not stored",
+            suppressed.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused as invalid, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "ingest_unavailable",
+            "Requests answered 503, by reason",
+            unavailable.clone(),
+        );
+        registry.register(
+            "ingest_queue_depth",
+            "Requests waiting for the batch writer",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "ingest_queue_capacity",
+            "Requests that may wait before /e answers 503",
+            queue_capacity.clone(),
+        );
+        registry.register(
+            "ingest_batch_events",
+            "Events per writer transaction",
+            batch_events.clone(),
+        );
+        registry.register(
+            "ingest_flush_seconds",
+            "Time to write and commit one batch",
+            flush_seconds.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state",
+            pool_connections.clone(),
+        );
+        Arc::new(IngestMetrics {
+            registry,
+            stored,
+            duplicates,
+            suppressed,
+            rejected,
+            unavailable,
+            queue_depth,
+            queue_capacity,
+            batch_events,
+            flush_seconds,
+            pool_connections,
+        })
+    }
+
+    pub fn reject(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn unavailable(&self, reason: &str) {
+        self.unavailable
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the pool gauges read now.
+    pub fn render(&self, pool: &sqlx::PgPool) -> String {
+        let size = i64::from(pool.size());
+        let idle = pool.num_idle() as i64;
+        for (state, value) in [
+            ("idle", idle),
+            ("in_use", size - idle),
+            ("max", i64::from(pool.options().get_max_connections())),
+        ] {
+            self.pool_connections
+                .get_or_create(&PoolState { state })
+                .set(value);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
