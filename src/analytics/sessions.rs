@@ -3,6 +3,8 @@
 //! - A session ends after 30 minutes without an event with a page.
 //! - Arriving through a different campaign (UTM source/medium/campaign or a new ad click id)
 //!   starts a new session even within 30 minutes; a page without campaign markers continues.
+//! - A session lasts at most 24 hours: a visitor active all day long (a kiosk, a bot) gets a
+//!   new session, and the lookup of joinable sessions stays an index range scan.
 //! - Only events with a page open or extend sessions. An event without a page (a purchase
 //!   confirmed by a server, say) joins the session active at its time, or none.
 //!
@@ -52,6 +54,11 @@ pub struct Sessionized {
 
 fn timeout() -> Duration {
     Duration::minutes(SESSION_TIMEOUT_MINUTES)
+}
+
+/// Longest a session may last; the SQL of [`load_joinable`] uses the same bound.
+fn max_length() -> Duration {
+    Duration::hours(24)
 }
 
 /// Derives a session id from the company and the event that opened it.
@@ -110,7 +117,7 @@ fn active_at(sessions: &mut [TouchedSession], t: DateTime<Utc>) -> Option<&mut T
         .iter_mut()
         .rev()
         .find(|s| s.row.started_at <= t)
-        .filter(|s| t <= s.row.last_seen_at + timeout())
+        .filter(|s| t <= s.row.last_seen_at + timeout() && t - s.row.started_at < max_length())
 }
 
 fn place_page_event(
@@ -174,11 +181,19 @@ pub async fn load_joinable(
     since: &[DateTime<Utc>],
 ) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query_as(
+        // LATERAL: one index probe per visitor, newest sessions first, whatever the
+        // planner guesses about the array's length.
         "SELECT s.session_id, s.visitor_id, s.started_at, s.last_seen_at, s.campaign_key,
                 s.page_views, s.events, s.engagement_ms
          FROM unnest($2::uuid[], $3::timestamptz[]) AS v(visitor_id, since)
-         JOIN sessions s ON s.company_id = $1 AND s.visitor_id = v.visitor_id
-                        AND s.last_seen_at >= v.since - interval '30 minutes'",
+         CROSS JOIN LATERAL (
+             SELECT * FROM sessions s
+             WHERE s.company_id = $1 AND s.visitor_id = v.visitor_id
+               AND s.last_seen_at >= v.since - interval '30 minutes'
+               AND s.started_at >= v.since - interval '24 hours'
+             ORDER BY s.started_at DESC
+             LIMIT 20
+         ) s",
     )
     .bind(company_id)
     .bind(visitors)
@@ -197,22 +212,15 @@ pub async fn store(
     let (new, old): (Vec<&TouchedSession>, Vec<&TouchedSession>) =
         sessions.iter().partition(|s| s.opened_by.is_some());
     if !old.is_empty() {
-        sqlx::query(
-            "UPDATE sessions s
-             SET last_seen_at = u.last_seen_at, page_views = u.page_views,
-                 events = u.events, engagement_ms = u.engagement_ms
-             FROM unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int8[])
-                  AS u(session_id, last_seen_at, page_views, events, engagement_ms)
-             WHERE s.company_id = $1 AND s.session_id = u.session_id",
-        )
-        .bind(company_id)
-        .bind(old.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
-        .bind(old.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
-        .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
-        .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
-        .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("SELECT lux_touch_sessions($1, $2, $3, $4, $5, $6)")
+            .bind(company_id)
+            .bind(old.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
+            .bind(old.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
+            .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
+            .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
+            .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
     }
     if new.is_empty() {
         return Ok(());

@@ -50,8 +50,10 @@ impl EmbeddedPostgres {
             cluster.port = port;
             return Ok(cluster);
         }
-        cluster.port = free_port()?;
+        cluster.port = cluster.remembered_port().unwrap_or(free_port()?);
         cluster.pg_ctl_start()?;
+        // The same port next time, so URLs printed earlier stay valid across restarts.
+        let _ = std::fs::write(cluster.port_file(), cluster.port.to_string());
         cluster.started_here = true;
         Ok(cluster)
     }
@@ -137,6 +139,20 @@ impl EmbeddedPostgres {
             );
         }
         Ok(())
+    }
+
+    fn port_file(&self) -> PathBuf {
+        self.pgdata.with_file_name("pg.port")
+    }
+
+    /// The port used last time, if it is free now.
+    fn remembered_port(&self) -> Option<u16> {
+        let port: u16 = std::fs::read_to_string(self.port_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        TcpListener::bind(("127.0.0.1", port)).ok().map(|_| port)
     }
 
     /// The port of a server already running on this data folder, if any.
