@@ -99,7 +99,9 @@ fn event(rng: &mut Rng, visitor: Uuid) -> serde_json::Value {
         url.push_str(CAMPAIGNS[rng.below(CAMPAIGNS.len())]);
         url.push_str(&rng.next().to_string());
     }
-    let referrer = roll.is_multiple_of(3).then(|| REFERRERS[rng.below(REFERRERS.len())]);
+    let referrer = roll
+        .is_multiple_of(3)
+        .then(|| REFERRERS[rng.below(REFERRERS.len())]);
     let (name, properties) = match roll {
         0..=1 => (
             "purchase",
@@ -337,14 +339,27 @@ impl Drop for Server {
     }
 }
 
-async fn fresh_database() -> (String, Option<lux::db::embedded::EmbeddedPostgres>) {
+/// A private cluster for the benchmark, removed when dropped.
+struct BenchCluster {
+    cluster: lux::db::embedded::EmbeddedPostgres,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn fresh_database() -> (String, Option<BenchCluster>) {
     let (server_url, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) => (url, None),
         Err(_) => {
             let dir = std::env::temp_dir().join(format!("lux-bench-{}", Uuid::new_v4()));
             let cluster =
                 lux::db::embedded::EmbeddedPostgres::start(&dir).expect("embedded cluster");
-            (cluster.server_url(), Some(cluster))
+            (cluster.server_url(), Some(BenchCluster { cluster, dir }))
         }
     };
     let name = format!("lux_bench_{}", Uuid::new_v4().simple());
@@ -441,8 +456,6 @@ fn main() {
         );
         drop(server);
         owner.close().await;
-        if let Some(cluster) = cluster {
-            cluster.stop();
-        }
+        drop(cluster);
     });
 }

@@ -51,8 +51,9 @@ CREATE TABLE event_ids (
     PRIMARY KEY (company_id, event_id)
 );
 
+-- One index only: every extra index is paid on each of the thousands of inserts a second.
+-- Per-visitor reads go through `sessions` (indexed by visitor) and then raw events by time.
 CREATE INDEX raw_events_company_time ON raw_events (company_id, occurred_at);
-CREATE INDEX raw_events_company_visitor ON raw_events (company_id, visitor_id, occurred_at);
 
 -- Append-only for everyone, the owner included. Statement-level triggers also catch
 -- UPDATE/DELETE that match no row and TRUNCATE, which row triggers never see.
