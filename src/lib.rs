@@ -2,6 +2,7 @@
 //!
 //! One module per domain, each owning its SQL and its tests:
 //! - [`analytics`]: `/e` ingestion, sessions, channels, the snippet;
+//! - [`commerce`]: orders from purchase events, Stripe and WooCommerce;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
@@ -10,6 +11,7 @@
 //! - [`server`]: running it all.
 
 pub mod analytics;
+pub mod commerce;
 pub mod db;
 pub mod http;
 pub mod identity;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use lux::commerce::secrets::{Provider, SecretsKey};
 use lux::db::embedded::EmbeddedPostgres;
 use lux::http::HttpOptions;
 use lux::privacy::SuppressionTarget;
@@ -24,6 +25,10 @@ struct Cli {
     /// Folder for the embedded PostgreSQL cluster (used only without DATABASE_URL).
     #[arg(long, env = "LUX_DATA_DIR", default_value = ".lux", global = true)]
     data_dir: PathBuf,
+    /// 64 hex characters that encrypt webhook secrets. With the embedded cluster it is
+    /// generated once and kept in the data folder.
+    #[arg(long, env = "LUX_SECRETS_KEY", global = true, hide_env_values = true)]
+    secrets_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +45,15 @@ enum Command {
     /// Privacy: stop collecting for a person or a company.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Import orders: exported Stripe events or WooCommerce REST API v3 orders.
+    Import {
+        /// stripe or woocommerce.
+        provider: String,
+        /// A JSON array, one JSON object, or JSON lines.
+        file: PathBuf,
+        #[arg(long)]
+        company: Uuid,
+    },
 }
 
 #[derive(Args)]
@@ -88,6 +102,15 @@ enum CompanyCommand {
     },
     /// List companies as JSON lines.
     List,
+    /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
+    SetSecret {
+        company_id: Uuid,
+        /// stripe, woocommerce, sendgrid or twilio.
+        #[arg(long)]
+        provider: String,
+        #[arg(long, hide_env_values = true)]
+        secret: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,27 +215,119 @@ async fn create_database_if_missing(cluster: &EmbeddedPostgres) -> anyhow::Resul
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Database::open(cli.database_url, &cli.data_dir).await?;
-    let result = run_command(cli.command, &db.url, db.embedded.is_some()).await;
+    let secrets_key = secrets_key(
+        cli.secrets_key.as_deref(),
+        &cli.data_dir,
+        db.embedded.is_some(),
+    );
+    let context = Context {
+        url: db.url.clone(),
+        embedded: db.embedded.is_some(),
+        secrets_key,
+    };
+    let result = run_command(cli.command, &context).await;
     db.close();
     result
 }
 
-async fn run_command(command: Command, url: &str, embedded: bool) -> anyhow::Result<()> {
+/// What every command may need.
+struct Context {
+    url: String,
+    embedded: bool,
+    secrets_key: anyhow::Result<Option<SecretsKey>>,
+}
+
+impl Context {
+    fn require_secrets_key(&self) -> anyhow::Result<SecretsKey> {
+        match &self.secrets_key {
+            Ok(Some(key)) => Ok(key.clone()),
+            Ok(None) => anyhow::bail!(
+                "LUX_SECRETS_KEY is not set: webhook secrets are encrypted with it \
+                 (64 hex characters, e.g. `openssl rand -hex 32`; every node needs the same)"
+            ),
+            Err(e) => anyhow::bail!("{e:#}"),
+        }
+    }
+}
+
+/// LUX_SECRETS_KEY, or with the embedded cluster a key generated once into the data folder.
+fn secrets_key(
+    given: Option<&str>,
+    data_dir: &std::path::Path,
+    embedded: bool,
+) -> anyhow::Result<Option<SecretsKey>> {
+    if let Some(text) = given.filter(|t| !t.trim().is_empty()) {
+        return SecretsKey::parse_hex(text).map(Some);
+    }
+    if !embedded {
+        return Ok(None);
+    }
+    let path = data_dir.join("secrets.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return SecretsKey::parse_hex(&text).map(Some);
+    }
+    let key = SecretsKey::generate();
+    std::fs::write(&path, key.to_hex()).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(Some(key))
+}
+
+async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
+    let url = ctx.url.as_str();
     match command {
-        Command::Serve(args) => serve(args, url, embedded).await,
+        Command::Serve(args) => serve(args, ctx).await,
         Command::Migrate => {
             let owner = lux::db::connect_owner(url, 1).await?;
             lux::db::migrate(&owner).await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Company(command) => company(command, url).await,
+        Command::Company(command) => company(command, ctx).await,
         Command::Privacy(command) => privacy(command, url).await,
+        Command::Import {
+            provider,
+            file,
+            company,
+        } => import(&provider, &file, company, url).await,
     }
 }
 
-async fn serve(args: ServeArgs, url: &str, embedded: bool) -> anyhow::Result<()> {
-    let first_site = if embedded {
+async fn import(
+    provider: &str,
+    file: &std::path::Path,
+    company: Uuid,
+    url: &str,
+) -> anyhow::Result<()> {
+    let provider = match Provider::parse(provider) {
+        Some(p @ (Provider::Stripe | Provider::WooCommerce)) => p,
+        _ => anyhow::bail!("cannot import {provider:?}: use stripe or woocommerce"),
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let owner = owner_pool(url).await?;
+    let summary = lux::commerce::import::run(&owner, company, provider, &text).await?;
+    owner.close().await;
+    println!(
+        "read {}, imported {}, already imported {}, not about orders {}, skipped {}",
+        summary.read,
+        summary.imported,
+        summary.duplicates,
+        summary.ignored,
+        summary.skipped_total()
+    );
+    for (reason, count) in &summary.skipped {
+        println!("  skipped {count}: {reason}");
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs, ctx: &Context) -> anyhow::Result<()> {
+    let url = ctx.url.as_str();
+    let first_site = if ctx.embedded {
         create_first_site(url).await?
     } else {
         None
@@ -231,7 +346,14 @@ async fn serve(args: ServeArgs, url: &str, embedded: bool) -> anyhow::Result<()>
         },
         key_cache_ttl: Duration::from_secs(args.key_cache_seconds),
         pool_size: args.db_pool,
+        secrets_key: match &ctx.secrets_key {
+            Ok(key) => key.clone(),
+            Err(e) => anyhow::bail!("{e:#}"),
+        },
     };
+    if options.secrets_key.is_none() {
+        tracing::warn!("LUX_SECRETS_KEY is not set: webhooks will answer 503");
+    }
     let server = lux::server::start(url, options).await?;
     eprintln!("lux: listening on http://{}", server.addr);
     if let Some(site) = first_site {
@@ -272,8 +394,8 @@ async fn owner_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
     Ok(owner)
 }
 
-async fn company(command: CompanyCommand, url: &str) -> anyhow::Result<()> {
-    let owner = owner_pool(url).await?;
+async fn company(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
+    let owner = owner_pool(&ctx.url).await?;
     match command {
         CompanyCommand::Create {
             name,
@@ -289,6 +411,20 @@ async fn company(command: CompanyCommand, url: &str) -> anyhow::Result<()> {
             for company in lux::tenancy::list_companies(&owner).await? {
                 println!("{}", serde_json::to_string(&company)?);
             }
+        }
+        CompanyCommand::SetSecret {
+            company_id,
+            provider,
+            secret,
+        } => {
+            let provider = Provider::parse(&provider).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--provider {provider:?} is not one of stripe, woocommerce, sendgrid, twilio"
+                )
+            })?;
+            let key = ctx.require_secrets_key()?;
+            lux::commerce::secrets::set_secret(&owner, &key, company_id, provider, &secret).await?;
+            println!("{} secret stored for {company_id}", provider.as_str());
         }
     }
     owner.close().await;

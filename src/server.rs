@@ -23,6 +23,8 @@ pub struct ServeOptions {
     /// How long a resolved key and its company settings are cached.
     pub key_cache_ttl: Duration,
     pub pool_size: u32,
+    /// Key for webhook secrets (LUX_SECRETS_KEY); webhooks answer 503 without it.
+    pub secrets_key: Option<crate::commerce::secrets::SecretsKey>,
 }
 
 impl Default for ServeOptions {
@@ -33,6 +35,7 @@ impl Default for ServeOptions {
             writer: WriterConfig::default(),
             key_cache_ttl: Duration::from_secs(30),
             pool_size: 16,
+            secrets_key: None,
         }
     }
 }
@@ -81,6 +84,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         writer,
         ip_hasher: Arc::new(IpHasher::new(pool.clone())),
         metrics,
+        secrets_key: options.secrets_key.clone(),
         options: Arc::new(options.http.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));

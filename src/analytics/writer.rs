@@ -269,6 +269,7 @@ async fn write_company(
     sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
     insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
     link_identities(tx, company_id, &fresh_events).await?;
+    record_purchases(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
 
     for (slot, session_id) in fresh.into_iter().zip(sessionized.session_ids) {
         outcomes[slot] = Outcome::Stored { session_id };
@@ -461,6 +462,24 @@ async fn insert_raw_events(
     )
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Purchase events become (or join) orders in the same transaction as the event.
+async fn record_purchases(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+    session_ids: &[Option<Uuid>],
+) -> Result<(), sqlx::Error> {
+    for (event, session_id) in events.iter().zip(session_ids) {
+        if event.event_name != "purchase" {
+            continue;
+        }
+        if let Some(fact) = crate::commerce::purchase_fact(event, *session_id) {
+            crate::commerce::orders::record(tx, company_id, &fact).await?;
+        }
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub struct AppState {
     pub writer: Writer,
     pub ip_hasher: Arc<IpHasher>,
     pub metrics: Arc<IngestMetrics>,
+    /// Decrypts webhook secrets; `None` when the server has no LUX_SECRETS_KEY.
+    pub secrets_key: Option<crate::commerce::secrets::SecretsKey>,
     pub options: Arc<HttpOptions>,
 }
 
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(analytics::router())
+        .merge(crate::commerce::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

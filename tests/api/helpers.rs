@@ -13,6 +13,11 @@ use uuid::Uuid;
 /// A browser's user agent, so events are not flagged as bots.
 pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
+/// The installation key the test servers use for webhook secrets.
+pub fn secrets_key() -> lux::commerce::secrets::SecretsKey {
+    lux::commerce::secrets::SecretsKey::parse_hex(&"7e".repeat(32)).expect("valid key")
+}
+
 /// The server URL tests create their databases on (`scripts/test` sets it).
 pub fn server_url() -> String {
     std::env::var("DATABASE_URL").expect(
@@ -88,6 +93,7 @@ pub fn test_options() -> ServeOptions {
         // Settings changes (tracking off) must show at once in tests.
         key_cache_ttl: Duration::ZERO,
         pool_size: 4,
+        secrets_key: Some(secrets_key()),
         ..ServeOptions::default()
     }
 }

@@ -3,6 +3,7 @@
 
 mod append_only;
 mod bad_input;
+mod commerce;
 mod crash;
 mod embedded;
 mod helpers;

@@ -1,0 +1,278 @@
+//! Commerce: orders from purchase events, Stripe and WooCommerce (webhooks and imports),
+//! merged into one row per real order, with customers and first-order flags.
+//!
+//! Webhooks are verified on the raw bytes before anything is parsed, every delivery is kept
+//! as received (append-only) with its verification result, and applying is idempotent.
+
+pub mod import;
+pub mod money;
+pub mod orders;
+pub mod secrets;
+pub mod stripe;
+pub mod woocommerce;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::analytics::event::AcceptedEvent;
+use crate::http::{ApiError, AppState};
+use money::{Currency, json_decimal};
+use orders::{OrderFact, PaymentState, Source};
+use secrets::Provider;
+
+/// Webhook bodies: an order with many lines is still far below this.
+const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/{provider}/{company_id}", post(webhook))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+}
+
+/// What applying one provider message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Order(Uuid),
+    /// The provider event was applied before (a redelivery).
+    Duplicate,
+    /// A message that says nothing about orders (another event type, a ping).
+    Ignored(String),
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    Path((provider, company)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let provider = match Provider::parse(&provider) {
+        Some(p @ (Provider::Stripe | Provider::WooCommerce)) => p,
+        _ => return Err(ApiError::NotFound),
+    };
+    let company_id = Uuid::parse_str(&company).map_err(|_| ApiError::NotFound)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // WooCommerce pings a new webhook with an unsigned form body and no X-WC headers.
+    if provider == Provider::WooCommerce
+        && header("x-wc-webhook-signature").is_none()
+        && body.starts_with(b"webhook_id=")
+    {
+        return Ok(axum::Json(json!({ "received": true, "ping": true })).into_response());
+    }
+    let key = state.secrets_key.as_ref().ok_or_else(|| {
+        tracing::error!("a webhook arrived but LUX_SECRETS_KEY is not configured");
+        ApiError::Unavailable
+    })?;
+
+    let mut tx = crate::db::begin_for_company(&state.pool, company_id).await?;
+    let secret = secrets::load_secret(&mut tx, key, company_id, provider)
+        .await?
+        .ok_or_else(|| ApiError::NotFound)?;
+    let verified = match provider {
+        Provider::Stripe => match header("stripe-signature") {
+            Some(sig) => stripe::verify(sig, &body, &secret, Utc::now()),
+            None => Err("missing Stripe-Signature header".to_string()),
+        },
+        _ => match header("x-wc-webhook-signature") {
+            Some(sig) => woocommerce::verify(sig, &body, &secret),
+            None => Err("missing X-WC-Webhook-Signature header".to_string()),
+        },
+    };
+    if let Err(reason) = verified {
+        record_delivery(
+            &mut tx,
+            company_id,
+            provider,
+            "webhook",
+            &body,
+            Err(&reason),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(provider = provider.as_str(), %company_id, "webhook signature rejected");
+        return Err(ApiError::BadRequest(format!(
+            "signature verification failed: {reason}; nothing was applied"
+        )));
+    }
+    let topic = header("x-wc-webhook-topic").map(str::to_string);
+    let applied = apply_verified(
+        &mut tx,
+        company_id,
+        provider,
+        "webhook",
+        &body,
+        topic.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    let answer = match applied {
+        Ok(Applied::Order(order_id)) => json!({ "received": true, "order_id": order_id }),
+        Ok(Applied::Duplicate) => json!({ "received": true, "duplicate": true }),
+        Ok(Applied::Ignored(why)) => json!({ "received": true, "ignored": why }),
+        Err(problem) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({ "error": problem })),
+            )
+                .into_response());
+        }
+    };
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
+}
+
+/// Keeps a delivery (or an imported record) as received.
+async fn record_delivery(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    provider: Provider,
+    channel: &str,
+    payload: &[u8],
+    verification: Result<(), &str>,
+    header: Option<&stripe::EventHeader>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (company_id, delivery_id, provider, channel, verified,
+             failure, provider_event_id, event_type, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(company_id)
+    .bind(Uuid::now_v7())
+    .bind(provider.as_str())
+    .bind(channel)
+    .bind(verification.is_ok())
+    .bind(verification.err())
+    .bind(header.map(|h| h.id.as_str()))
+    .bind(header.map(|h| h.event_type.as_str()))
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies a verified (or imported) provider message inside the caller's transaction.
+/// `Err` is a problem with the message itself, to report, never a database failure.
+pub async fn apply_verified(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    provider: Provider,
+    channel: &str,
+    payload: &[u8],
+    woo_topic: Option<&str>,
+) -> Result<Result<Applied, String>, sqlx::Error> {
+    let value: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => {
+            let problem = format!("malformed JSON: {e}");
+            record_delivery(
+                tx,
+                company_id,
+                provider,
+                channel,
+                payload,
+                Err(&problem),
+                None,
+            )
+            .await?;
+            return Ok(Err(problem));
+        }
+    };
+    let header = if provider == Provider::Stripe {
+        stripe::header(&value)
+    } else {
+        None
+    };
+    record_delivery(
+        tx,
+        company_id,
+        provider,
+        channel,
+        payload,
+        Ok(()),
+        header.as_ref(),
+    )
+    .await?;
+    let hash_key: Vec<u8> =
+        sqlx::query_scalar("SELECT hash_key FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut **tx)
+            .await?;
+
+    let fact = match provider {
+        Provider::Stripe => {
+            let Some(header) = header else {
+                return Ok(Err("not a Stripe event: no `id` and `type`".into()));
+            };
+            let first_time: Option<String> = sqlx::query_scalar(
+                "INSERT INTO applied_provider_events (company_id, provider, event_id, event_type)
+                 VALUES ($1, 'stripe', $2, $3) ON CONFLICT DO NOTHING RETURNING event_id",
+            )
+            .bind(company_id)
+            .bind(&header.id)
+            .bind(&header.event_type)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if first_time.is_none() {
+                return Ok(Ok(Applied::Duplicate));
+            }
+            match stripe::order_fact(&value, &hash_key) {
+                Some(fact) => fact,
+                None => return Ok(Ok(Applied::Ignored(header.event_type))),
+            }
+        }
+        _ => match woo_topic {
+            Some("order.deleted") => match woocommerce::deleted_fact(&value) {
+                Some(fact) => fact,
+                None => return Ok(Err("order.deleted without an `id`".into())),
+            },
+            Some(topic) if !topic.starts_with("order.") => {
+                return Ok(Ok(Applied::Ignored(topic.to_string())));
+            }
+            _ => match woocommerce::order_fact(&value, &hash_key) {
+                Ok(fact) => fact,
+                Err(problem) => return Ok(Err(problem)),
+            },
+        },
+    };
+    let order_id = orders::record(tx, company_id, &fact).await?;
+    Ok(Ok(Applied::Order(order_id)))
+}
+
+/// The order fact of a stored `purchase` event (validated at ingest: order_id, value and
+/// currency are there). Written in the ingest transaction, with the event's session.
+pub fn purchase_fact(event: &AcceptedEvent, session_id: Option<Uuid>) -> Option<OrderFact> {
+    let p = &event.properties;
+    let currency = p
+        .get("currency")
+        .and_then(Value::as_str)
+        .and_then(Currency::parse)?;
+    let order_id = match p.get("order_id")? {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let mut fact = OrderFact::new(Source::Event);
+    fact.add_order_number(&order_id);
+    fact.currency = Some(currency);
+    fact.gross_minor = json_decimal(p.get("value")?, currency);
+    let optional = |key: &str| p.get(key).and_then(|v| json_decimal(v, currency));
+    fact.discount_minor = optional("discount");
+    fact.tax_minor = optional("tax");
+    fact.shipping_minor = optional("shipping");
+    fact.state = Some(PaymentState::Paid);
+    fact.placed_at = Some(event.occurred_at);
+    fact.email_hash = event.email_hash.clone();
+    fact.user_id = event.user_id.clone();
+    if event.identifiable {
+        fact.visitor_id = Some(event.visitor_id);
+        fact.session_id = session_id;
+    }
+    Some(fact)
+}

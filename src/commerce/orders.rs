@@ -1,0 +1,611 @@
+//! Orders: what each source (purchase event, Stripe, WooCommerce) says about an order,
+//! merged into one row per real order.
+//!
+//! Every source names the order by the identifiers it knows ("refs"): the store's order
+//! number, Stripe's PaymentIntent / Checkout Session / Charge ids, WooCommerce's order id.
+//! Sources sharing any ref share the order; a fact that joins two orders merges them. Each
+//! source's latest snapshot is kept in `order_sources`; the `orders` row is recomputed from
+//! them with a fixed precedence (WooCommerce, then Stripe, then the purchase event), refunds
+//! taken as the largest any source reports (they describe the same money).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::money::Currency;
+use crate::privacy::EmailHash;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Event,
+    Stripe,
+    WooCommerce,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Event => "event",
+            Source::Stripe => "stripe",
+            Source::WooCommerce => "woocommerce",
+        }
+    }
+
+    fn parse(s: &str) -> Source {
+        match s {
+            "stripe" => Source::Stripe,
+            "woocommerce" => Source::WooCommerce,
+            _ => Source::Event,
+        }
+    }
+
+    /// Lower is more trusted for amounts and status: the commerce platform, then the
+    /// payment processor, then the browser.
+    fn rank(self) -> u8 {
+        match self {
+            Source::WooCommerce => 0,
+            Source::Stripe => 1,
+            Source::Event => 2,
+        }
+    }
+}
+
+/// A source's view of the payment state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    Pending,
+    Paid,
+    /// The source says fully refunded (the amount may not be known yet).
+    Refunded,
+    Cancelled,
+    Failed,
+}
+
+impl PaymentState {
+    fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Pending => "pending",
+            PaymentState::Paid => "paid",
+            PaymentState::Refunded => "refunded",
+            PaymentState::Cancelled => "cancelled",
+            PaymentState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PaymentState> {
+        Some(match s {
+            "pending" => PaymentState::Pending,
+            "paid" => PaymentState::Paid,
+            "refunded" => PaymentState::Refunded,
+            "cancelled" => PaymentState::Cancelled,
+            "failed" => PaymentState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// What one source said about one order, in one message.
+#[derive(Debug, Clone)]
+pub struct OrderFact {
+    pub source: Source,
+    /// Identifiers of the order, namespaced: `order:1001`, `stripe:pi_…`, `woo:723`.
+    pub refs: Vec<String>,
+    pub order_number: Option<String>,
+    pub state: Option<PaymentState>,
+    pub currency: Option<Currency>,
+    pub gross_minor: Option<i64>,
+    pub discount_minor: Option<i64>,
+    pub tax_minor: Option<i64>,
+    pub shipping_minor: Option<i64>,
+    /// Everything refunded so far, as far as this source knows.
+    pub refunded_minor: Option<i64>,
+    pub placed_at: Option<DateTime<Utc>>,
+    /// The source's last-modified time, to ignore snapshots older than one already applied.
+    pub source_updated_at: Option<DateTime<Utc>>,
+    pub email_hash: Option<EmailHash>,
+    pub user_id: Option<String>,
+    pub visitor_id: Option<Uuid>,
+    /// Set by purchase events: the session the purchase happened in.
+    pub session_id: Option<Uuid>,
+}
+
+impl OrderFact {
+    pub fn new(source: Source) -> Self {
+        OrderFact {
+            source,
+            refs: Vec::new(),
+            order_number: None,
+            state: None,
+            currency: None,
+            gross_minor: None,
+            discount_minor: None,
+            tax_minor: None,
+            shipping_minor: None,
+            refunded_minor: None,
+            placed_at: None,
+            source_updated_at: None,
+            email_hash: None,
+            user_id: None,
+            visitor_id: None,
+            session_id: None,
+        }
+    }
+
+    /// The ref of a store order number, plus Stripe's when the number is a Stripe id (a
+    /// purchase event may carry the PaymentIntent or Checkout Session id as its order id).
+    pub fn add_order_number(&mut self, number: &str) {
+        let number = number.trim();
+        if number.is_empty() {
+            return;
+        }
+        self.refs.push(format!("order:{number}"));
+        if ["pi_", "cs_", "ch_"].iter().any(|p| number.starts_with(p)) {
+            self.refs.push(format!("stripe:{number}"));
+        }
+        if self.order_number.is_none() {
+            self.order_number = Some(number.to_string());
+        }
+    }
+}
+
+/// Records a fact inside the caller's transaction (company already set) and returns the
+/// order it belongs to.
+pub async fn record(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    fact: &OrderFact,
+) -> Result<Uuid, sqlx::Error> {
+    // Merging reads, then rewrites refs and rows: one at a time per company.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(orders_lock_key(company_id))
+        .execute(&mut **tx)
+        .await?;
+    let order_id = resolve_order(tx, company_id, &fact.refs).await?;
+    sqlx::query(
+        "INSERT INTO order_refs (company_id, ref, order_id)
+         SELECT $1, r, $3 FROM unnest($2::text[]) AS r
+         ON CONFLICT (company_id, ref) DO NOTHING",
+    )
+    .bind(company_id)
+    .bind(&fact.refs)
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    upsert_source(tx, company_id, order_id, fact).await?;
+    recompute(tx, company_id, order_id, fact.session_id).await?;
+    Ok(order_id)
+}
+
+fn orders_lock_key(company_id: Uuid) -> i64 {
+    let (hi, lo) = company_id.as_u64_pair();
+    (hi ^ lo ^ 0x0D3E_5000_0000_0002) as i64
+}
+
+/// The order the refs name: an existing one, a merge of several, or a new one.
+async fn resolve_order(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    refs: &[String],
+) -> Result<Uuid, sqlx::Error> {
+    let found: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT order_id FROM order_refs
+         WHERE company_id = $1 AND ref = ANY($2) ORDER BY order_id",
+    )
+    .bind(company_id)
+    .bind(refs)
+    .fetch_all(&mut **tx)
+    .await?;
+    let Some((&keep, others)) = found.split_first() else {
+        return Ok(Uuid::now_v7());
+    };
+    for &other in others {
+        merge_into(tx, company_id, keep, other).await?;
+    }
+    Ok(keep)
+}
+
+/// Moves everything of `other` into `keep` (the older order id) and deletes `other`.
+async fn merge_into(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    keep: Uuid,
+    other: Uuid,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "UPDATE order_refs SET order_id = $2 WHERE company_id = $1 AND order_id = $3",
+        // A source that spoke about both keeps its snapshot on `keep`; the other is merged
+        // field by field in the recompute that follows.
+        "INSERT INTO order_sources
+             SELECT company_id, $2, source, status, currency, gross_minor, discount_minor,
+                    tax_minor, shipping_minor, refunded_minor, placed_at, source_updated_at,
+                    order_number, email_hash, user_id, visitor_id, updated_at
+             FROM order_sources WHERE company_id = $1 AND order_id = $3
+         ON CONFLICT (company_id, order_id, source) DO UPDATE SET
+             gross_minor = coalesce(order_sources.gross_minor, excluded.gross_minor),
+             refunded_minor = greatest(order_sources.refunded_minor, excluded.refunded_minor),
+             placed_at = least(order_sources.placed_at, excluded.placed_at),
+             email_hash = coalesce(order_sources.email_hash, excluded.email_hash),
+             user_id = coalesce(order_sources.user_id, excluded.user_id),
+             visitor_id = coalesce(order_sources.visitor_id, excluded.visitor_id)",
+        "DELETE FROM order_sources WHERE company_id = $1 AND order_id = $3",
+        "DELETE FROM orders WHERE company_id = $1 AND order_id = $3",
+    ] {
+        sqlx::query(sql)
+            .bind(company_id)
+            .bind(keep)
+            .bind(other)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn upsert_source(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    order_id: Uuid,
+    f: &OrderFact,
+) -> Result<(), sqlx::Error> {
+    // Fields a message does not mention keep their earlier value; refunds only grow; a
+    // snapshot older than the stored one changes nothing but its refs.
+    sqlx::query(
+        "INSERT INTO order_sources (company_id, order_id, source, status, currency, gross_minor,
+             discount_minor, tax_minor, shipping_minor, refunded_minor, placed_at,
+             source_updated_at, order_number, email_hash, user_id, visitor_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (company_id, order_id, source) DO UPDATE SET
+             status = coalesce(excluded.status, order_sources.status),
+             currency = coalesce(excluded.currency, order_sources.currency),
+             gross_minor = coalesce(excluded.gross_minor, order_sources.gross_minor),
+             discount_minor = coalesce(excluded.discount_minor, order_sources.discount_minor),
+             tax_minor = coalesce(excluded.tax_minor, order_sources.tax_minor),
+             shipping_minor = coalesce(excluded.shipping_minor, order_sources.shipping_minor),
+             refunded_minor = greatest(excluded.refunded_minor, order_sources.refunded_minor),
+             placed_at = least(excluded.placed_at, order_sources.placed_at),
+             source_updated_at = greatest(excluded.source_updated_at, order_sources.source_updated_at),
+             order_number = coalesce(order_sources.order_number, excluded.order_number),
+             email_hash = coalesce(excluded.email_hash, order_sources.email_hash),
+             user_id = coalesce(excluded.user_id, order_sources.user_id),
+             visitor_id = coalesce(excluded.visitor_id, order_sources.visitor_id),
+             updated_at = now()
+         WHERE order_sources.source_updated_at IS NULL
+            OR excluded.source_updated_at IS NULL
+            OR excluded.source_updated_at >= order_sources.source_updated_at",
+    )
+    .bind(company_id)
+    .bind(order_id)
+    .bind(f.source.as_str())
+    .bind(f.state.map(PaymentState::as_str))
+    .bind(f.currency.map(|c| c.code().to_string()))
+    .bind(f.gross_minor)
+    .bind(f.discount_minor)
+    .bind(f.tax_minor)
+    .bind(f.shipping_minor)
+    .bind(f.refunded_minor)
+    .bind(f.placed_at)
+    .bind(f.source_updated_at)
+    .bind(&f.order_number)
+    .bind(f.email_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+    .bind(&f.user_id)
+    .bind(f.visitor_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    source: String,
+    status: Option<String>,
+    currency: Option<String>,
+    gross_minor: Option<i64>,
+    discount_minor: Option<i64>,
+    tax_minor: Option<i64>,
+    shipping_minor: Option<i64>,
+    refunded_minor: Option<i64>,
+    placed_at: Option<DateTime<Utc>>,
+    order_number: Option<String>,
+    email_hash: Option<Vec<u8>>,
+    user_id: Option<String>,
+    visitor_id: Option<Uuid>,
+}
+
+/// The merged view of an order.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MergedOrder {
+    pub status: &'static str,
+    pub currency: String,
+    pub gross_minor: Option<i64>,
+    pub discount_minor: i64,
+    pub tax_minor: i64,
+    pub shipping_minor: i64,
+    pub refunded_minor: i64,
+    pub net_minor: Option<i64>,
+}
+
+fn merge(rows: &mut [SourceRow], fallback_currency: &str) -> MergedOrder {
+    rows.sort_by_key(|r| Source::parse(&r.source).rank());
+    let first = |f: fn(&SourceRow) -> Option<i64>| rows.iter().find_map(f);
+    let gross = first(|r| r.gross_minor);
+    let refunded_reported = rows
+        .iter()
+        .filter_map(|r| r.refunded_minor)
+        .max()
+        .unwrap_or(0);
+    let state = rows
+        .iter()
+        .find_map(|r| r.status.as_deref().and_then(PaymentState::parse))
+        .unwrap_or(PaymentState::Pending);
+    // A source that says "refunded" without the amounts means all of it.
+    let refunded = match (state, gross) {
+        (PaymentState::Refunded, Some(g)) => refunded_reported.max(g),
+        _ => refunded_reported,
+    };
+    let status = match state {
+        PaymentState::Cancelled => "cancelled",
+        PaymentState::Failed => "failed",
+        PaymentState::Pending if refunded == 0 => "pending",
+        _ => match gross {
+            Some(g) if refunded >= g && g > 0 => "refunded",
+            _ if refunded > 0 => "partially_refunded",
+            _ => "paid",
+        },
+    };
+    let net = match status {
+        "cancelled" | "failed" => Some(0),
+        _ => gross.map(|g| g - refunded),
+    };
+    MergedOrder {
+        status,
+        currency: rows
+            .iter()
+            .find_map(|r| r.currency.clone())
+            .unwrap_or_else(|| fallback_currency.to_string()),
+        gross_minor: gross,
+        discount_minor: first(|r| r.discount_minor).unwrap_or(0),
+        tax_minor: first(|r| r.tax_minor).unwrap_or(0),
+        shipping_minor: first(|r| r.shipping_minor).unwrap_or(0),
+        refunded_minor: refunded,
+        net_minor: net,
+    }
+}
+
+/// Rewrites the `orders` row from its sources, then its customer and first-order flags.
+async fn recompute(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    order_id: Uuid,
+    session_hint: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let mut rows: Vec<SourceRow> = sqlx::query_as(
+        "SELECT source, status, currency::text AS currency, gross_minor, discount_minor,
+                tax_minor, shipping_minor, refunded_minor, placed_at, order_number,
+                email_hash, user_id, visitor_id
+         FROM order_sources WHERE company_id = $1 AND order_id = $2",
+    )
+    .bind(company_id)
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let company_currency: String =
+        sqlx::query_scalar("SELECT currency::text FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let merged = merge(&mut rows, &company_currency);
+    // Rows are in precedence order now. Identity: the browser knows the visitor best.
+    let visitor = rows.iter().rev().find_map(|r| r.visitor_id);
+    let email = rows.iter().find_map(|r| r.email_hash.clone());
+    let user = rows.iter().find_map(|r| r.user_id.clone());
+    let placed_at = rows
+        .iter()
+        .filter_map(|r| r.placed_at)
+        .min()
+        .unwrap_or_else(Utc::now);
+    let number = rows
+        .iter()
+        .find_map(|r| r.order_number.clone())
+        .unwrap_or_else(|| order_id.to_string());
+    let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    let customer =
+        customer_for(tx, company_id, email.as_deref(), user.as_deref(), placed_at).await?;
+
+    sqlx::query(
+        "INSERT INTO orders (company_id, order_id, order_number, status, currency, gross_minor,
+             discount_minor, tax_minor, shipping_minor, refunded_minor, net_minor, placed_at,
+             email_hash, user_id, visitor_id, session_id, customer_id, sources)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+             coalesce($16, (SELECT s.session_id FROM sessions s
+                            WHERE s.company_id = $1 AND s.visitor_id = $15
+                              AND s.started_at <= $12
+                              AND $12 <= s.last_seen_at + interval '30 minutes'
+                            ORDER BY s.started_at DESC LIMIT 1)),
+             $17, $18)
+         ON CONFLICT (company_id, order_id) DO UPDATE SET
+             order_number = excluded.order_number, status = excluded.status,
+             currency = excluded.currency, gross_minor = excluded.gross_minor,
+             discount_minor = excluded.discount_minor, tax_minor = excluded.tax_minor,
+             shipping_minor = excluded.shipping_minor, refunded_minor = excluded.refunded_minor,
+             net_minor = excluded.net_minor, placed_at = excluded.placed_at,
+             email_hash = excluded.email_hash, user_id = excluded.user_id,
+             visitor_id = excluded.visitor_id,
+             session_id = coalesce(orders.session_id, excluded.session_id),
+             customer_id = excluded.customer_id, sources = excluded.sources, updated_at = now()",
+    )
+    .bind(company_id)
+    .bind(order_id)
+    .bind(number)
+    .bind(merged.status)
+    .bind(&merged.currency)
+    .bind(merged.gross_minor)
+    .bind(merged.discount_minor)
+    .bind(merged.tax_minor)
+    .bind(merged.shipping_minor)
+    .bind(merged.refunded_minor)
+    .bind(merged.net_minor)
+    .bind(placed_at)
+    .bind(email)
+    .bind(user)
+    .bind(visitor)
+    .bind(session_hint)
+    .bind(customer)
+    .bind(&sources)
+    .execute(&mut **tx)
+    .await?;
+
+    if let Some(customer) = customer {
+        // The customer's first order is the earliest that is revenue.
+        sqlx::query(
+            "WITH first AS (
+                 SELECT order_id FROM orders
+                 WHERE company_id = $1 AND customer_id = $2 AND status NOT IN ('cancelled', 'failed')
+                 ORDER BY placed_at, order_id LIMIT 1)
+             UPDATE orders SET is_first_order = (order_id = (SELECT order_id FROM first))
+             WHERE company_id = $1 AND customer_id = $2",
+        )
+        .bind(company_id)
+        .bind(customer)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE customers SET first_order_at = (
+                 SELECT min(placed_at) FROM orders WHERE company_id = $1 AND customer_id = $2
+                   AND status NOT IN ('cancelled', 'failed'))
+             WHERE company_id = $1 AND customer_id = $2",
+        )
+        .bind(company_id)
+        .bind(customer)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The customer of an order: by email hash first, else by user id; created when new.
+async fn customer_for(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    email: Option<&[u8]>,
+    user: Option<&str>,
+    placed_at: DateTime<Utc>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    if email.is_none() && user.is_none() {
+        return Ok(None);
+    }
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT customer_id FROM customers WHERE company_id = $1
+           AND (email_hash = $2 OR ($2 IS NULL AND user_id = $3))
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(company_id)
+    .bind(email)
+    .bind(user)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = existing {
+        if user.is_some() {
+            // Learn the user id of a customer first known by email (unless taken).
+            sqlx::query(
+                "UPDATE customers SET user_id = $3 WHERE company_id = $1 AND customer_id = $2
+                   AND user_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM customers WHERE company_id = $1 AND user_id = $3)",
+            )
+            .bind(company_id)
+            .bind(id)
+            .bind(user)
+            .execute(&mut **tx)
+            .await?;
+        }
+        return Ok(Some(id));
+    }
+    let id = Uuid::now_v7();
+    let user_free: bool = match user {
+        Some(u) => sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM customers WHERE company_id = $1 AND user_id = $2)",
+        )
+        .bind(company_id)
+        .bind(u)
+        .fetch_one(&mut **tx)
+        .await?,
+        None => true,
+    };
+    sqlx::query(
+        "INSERT INTO customers (company_id, customer_id, email_hash, user_id, first_order_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(company_id)
+    .bind(id)
+    .bind(email)
+    .bind(user.filter(|_| user_free))
+    .bind(placed_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(source: &str, status: &str, gross: Option<i64>, refunded: Option<i64>) -> SourceRow {
+        SourceRow {
+            source: source.into(),
+            status: Some(status.into()),
+            currency: Some("USD".into()),
+            gross_minor: gross,
+            discount_minor: None,
+            tax_minor: None,
+            shipping_minor: None,
+            refunded_minor: refunded,
+            placed_at: None,
+            order_number: None,
+            email_hash: None,
+            user_id: None,
+            visitor_id: None,
+        }
+    }
+
+    #[test]
+    fn refunds_change_net_and_status() {
+        let m = merge(
+            &mut [row("woocommerce", "paid", Some(3900), Some(1900))],
+            "USD",
+        );
+        assert_eq!((m.status, m.net_minor), ("partially_refunded", Some(2000)));
+        let m = merge(&mut [row("stripe", "paid", Some(100), Some(100))], "USD");
+        assert_eq!((m.status, m.net_minor), ("refunded", Some(0)));
+        let m = merge(
+            &mut [row("woocommerce", "refunded", Some(2935), None)],
+            "USD",
+        );
+        assert_eq!(
+            (m.status, m.refunded_minor, m.net_minor),
+            ("refunded", 2935, Some(0))
+        );
+    }
+
+    #[test]
+    fn cancelled_and_failed_orders_are_not_revenue() {
+        let m = merge(
+            &mut [row("woocommerce", "cancelled", Some(5000), None)],
+            "USD",
+        );
+        assert_eq!((m.status, m.net_minor), ("cancelled", Some(0)));
+    }
+
+    #[test]
+    fn the_platform_wins_over_the_browser_and_refunds_are_not_added_twice() {
+        let m = merge(
+            &mut [
+                row("event", "paid", Some(9999), None),
+                row("stripe", "paid", Some(5000), Some(1000)),
+                row("woocommerce", "paid", Some(5000), Some(1000)),
+            ],
+            "USD",
+        );
+        assert_eq!(
+            (m.gross_minor, m.refunded_minor, m.net_minor),
+            (Some(5000), 1000, Some(4000))
+        );
+    }
+}
