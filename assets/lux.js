@@ -93,7 +93,9 @@
       consent = c; put(CK, JSON.stringify(c));
       if (anon()) { vid = null; put(VK, null); put(QK, null); cookie(null); }
     },
-    page: pageview
+    page: pageview,
+    // For Stripe Checkout's client_reference_id or a hidden checkout field: null without consent.
+    visitorId: visitor
   };
   pageview();
 })(window, document, navigator);

@@ -512,60 +512,7 @@ fn check_properties(event_name: &str, properties: &Map<String, Value>) -> Result
             ),
         ));
     }
-    if event_name == "purchase" {
-        check_purchase(properties)?;
-    }
-    Ok(())
-}
-
-/// A purchase must say which order, how much and in which currency (SPEC §5).
-fn check_purchase(p: &Map<String, Value>) -> Result<(), EventError> {
-    let missing = |field: &str| {
-        EventError::new(
-            "missing_purchase_field",
-            format!("purchase: properties.{field} is required"),
-        )
-    };
-    match p.get("order_id") {
-        Some(Value::String(s)) if !s.trim().is_empty() => {}
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {}
-        Some(_) => {
-            return Err(EventError::new(
-                "invalid_field",
-                "purchase: properties.order_id must be a non-empty string or an integer",
-            ));
-        }
-        None => return Err(missing("order_id")),
-    }
-    match p.get("value") {
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v >= 0.0) => {}
-        Some(Value::String(s)) if is_decimal(s) => {}
-        Some(_) => {
-            return Err(EventError::new(
-                "invalid_field",
-                "purchase: properties.value must be a non-negative number or decimal string",
-            ));
-        }
-        None => return Err(missing("value")),
-    }
-    match p.get("currency") {
-        Some(Value::String(s)) if s.len() == 3 && s.chars().all(|c| c.is_ascii_alphabetic()) => {
-            Ok(())
-        }
-        Some(_) => Err(EventError::new(
-            "invalid_field",
-            "purchase: properties.currency must be an ISO 4217 code such as USD",
-        )),
-        None => Err(missing("currency")),
-    }
-}
-
-fn is_decimal(s: &str) -> bool {
-    let s = s.trim();
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    !int.is_empty()
-        && int.chars().all(|c| c.is_ascii_digit())
-        && frac.chars().all(|c| c.is_ascii_digit())
+    super::schemas::check(event_name, properties)
 }
 
 /// Crawlers, monitors and headless tools, by user agent. A missing user agent counts as a
