@@ -92,7 +92,7 @@ fn check_items(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
         }
         if item
             .get("quantity")
-            .is_some_and(|v| !v.as_u64().is_some_and(|q| q > 0))
+            .is_some_and(|v| v.as_u64().is_none_or(|q| q == 0))
         {
             return Err(at("quantity", "a positive integer"));
         }
@@ -136,7 +136,7 @@ pub fn check(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
             check_items(event, p)
         }
         "purchase" => {
-            if !p.get("order_id").is_some_and(|v| !v.is_null()) {
+            if p.get("order_id").is_none_or(Value::is_null) {
                 return Err(missing(event, "order_id"));
             }
             optional(
@@ -147,7 +147,7 @@ pub fn check(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
                 "a non-empty string or an integer",
             )?;
             for field in ["value", "currency"] {
-                if !p.get(field).is_some_and(|v| !v.is_null()) {
+                if p.get(field).is_none_or(Value::is_null) {
                     return Err(missing(event, field));
                 }
             }

@@ -233,6 +233,24 @@ fn corpus() -> Vec<Case> {
             "value",
         ),
         case(
+            "cart value without currency",
+            r#"{"event_name": "add_to_cart", "properties": {"value": 5}}"#,
+            400,
+            "currency is required",
+        ),
+        case(
+            "cart items not an array",
+            r#"{"event_name": "add_to_cart", "properties": {"items": {"sku": "A"}}}"#,
+            400,
+            "items must be an array",
+        ),
+        case(
+            "login method not a string",
+            r#"{"event_name": "login", "properties": {"method": 1}}"#,
+            400,
+            "method",
+        ),
+        case(
             "ip from a browser",
             event(json!({"ip": "1.2.3.4"})),
             400,
