@@ -748,3 +748,142 @@ async fn a_webhook_for_a_never_writes_into_b() {
     );
     app.stop().await;
 }
+
+/// File, the event bodies it causes, expected (status, currency, gross, refunded).
+type TriggerCase = (&'static str, Vec<Vec<u8>>, (&'static str, &'static str, i64, i64));
+
+/// The `stripe trigger` definitions are API calls, not events: each is replayed as the events
+/// Stripe emits for it, with the amounts and currencies read from the file.
+#[tokio::test]
+async fn stripe_cli_triggers_replayed_as_the_events_they_cause() {
+    let app = TestApp::spawn().await;
+    let params = |file: &str, name: &str| -> Value {
+        let text =
+            String::from_utf8(fixture(&format!("stripe/stripe-cli-triggers/{file}"))).unwrap();
+        let definition: Value = serde_json::from_str(text.trim()).unwrap();
+        definition["fixtures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{file} has no step {name}"))["params"]
+            .clone()
+    };
+    let amount = |v: &Value| -> i64 {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let pi = |id: &str, amount: i64, currency: &str| {
+        json!({"id": id, "object": "payment_intent",
+        "amount": amount, "amount_received": amount, "currency": currency, "status": "succeeded",
+        "created": now, "metadata": {}})
+    };
+    let charge = |id: &str, amount: i64, refunded: i64, currency: &str| {
+        json!({"id": id,
+        "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": refunded,
+        "currency": currency, "status": "succeeded", "payment_intent": format!("pi_{id}"),
+        "created": now, "metadata": {}})
+    };
+
+    // (file, the events it causes, expected status, currency, gross, refunded)
+    let mut cases: Vec<TriggerCase> = Vec::new();
+    let p = params("charge.succeeded.json", "payment_intent");
+    let (a, c) = (
+        amount(&p["amount"]),
+        p["currency"].as_str().unwrap().to_string(),
+    );
+    cases.push((
+        "charge.succeeded.json",
+        vec![stripe_event(
+            "evt_t1",
+            "charge.succeeded",
+            charge("t1", a, 0, &c),
+        )],
+        ("paid", "USD", a, 0),
+    ));
+    let p = params("charge.refunded.json", "payment_intent");
+    let (a, c) = (
+        amount(&p["amount"]),
+        p["currency"].as_str().unwrap().to_string(),
+    );
+    cases.push((
+        "charge.refunded.json",
+        vec![
+            stripe_event("evt_t2a", "charge.succeeded", charge("t2", a, 0, &c)),
+            stripe_event("evt_t2b", "charge.refunded", charge("t2", a, a, &c)),
+        ],
+        ("refunded", "USD", a, a),
+    ));
+    let p = params("payment_intent.succeeded.json", "payment_intent");
+    let (a, c) = (
+        amount(&p["amount"]),
+        p["currency"].as_str().unwrap().to_string(),
+    );
+    cases.push((
+        "payment_intent.succeeded.json",
+        vec![stripe_event(
+            "evt_t3",
+            "payment_intent.succeeded",
+            pi("pi_t3", a, &c),
+        )],
+        ("paid", "USD", a, 0),
+    ));
+    let price = params("checkout.session.completed.json", "price");
+    let session = params("checkout.session.completed.json", "checkout_session");
+    let total =
+        amount(&price["unit_amount"]) * session["line_items"][0]["quantity"].as_i64().unwrap();
+    let c = price["currency"].as_str().unwrap().to_string();
+    cases.push((
+        "checkout.session.completed.json",
+        vec![stripe_event(
+            "evt_t4",
+            "checkout.session.completed",
+            json!({
+        "id": "cs_t4", "object": "checkout.session", "mode": "payment", "amount_total": total,
+        "currency": c, "payment_status": "paid", "payment_intent": "pi_t4", "created": now,
+        "metadata": {}, "customer_details": {"email": "stripe@example.com"}}),
+        )],
+        ("paid", "USD", total, 0),
+    ));
+    // JPY, funded in two steps: only the completed payment is an order, in whole yen.
+    let p = params("payment_intent.partially_funded.json", "payment_intent");
+    let (a, c) = (
+        amount(&p["amount"]),
+        p["currency"].as_str().unwrap().to_string(),
+    );
+    let mut partial = pi("pi_t5", a, &c);
+    partial["status"] = json!("requires_action");
+    partial["amount_received"] = json!(0);
+    cases.push((
+        "payment_intent.partially_funded.json",
+        vec![
+            stripe_event("evt_t5a", "payment_intent.partially_funded", partial),
+            stripe_event("evt_t5b", "payment_intent.succeeded", pi("pi_t5", a, &c)),
+        ],
+        ("paid", "JPY", 20000, 0),
+    ));
+
+    for (file, events, (status, currency, gross, refunded)) in cases {
+        let company = create_company(&app.owner, file).await;
+        with_secrets(&app, &company).await;
+        for body in events {
+            let (code, answer) = post_stripe(
+                &app,
+                company.id,
+                &body,
+                stripe_signature(&body, STRIPE_SECRET),
+            )
+            .await;
+            assert_eq!(code, 200, "{file}: {answer}");
+        }
+        let (s, cur, g, r, _) = the_order(&app, company.id).await;
+        assert_eq!(
+            (s.as_str(), cur.as_str(), g, r),
+            (status, currency, Some(gross), refunded),
+            "{file}"
+        );
+    }
+    app.stop().await;
+}
