@@ -76,8 +76,14 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         .await
         .context("creating raw_events partitions")?;
     let metrics = IngestMetrics::new();
-    let (writer, writer_tasks) =
-        Writer::start(pool.clone(), options.writer.clone(), metrics.clone());
+    let purchases = Arc::new(tokio::sync::Notify::new());
+    let (writer, writer_tasks) = Writer::start(
+        pool.clone(),
+        options.writer.clone(),
+        metrics.clone(),
+        purchases.clone(),
+    );
+    let order_worker = tokio::spawn(crate::commerce::inbox::run_worker(pool.clone(), purchases));
     let state = AppState {
         pool: pool.clone(),
         tenancy: Arc::new(Tenancy::new(pool.clone(), options.key_cache_ttl)),
@@ -109,6 +115,8 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
             let _ = task.await;
         }
         maintenance.abort();
+        // Purchases still in the inbox are merged by the next start (or another node).
+        order_worker.abort();
         pool.close().await;
         tracing::info!("stopped");
         Ok(())

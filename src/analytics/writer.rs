@@ -59,6 +59,9 @@ impl Default for WriterConfig {
     }
 }
 
+/// Wakes the order worker after a batch with purchases commits.
+pub type PurchaseSignal = Arc<tokio::sync::Notify>;
+
 struct Job {
     events: Vec<AcceptedEvent>,
     reply: oneshot::Sender<Result<Vec<Outcome>, ()>>,
@@ -77,6 +80,7 @@ impl Writer {
         pool: PgPool,
         config: WriterConfig,
         metrics: Arc<IngestMetrics>,
+        purchases: PurchaseSignal,
     ) -> (Writer, Vec<tokio::task::JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -88,6 +92,7 @@ impl Writer {
                     receiver.clone(),
                     config.max_batch_rows,
                     metrics.clone(),
+                    purchases.clone(),
                 ))
             })
             .collect();
@@ -120,6 +125,7 @@ async fn run_writer(
     receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_rows: usize,
     metrics: Arc<IngestMetrics>,
+    purchases: PurchaseSignal,
 ) {
     loop {
         let jobs = {
@@ -143,7 +149,13 @@ async fn run_writer(
         };
         let started = std::time::Instant::now();
         let events: usize = jobs.iter().map(|j| j.events.len()).sum();
+        let has_purchases = jobs
+            .iter()
+            .any(|j| j.events.iter().any(|e| e.event_name == "purchase"));
         write_jobs(&pool, jobs).await;
+        if has_purchases {
+            purchases.notify_one();
+        }
         metrics.batch_events.observe(events as f64);
         metrics
             .flush_seconds
@@ -269,7 +281,8 @@ async fn write_company(
     sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
     insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
     link_identities(tx, company_id, &fresh_events).await?;
-    record_purchases(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
+    crate::commerce::inbox::enqueue(tx, company_id, &fresh_events, &sessionized.session_ids)
+        .await?;
 
     for (slot, session_id) in fresh.into_iter().zip(sessionized.session_ids) {
         outcomes[slot] = Outcome::Stored { session_id };
@@ -462,24 +475,6 @@ async fn insert_raw_events(
     )
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Purchase events become (or join) orders in the same transaction as the event.
-async fn record_purchases(
-    tx: &mut Transaction<'static, Postgres>,
-    company_id: Uuid,
-    events: &[&AcceptedEvent],
-    session_ids: &[Option<Uuid>],
-) -> Result<(), sqlx::Error> {
-    for (event, session_id) in events.iter().zip(session_ids) {
-        if event.event_name != "purchase" {
-            continue;
-        }
-        if let Some(fact) = crate::commerce::purchase_fact(event, *session_id) {
-            crate::commerce::orders::record(tx, company_id, &fact).await?;
-        }
-    }
     Ok(())
 }
 

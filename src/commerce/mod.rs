@@ -5,6 +5,7 @@
 //! as received (append-only) with its verification result, and applying is idempotent.
 
 pub mod import;
+pub mod inbox;
 pub mod money;
 pub mod orders;
 pub mod secrets;

@@ -111,6 +111,11 @@ impl EmailHash {
         &self.0
     }
 
+    /// A hash read back from storage.
+    pub fn from_bytes(bytes: &[u8]) -> Option<EmailHash> {
+        Some(EmailHash(bytes.try_into().ok()?))
+    }
+
     /// The form used as a key in identity and suppression tables.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -115,6 +115,17 @@ async fn the_order(
     )
 }
 
+/// Purchase events reach `orders` through the inbox worker: wait until it is empty.
+async fn inbox_drained(app: &TestApp) {
+    for _ in 0..200 {
+        if app.count("SELECT count(*) FROM order_inbox").await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the order worker did not drain the inbox");
+}
+
 async fn orders_of(app: &TestApp, company: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM orders WHERE company_id = $1")
         .bind(company)
@@ -464,6 +475,7 @@ async fn a_purchase_event_a_stripe_webhook_and_a_stripe_import_of_one_order_give
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    inbox_drained(&app).await;
     let (code, _) = post_stripe(
         &app,
         app.company.id,
@@ -670,6 +682,7 @@ async fn an_order_after_a_visit_is_linked_to_the_visitor_by_each_documented_mech
         200
     );
 
+    inbox_drained(&app).await;
     for (number, visitor) in [("A-1", v1), ("pi_2", v2), ("pi_3", v3), ("4004", v4)] {
         let row = sqlx::query(
             "SELECT o.visitor_id, o.session_id, s.visitor_id AS session_visitor
