@@ -37,6 +37,7 @@
   function flush(beacon) {
     if (busy || !queue.length) return;
     var batch = queue.slice(0, 50), body = JSON.stringify(batch);
+    while (batch.length > 1 && body.length > 60000) { batch = batch.slice(0, batch.length >> 1); body = JSON.stringify(batch); }
     if (beacon === true && n.sendBeacon && n.sendBeacon(api, new Blob([body], { type: 'text/plain' }))) {
       queue.splice(0, batch.length); save(); return;
     }

@@ -331,12 +331,17 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
         _ => ctx.default_visitor_id,
     };
 
-    let user_agent = match input.user_agent {
-        Some(ua) => Some(ua),
-        None => ctx.user_agent.clone(),
-    }
-    .map(|ua| ua.chars().take(limits::MAX_USER_AGENT).collect::<String>());
-    let is_bot = user_agent.as_deref().is_none_or(is_bot_user_agent);
+    // Server-side calls come from the store's backend (curl, an HTTP library): their own
+    // user agent says nothing about the visitor. Only the visitor's, when forwarded in the
+    // `user_agent` field, is judged; without it a server-side event is not a bot.
+    let (user_agent, judge_ua) = match (ctx.key_kind, input.user_agent) {
+        (_, Some(ua)) => (Some(ua), true),
+        (KeyKind::Write, None) => (ctx.user_agent.clone(), true),
+        (KeyKind::Secret, None) => (None, false),
+    };
+    let user_agent =
+        user_agent.map(|ua| ua.chars().take(limits::MAX_USER_AGENT).collect::<String>());
+    let is_bot = judge_ua && user_agent.as_deref().is_none_or(is_bot_user_agent);
 
     let ip =
         match input.ip {

@@ -256,8 +256,10 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, ApiError> 
 fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
     if trust_proxy
         && let Some(forwarded) = headers.get("x-forwarded-for")
-        && let Some(first) = forwarded.to_str().unwrap_or_default().split(',').next()
-        && let Ok(ip) = first.trim().parse()
+        // The rightmost entry is the one our proxy appended; the ones before it are
+        // whatever the client claimed.
+        && let Some(last) = forwarded.to_str().unwrap_or_default().rsplit(',').next()
+        && let Ok(ip) = last.trim().parse()
     {
         return ip;
     }

@@ -42,6 +42,12 @@ fn is_currency(v: &Value) -> bool {
         .is_some_and(|s| s.len() == 3 && s.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
+fn is_short_id(v: &Value) -> bool {
+    is_id(v)
+        && v.as_str()
+            .is_none_or(|s| s.chars().count() <= super::event::limits::MAX_ID)
+}
+
 fn is_id(v: &Value) -> bool {
     match v {
         Value::String(s) => !s.trim().is_empty(),
@@ -139,12 +145,13 @@ pub fn check(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
             if p.get("order_id").is_none_or(Value::is_null) {
                 return Err(missing(event, "order_id"));
             }
+            // It becomes an index key (order refs): bounded like every other id.
             optional(
                 event,
                 p,
                 "order_id",
-                is_id,
-                "a non-empty string or an integer",
+                is_short_id,
+                "a non-empty string of at most 256 characters, or an integer",
             )?;
             for field in ["value", "currency"] {
                 if p.get(field).is_none_or(Value::is_null) {
@@ -165,7 +172,7 @@ pub fn check(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
             check_items(event, p)
         }
         "lead_submit" => {
-            optional(event, p, "form_id", is_id, "a string or an integer")?;
+            optional(event, p, "form_id", is_short_id, "a string or an integer")?;
             check_value(event, p)
         }
         "signup" | "login" => optional(event, p, "method", string, "a string"),

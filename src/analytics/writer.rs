@@ -350,8 +350,11 @@ async fn claim_event_ids(
     if candidates.is_empty() {
         return Ok(HashSet::new());
     }
-    let ids: Vec<Uuid> = candidates.iter().map(|&i| events[i].event_id).collect();
-    let received: Vec<_> = candidates.iter().map(|&i| events[i].received_at).collect();
+    // Sorted: two writers inserting overlapping ids take the index locks in one order.
+    let mut sorted: Vec<usize> = candidates.to_vec();
+    sorted.sort_by_key(|&i| events[i].event_id);
+    let ids: Vec<Uuid> = sorted.iter().map(|&i| events[i].event_id).collect();
+    let received: Vec<_> = sorted.iter().map(|&i| events[i].received_at).collect();
     let claimed: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO event_ids (company_id, event_id, received_at)
          SELECT $1, * FROM unnest($2::uuid[], $3::timestamptz[])

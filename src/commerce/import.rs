@@ -82,11 +82,13 @@ pub async fn run(
                 continue;
             }
         };
-        let mut tx = owner.begin().await?;
-        crate::db::set_company(&mut tx, company_id).await?;
-        let outcome =
-            apply_verified(&mut tx, company_id, provider, "import", &payload, None).await?;
-        tx.commit().await?;
+        let outcome = match import_one(owner, company_id, provider, &payload).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(error = %error, "import record failed");
+                Err(format!("database error: {error}"))
+            }
+        };
         match outcome {
             Ok(Applied::Order(_)) => summary.imported += 1,
             Ok(Applied::Duplicate) => summary.duplicates += 1,
@@ -107,6 +109,20 @@ pub async fn run(
         eprintln!();
     }
     Ok(summary)
+}
+
+/// One record in its own transaction.
+async fn import_one(
+    owner: &PgPool,
+    company_id: Uuid,
+    provider: Provider,
+    payload: &[u8],
+) -> Result<Result<Applied, String>, sqlx::Error> {
+    let mut tx = owner.begin().await?;
+    crate::db::set_company(&mut tx, company_id).await?;
+    let outcome = apply_verified(&mut tx, company_id, provider, "import", payload, None).await?;
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@ const ZERO_DECIMAL: &[&str] = &[
 ];
 /// ISO 4217 currencies with three decimals.
 const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-/// Stripe's zero-decimal list differs from ISO in one place: MGA (ISO: 2 decimals).
+/// Stripe's zero-decimal list differs from ISO for MGA (ISO: 2 decimals, Stripe: 0)...
 const STRIPE_ZERO_DECIMAL_EXTRA: &[&str] = &["MGA"];
+/// ...and for ISK (ISO: 0 decimals, Stripe's API: 2, `100` = 1 króna).
+const STRIPE_TWO_DECIMAL_EXTRA: &[&str] = &["ISK"];
 
 impl Currency {
     /// Parses a code in any case (`usd`, `EUR`).
@@ -50,6 +52,8 @@ impl Currency {
     fn stripe_exponent(&self) -> u32 {
         if STRIPE_ZERO_DECIMAL_EXTRA.contains(&self.code()) {
             0
+        } else if STRIPE_TWO_DECIMAL_EXTRA.contains(&self.code()) {
+            2
         } else {
             self.exponent()
         }
@@ -60,7 +64,7 @@ impl Currency {
     pub fn from_stripe_amount(&self, amount: i64) -> i64 {
         let (ours, theirs) = (self.exponent(), self.stripe_exponent());
         if ours >= theirs {
-            amount * 10i64.pow(ours - theirs)
+            amount.saturating_mul(10i64.pow(ours - theirs))
         } else {
             amount / 10i64.pow(theirs - ours)
         }
@@ -155,6 +159,11 @@ mod tests {
             "JPY is whole yen"
         );
         assert_eq!(c("mga").from_stripe_amount(500), 50000);
+        assert_eq!(
+            c("isk").from_stripe_amount(50000),
+            500,
+            "Stripe's ISK has two decimals"
+        );
     }
 
     #[test]

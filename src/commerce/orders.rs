@@ -247,19 +247,40 @@ async fn upsert_source(
     f: &OrderFact,
 ) -> Result<(), sqlx::Error> {
     // Fields a message does not mention keep their earlier value; refunds only grow; a
-    // snapshot older than the stored one changes nothing but its refs.
+    // snapshot older than the stored one ($17 false) changes neither status nor amounts, but
+    // its links (visitor, email, user) still fill what is missing: a late redelivery of the
+    // checkout event must not lose the visitor it names.
+    let fresh: Option<bool> = sqlx::query_scalar(
+        "SELECT $4::timestamptz IS NULL OR source_updated_at IS NULL OR $4 >= source_updated_at
+         FROM order_sources WHERE company_id = $1 AND order_id = $2 AND source = $3",
+    )
+    .bind(company_id)
+    .bind(order_id)
+    .bind(f.source.as_str())
+    .bind(f.source_updated_at)
+    .fetch_optional(&mut **tx)
+    .await?;
     sqlx::query(
         "INSERT INTO order_sources (company_id, order_id, source, status, currency, gross_minor,
              discount_minor, tax_minor, shipping_minor, refunded_minor, placed_at,
              source_updated_at, order_number, email_hash, user_id, visitor_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (company_id, order_id, source) DO UPDATE SET
-             status = coalesce(excluded.status, order_sources.status),
+             status = CASE WHEN $17 THEN coalesce(excluded.status, order_sources.status)
+                           ELSE order_sources.status END,
              currency = coalesce(excluded.currency, order_sources.currency),
-             gross_minor = coalesce(excluded.gross_minor, order_sources.gross_minor),
-             discount_minor = coalesce(excluded.discount_minor, order_sources.discount_minor),
-             tax_minor = coalesce(excluded.tax_minor, order_sources.tax_minor),
-             shipping_minor = coalesce(excluded.shipping_minor, order_sources.shipping_minor),
+             gross_minor = CASE WHEN $17
+                 THEN coalesce(excluded.gross_minor, order_sources.gross_minor)
+                 ELSE coalesce(order_sources.gross_minor, excluded.gross_minor) END,
+             discount_minor = CASE WHEN $17
+                 THEN coalesce(excluded.discount_minor, order_sources.discount_minor)
+                 ELSE coalesce(order_sources.discount_minor, excluded.discount_minor) END,
+             tax_minor = CASE WHEN $17
+                 THEN coalesce(excluded.tax_minor, order_sources.tax_minor)
+                 ELSE coalesce(order_sources.tax_minor, excluded.tax_minor) END,
+             shipping_minor = CASE WHEN $17
+                 THEN coalesce(excluded.shipping_minor, order_sources.shipping_minor)
+                 ELSE coalesce(order_sources.shipping_minor, excluded.shipping_minor) END,
              refunded_minor = greatest(excluded.refunded_minor, order_sources.refunded_minor),
              placed_at = least(excluded.placed_at, order_sources.placed_at),
              source_updated_at = greatest(excluded.source_updated_at, order_sources.source_updated_at),
@@ -267,10 +288,7 @@ async fn upsert_source(
              email_hash = coalesce(excluded.email_hash, order_sources.email_hash),
              user_id = coalesce(excluded.user_id, order_sources.user_id),
              visitor_id = coalesce(excluded.visitor_id, order_sources.visitor_id),
-             updated_at = now()
-         WHERE order_sources.source_updated_at IS NULL
-            OR excluded.source_updated_at IS NULL
-            OR excluded.source_updated_at >= order_sources.source_updated_at",
+             updated_at = now()",
     )
     .bind(company_id)
     .bind(order_id)
@@ -288,6 +306,7 @@ async fn upsert_source(
     .bind(f.email_hash.as_ref().map(|h| h.as_bytes().to_vec()))
     .bind(&f.user_id)
     .bind(f.visitor_id)
+    .bind(fresh.unwrap_or(true))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -393,14 +412,19 @@ async fn recompute(
             .fetch_one(&mut **tx)
             .await?;
     let merged = merge(&mut rows, &company_currency);
-    // Rows are in precedence order now. Identity: the browser knows the visitor best.
-    let visitor = rows.iter().rev().find_map(|r| r.visitor_id);
+    // Rows are in precedence order now. A verified source (the store, the processor) wins
+    // over the browser: anyone holding the public write key could send a purchase event
+    // naming someone else's order number.
+    let visitor = rows.iter().find_map(|r| r.visitor_id);
     let email = rows.iter().find_map(|r| r.email_hash.clone());
     let user = rows.iter().find_map(|r| r.user_id.clone());
-    let placed_at = rows
+    let verified_time = rows
         .iter()
+        .filter(|r| r.source != Source::Event.as_str())
         .filter_map(|r| r.placed_at)
-        .min()
+        .min();
+    let placed_at = verified_time
+        .or_else(|| rows.iter().filter_map(|r| r.placed_at).min())
         .unwrap_or_else(Utc::now);
     let number = rows
         .iter()
@@ -494,8 +518,8 @@ async fn customer_for(
     }
     let existing: Option<Uuid> = sqlx::query_scalar(
         "SELECT customer_id FROM customers WHERE company_id = $1
-           AND (email_hash = $2 OR ($2 IS NULL AND user_id = $3))
-         ORDER BY created_at LIMIT 1",
+           AND (email_hash = $2 OR user_id = $3)
+         ORDER BY (email_hash = $2) IS TRUE DESC, created_at LIMIT 1",
     )
     .bind(company_id)
     .bind(email)

@@ -43,7 +43,7 @@ pub fn verify(
     if signatures.is_empty() {
         return Err("Stripe-Signature has no v1 signature".into());
     }
-    if (now.timestamp() - t).abs() > TOLERANCE_SECONDS {
+    if now.timestamp().abs_diff(t) > TOLERANCE_SECONDS as u64 {
         return Err("Stripe-Signature timestamp is outside the 5-minute tolerance".into());
     }
     let matches = signatures.iter().any(|sig| {

@@ -81,8 +81,8 @@ pub fn order_fact(order: &Value, company_hash_key: &[u8]) -> Result<OrderFact, S
             refunds
                 .iter()
                 .filter_map(|r| text(r, "total").and_then(|t| currency.parse_decimal(t)))
-                .map(i64::abs)
-                .sum()
+                .map(i64::saturating_abs)
+                .fold(0i64, i64::saturating_add)
         })
         .unwrap_or(0);
     fact.refunded_minor = Some(refunded);
