@@ -93,8 +93,11 @@ CREATE TABLE webhook_secrets (
     PRIMARY KEY (company_id, provider)
 );
 
--- Every webhook delivery and imported record, as received, with its verification result.
--- Append-only, like raw_events: the audit trail from which orders can be replayed.
+-- Every webhook delivery and imported record, with its verification result. Append-only,
+-- like raw_events: the audit trail from which orders can be replayed. Payloads carry emails
+-- and IPs, so a verified payload is kept encrypted with LUX_SECRETS_KEY (as received, byte for
+-- byte, once decrypted); of a payload that failed verification only its hash and size are
+-- kept (it is nobody's data, and storing it would let anyone fill the disk).
 CREATE TABLE webhook_deliveries (
     company_id      uuid NOT NULL,
     delivery_id     uuid NOT NULL,
@@ -106,7 +109,10 @@ CREATE TABLE webhook_deliveries (
     failure         text,
     provider_event_id text,
     event_type      text,
-    payload         bytea NOT NULL,
+    payload_sha256  bytea NOT NULL,
+    payload_bytes   integer NOT NULL,
+    payload_nonce   bytea,
+    payload_ciphertext bytea,
     PRIMARY KEY (company_id, delivery_id)
 );
 CREATE TRIGGER append_only_rows BEFORE UPDATE OR DELETE ON webhook_deliveries

@@ -292,7 +292,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
             provider,
             file,
             company,
-        } => import(&provider, &file, company, url).await,
+        } => import(&provider, &file, company, ctx).await,
     }
 }
 
@@ -300,16 +300,18 @@ async fn import(
     provider: &str,
     file: &std::path::Path,
     company: Uuid,
-    url: &str,
+    ctx: &Context,
 ) -> anyhow::Result<()> {
+    // Imported payloads are kept encrypted, like webhook deliveries.
+    let key = ctx.require_secrets_key()?;
     let provider = match Provider::parse(provider) {
         Some(p @ (Provider::Stripe | Provider::WooCommerce)) => p,
         _ => anyhow::bail!("cannot import {provider:?}: use stripe or woocommerce"),
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let owner = owner_pool(url).await?;
-    let summary = lux::commerce::import::run(&owner, company, provider, &text).await?;
+    let owner = owner_pool(&ctx.url).await?;
+    let summary = lux::commerce::import::run(&owner, &key, company, provider, &text).await?;
     owner.close().await;
     println!(
         "read {}, imported {}, already imported {}, not about orders {}, skipped {}",

@@ -12,7 +12,9 @@ use url::Url;
 use uuid::Uuid;
 
 use super::traffic::{LandingParams, TrafficSource, traffic_source};
-use crate::privacy::{DailySalt, EmailHash, is_placeholder_id};
+use crate::privacy::{
+    DailySalt, EmailHash, is_placeholder_id, redact_json_emails, redact_url_emails,
+};
 use crate::tenancy::{CompanySettings, KeyKind};
 
 /// Documented limits (README "Limits").
@@ -267,7 +269,8 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
     let event_name = parse_event_name(&input.event_name)?;
     let (occurred_at, client_occurred_at) =
         occurred_at(input.occurred_at.as_deref(), ctx.key_kind, ctx.received_at)?;
-    let properties = input.properties.unwrap_or_default();
+    let mut properties = input.properties.unwrap_or_default();
+    properties.values_mut().for_each(redact_json_emails);
     check_properties(&event_name, &properties)?;
     let engaged_ms = properties
         .get("engaged_ms")
@@ -287,12 +290,17 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
         ));
     }
 
-    let page_url = optional_text(input.page_url, "page_url", limits::MAX_URL)?;
+    let page_url = optional_text(input.page_url, "page_url", limits::MAX_URL)?
+        .map(|u| redact_url_emails(&u).into_owned());
     let page = match page_url {
-        Some(url) => Some(parse_page(url, input.referrer.as_deref())?),
+        Some(url) => Some(parse_page(
+            url,
+            input.referrer.as_deref().map(redact_url_emails).as_deref(),
+        )?),
         None => None,
     };
-    let referrer = optional_text(input.referrer, "referrer", limits::MAX_URL)?;
+    let referrer = optional_text(input.referrer, "referrer", limits::MAX_URL)?
+        .map(|u| redact_url_emails(&u).into_owned());
 
     let consent = input.consent.as_ref();
     let consent_analytics = consent
@@ -310,7 +318,16 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
         limits::MAX_ID,
     )?
     .filter(|id| !is_placeholder_id(id));
-    let email = optional_text(input.email, "email", 320)?;
+    let mut email = optional_text(input.email, "email", 320)?;
+    // `lux.identify("jane@x.com")`: an email used as the user id is an email, hashed like
+    // one, and never stored as a user id.
+    let user_id = match user_id {
+        Some(id) if EmailHash::of(&ctx.settings.hash_key, &id).is_some() => {
+            email.get_or_insert(id);
+            None
+        }
+        other => other,
+    };
     let email_hash = match email {
         Some(email) => Some(
             EmailHash::of(&ctx.settings.hash_key, &email)

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::secrets::Provider;
+use super::secrets::{Provider, SecretsKey};
 use super::{Applied, apply_verified};
 
 #[derive(Debug, Default)]
@@ -59,6 +59,7 @@ fn records(text: &str) -> Vec<Result<Vec<u8>, String>> {
 
 pub async fn run(
     owner: &PgPool,
+    key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,
     text: &str,
@@ -82,7 +83,7 @@ pub async fn run(
                 continue;
             }
         };
-        let outcome = match import_one(owner, company_id, provider, &payload).await {
+        let outcome = match import_one(owner, key, company_id, provider, &payload).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::warn!(error = %error, "import record failed");
@@ -114,13 +115,15 @@ pub async fn run(
 /// One record in its own transaction.
 async fn import_one(
     owner: &PgPool,
+    key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,
     payload: &[u8],
 ) -> Result<Result<Applied, String>, sqlx::Error> {
     let mut tx = owner.begin().await?;
     crate::db::set_company(&mut tx, company_id).await?;
-    let outcome = apply_verified(&mut tx, company_id, provider, "import", payload, None).await?;
+    let outcome =
+        apply_verified(&mut tx, key, company_id, provider, "import", payload, None).await?;
     tx.commit().await?;
     Ok(outcome)
 }

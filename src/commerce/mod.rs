@@ -27,7 +27,7 @@ use crate::analytics::event::AcceptedEvent;
 use crate::http::{ApiError, AppState};
 use money::{Currency, json_decimal};
 use orders::{OrderFact, PaymentState, Source};
-use secrets::Provider;
+use secrets::{Provider, SecretsKey};
 
 /// Webhook bodies: an order with many lines is still far below this.
 const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
@@ -89,6 +89,7 @@ async fn webhook(
     if let Err(reason) = verified {
         record_delivery(
             &mut tx,
+            key,
             company_id,
             provider,
             "webhook",
@@ -106,6 +107,7 @@ async fn webhook(
     let topic = header("x-wc-webhook-topic").map(str::to_string);
     let applied = apply_verified(
         &mut tx,
+        key,
         company_id,
         provider,
         "webhook",
@@ -129,9 +131,11 @@ async fn webhook(
     Ok((StatusCode::OK, axum::Json(answer)).into_response())
 }
 
-/// Keeps a delivery (or an imported record) as received.
+/// Keeps a delivery (or an imported record): encrypted when verified, as a hash otherwise.
+#[allow(clippy::too_many_arguments)]
 async fn record_delivery(
     tx: &mut Transaction<'static, Postgres>,
+    key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,
     channel: &str,
@@ -139,10 +143,12 @@ async fn record_delivery(
     verification: Result<(), &str>,
     header: Option<&stripe::EventHeader>,
 ) -> Result<(), sqlx::Error> {
+    let sealed = verification.is_ok().then(|| key.seal(company_id, payload));
     sqlx::query(
         "INSERT INTO webhook_deliveries (company_id, delivery_id, provider, channel, verified,
-             failure, provider_event_id, event_type, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             failure, provider_event_id, event_type, payload_sha256, payload_bytes,
+             payload_nonce, payload_ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(company_id)
     .bind(Uuid::now_v7())
@@ -152,7 +158,10 @@ async fn record_delivery(
     .bind(verification.err())
     .bind(header.map(|h| h.id.as_str()))
     .bind(header.map(|h| h.event_type.as_str()))
-    .bind(payload)
+    .bind(<sha2::Sha256 as sha2::Digest>::digest(payload).to_vec())
+    .bind(i32::try_from(payload.len()).unwrap_or(i32::MAX))
+    .bind(sealed.as_ref().map(|(nonce, _)| nonce.to_vec()))
+    .bind(sealed.map(|(_, ciphertext)| ciphertext))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -162,6 +171,7 @@ async fn record_delivery(
 /// `Err` is a problem with the message itself, to report, never a database failure.
 pub async fn apply_verified(
     tx: &mut Transaction<'static, Postgres>,
+    key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,
     channel: &str,
@@ -174,6 +184,7 @@ pub async fn apply_verified(
             let problem = format!("malformed JSON: {e}");
             record_delivery(
                 tx,
+                key,
                 company_id,
                 provider,
                 channel,
@@ -192,6 +203,7 @@ pub async fn apply_verified(
     };
     record_delivery(
         tx,
+        key,
         company_id,
         provider,
         channel,

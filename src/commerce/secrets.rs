@@ -45,6 +45,36 @@ impl SecretsKey {
     fn cipher(&self) -> ChaCha20Poly1305 {
         ChaCha20Poly1305::new(&Key::from(self.0))
     }
+
+    /// Encrypts `data` for one company: returns (nonce, ciphertext).
+    pub fn seal(&self, company_id: Uuid, data: &[u8]) -> ([u8; 12], Vec<u8>) {
+        let nonce: [u8; 12] = rand::rng().random();
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: data,
+                    aad: company_id.as_bytes(),
+                },
+            )
+            .expect("ChaCha20-Poly1305 encrypts any message of this size");
+        (nonce, ciphertext)
+    }
+
+    /// Decrypts what [`SecretsKey::seal`] made for the same company.
+    pub fn open(&self, company_id: Uuid, nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        self.cipher()
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: company_id.as_bytes(),
+                },
+            )
+            .ok()
+    }
 }
 
 /// A provider whose webhooks are signed with a per-company secret.
@@ -88,17 +118,7 @@ pub async fn set_secret(
     if secret.trim().is_empty() {
         anyhow::bail!("--secret is empty");
     }
-    let nonce: [u8; 12] = rand::rng().random();
-    let ciphertext = key
-        .cipher()
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: secret.as_bytes(),
-                aad: company_id.as_bytes(),
-            },
-        )
-        .map_err(|_| anyhow::anyhow!("encrypting the secret failed"))?;
+    let (nonce, ciphertext) = key.seal(company_id, secret.as_bytes());
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
             .bind(company_id)
@@ -137,16 +157,5 @@ pub async fn load_secret(
     .bind(provider.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.and_then(|(nonce, ciphertext)| {
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        key.cipher()
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: &ciphertext,
-                    aad: company_id.as_bytes(),
-                },
-            )
-            .ok()
-    }))
+    Ok(row.and_then(|(nonce, ciphertext)| key.open(company_id, &nonce, &ciphertext)))
 }

@@ -122,6 +122,85 @@ impl EmailHash {
     }
 }
 
+/// Replaces email addresses in free text with `[email]`: `jane@x.com` and the URL-encoded
+/// `jane%40x.com` alike. Emails reach analytics by accident (a `?email=` on a landing page,
+/// a form field copied into properties); only their keyed hash may be stored.
+pub fn redact_emails(text: &str) -> std::borrow::Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    if !text.contains('@') && !lower.contains("%40") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let is_local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    let is_domain = |b: u8| b.is_ascii_alphanumeric() || b".-".contains(&b);
+    let (mut out, mut last, mut i) = (String::with_capacity(text.len()), 0, 0);
+    while i < bytes.len() {
+        let at = if bytes[i] == b'@' {
+            1
+        } else if lower.as_bytes()[i..].starts_with(b"%40") {
+            3
+        } else {
+            0
+        };
+        if at == 0 {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        while start > last && is_local(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = i + at;
+        while end < bytes.len() && is_domain(bytes[end]) {
+            end += 1;
+        }
+        while end > i + at && bytes[end - 1] == b'.' {
+            end -= 1;
+        }
+        let domain = &text[i + at..end];
+        if start < i && domain.contains('.') && !domain.starts_with('.') {
+            out.push_str(&text[last..start]);
+            out.push_str("[email]");
+            last = end;
+            i = end;
+        } else {
+            i += at;
+        }
+    }
+    out.push_str(&text[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`redact_emails`] on the part of a URL after its host (path, query, fragment), so the
+/// URL stays parseable.
+pub fn redact_url_emails(url: &str) -> std::borrow::Cow<'_, str> {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map(|i| after_scheme + i)
+        .unwrap_or(url.len());
+    match redact_emails(&url[path_start..]) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(url),
+        std::borrow::Cow::Owned(rest) => {
+            std::borrow::Cow::Owned(format!("{}{rest}", &url[..path_start]))
+        }
+    }
+}
+
+/// [`redact_emails`] on every string inside a JSON value.
+pub fn redact_json_emails(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = redact_emails(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json_emails),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_json_emails),
+        _ => {}
+    }
+}
+
 /// Values that clients send when they have no id ("undefined", "null", "0", ...). Linking on
 /// them would merge every anonymous user into one person, so they are treated as absent.
 pub fn is_placeholder_id(id: &str) -> bool {
@@ -212,6 +291,26 @@ mod tests {
         assert_ne!(a, EmailHash::of(b"key-b", "jane@example.com").unwrap());
         assert!(EmailHash::of(b"k", "not-an-email").is_none());
         assert!(EmailHash::of(b"k", "@example.com").is_none());
+    }
+
+    #[test]
+    fn emails_are_redacted_from_text_urls_and_json() {
+        assert_eq!(
+            redact_emails("contact Jane.Doe+x@Example.co.uk now"),
+            "contact [email] now"
+        );
+        assert_eq!(redact_emails("no email here: a@b"), "no email here: a@b");
+        assert_eq!(
+            redact_url_emails("https://s.test/welcome?email=jane%40example.com&x=1"),
+            "https://s.test/welcome?email=[email]&x=1"
+        );
+        assert_eq!(
+            redact_url_emails("https://s.test/plain"),
+            "https://s.test/plain"
+        );
+        let mut v = serde_json::json!({"a": ["x jane@example.com"], "b": {"c": "ok"}});
+        redact_json_emails(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["x [email]"], "b": {"c": "ok"}}));
     }
 
     #[test]

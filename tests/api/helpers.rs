@@ -276,3 +276,17 @@ pub async fn wait_healthy(base: &str) {
     }
     panic!("{base} did not become healthy");
 }
+
+/// The database's data as SQL inserts, as an attacker with a backup would see it.
+pub fn pg_dump(url: &str) -> String {
+    let output = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--inserts", url])
+        .output()
+        .expect("pg_dump (postgresql-client) is installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -4,7 +4,7 @@ use lux::privacy::SuppressionTarget;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{BROWSER_UA, ServeProcess, TestApp, TestDb, create_company};
+use crate::helpers::{BROWSER_UA, ServeProcess, TestApp, TestDb, create_company, pg_dump};
 
 const KNOWN_IP: &str = "203.0.113.77";
 const KNOWN_SERVER_IP: &str = "198.51.100.23";
@@ -28,7 +28,15 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
             json!([
                 {"event_name": "page_view", "visitor_id": visitor, "page_url": "https://s.test/"},
                 {"event_name": "identify", "visitor_id": visitor, "user_id": "u-1",
-                 "email": KNOWN_EMAIL, "page_url": "https://s.test/account"}
+                 "email": KNOWN_EMAIL, "page_url": "https://s.test/account"},
+                // Emails where they do not belong: a landing URL, a property, the user id.
+                {"event_name": "page_view", "visitor_id": visitor,
+                 "page_url": "https://s.test/welcome?email=Jane.Known%40Example.com&utm_source=mail",
+                 "referrer": "https://mail.example.net/read?from=jane.known@example.com"},
+                {"event_name": "lead_submit", "visitor_id": visitor,
+                 "properties": {"form": {"contact": KNOWN_EMAIL}}, "page_url": "https://s.test/form"},
+                {"event_name": "login", "visitor_id": visitor, "user_id": KNOWN_EMAIL,
+                 "page_url": "https://s.test/login"}
             ])
             .to_string(),
         )
@@ -36,6 +44,8 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
         .await
         .unwrap();
     assert_eq!(browser.status(), 202);
+    let answer: Value = browser.json().await.unwrap();
+    assert_eq!(answer["stored"], 5, "{answer}");
     let server = client
         .post(format!("{}/e", node.base))
         .bearer_auth(&company.secret_key)
@@ -66,7 +76,7 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
     .fetch_one(&owner)
     .await
     .unwrap();
-    assert_eq!(hashed, 3);
+    assert_eq!(hashed, 6);
     let email_hashes: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT email_hash) FROM raw_events WHERE email_hash IS NOT NULL",
     )
@@ -82,10 +92,15 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
     assert!(dump.contains("identify"), "the dump holds the events");
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("listening"), "the logs were captured");
+    assert!(
+        dump.contains("email=[email]"),
+        "the landing URL is kept, without the address"
+    );
     for needle in [
         KNOWN_IP,
         KNOWN_SERVER_IP,
         "jane.known@example.com",
+        "jane.known%40example.com",
         KNOWN_EMAIL,
     ] {
         assert!(
@@ -101,19 +116,6 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
         !logs.contains(&company.secret_key),
         "a secret key is in the logs"
     );
-}
-
-fn pg_dump(url: &str) -> String {
-    let output = std::process::Command::new("pg_dump")
-        .args(["--data-only", "--inserts", url])
-        .output()
-        .expect("pg_dump (postgresql-client) is installed");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 async fn stored_row(app: &TestApp, event_id: Uuid) -> Value {
