@@ -447,6 +447,18 @@ mod tests {
     }
 
     #[test]
+    fn behind_a_proxy_the_client_is_the_address_the_proxy_appended() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9"),
+        );
+        assert_eq!(client_ip(peer, &headers, true).to_string(), "203.0.113.9");
+        assert_eq!(client_ip(peer, &headers, false).to_string(), "10.0.0.1");
+    }
+
+    #[test]
     fn visitor_cookie_is_read() {
         let mut headers = HeaderMap::new();
         let id = Uuid::now_v7();

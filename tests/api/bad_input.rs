@@ -233,6 +233,15 @@ fn corpus() -> Vec<Case> {
             "value",
         ),
         case(
+            "purchase with a 3,000-character order_id",
+            format!(
+                r#"{{"event_name": "purchase", "properties": {{"order_id": "{}", "value": 1, "currency": "USD"}}}}"#,
+                "o".repeat(3000)
+            ),
+            400,
+            "order_id",
+        ),
+        case(
             "cart value without currency",
             r#"{"event_name": "add_to_cart", "properties": {"value": 5}}"#,
             400,

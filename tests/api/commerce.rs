@@ -918,3 +918,99 @@ async fn stripe_cli_triggers_replayed_as_the_events_they_cause() {
     }
     app.stop().await;
 }
+
+/// Regression: a checkout event redelivered after a newer event of the same payment used to
+/// be ignored whole, losing the visitor it names.
+#[tokio::test]
+async fn a_late_checkout_redelivery_still_links_its_visitor() {
+    let app = TestApp::spawn().await;
+    with_secrets(&app, &app.company).await;
+    let visitor = Uuid::now_v7();
+    let now = chrono::Utc::now().timestamp();
+    let mut refund = serde_json::from_slice::<Value>(&stripe_event(
+        "evt_late_r",
+        "charge.refunded",
+        json!({
+        "id": "ch_L", "object": "charge", "amount": 1000, "amount_captured": 1000,
+        "amount_refunded": 300, "currency": "usd", "status": "succeeded",
+        "payment_intent": "pi_L", "created": now, "metadata": {}}),
+    ))
+    .unwrap();
+    refund["created"] = json!(now);
+    let mut checkout = serde_json::from_slice::<Value>(&stripe_event(
+        "evt_late_cs",
+        "checkout.session.completed",
+        json!({
+        "id": "cs_L", "object": "checkout.session", "mode": "payment", "amount_total": 1000,
+        "currency": "usd", "payment_status": "paid", "payment_intent": "pi_L",
+        "client_reference_id": visitor.to_string(), "created": now - 600, "metadata": {}}),
+    ))
+    .unwrap();
+    checkout["created"] = json!(now - 600);
+    for event in [refund, checkout] {
+        let body = serde_json::to_vec(&event).unwrap();
+        let (code, answer) = post_stripe(
+            &app,
+            app.company.id,
+            &body,
+            stripe_signature(&body, STRIPE_SECRET),
+        )
+        .await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let (status, _, gross, refunded, _) = the_order(&app, app.company.id).await;
+    assert_eq!(
+        (status.as_str(), gross, refunded),
+        ("partially_refunded", Some(1000), 300)
+    );
+    let linked: Option<Uuid> = sqlx::query_scalar("SELECT visitor_id FROM orders")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(linked, Some(visitor));
+    app.stop().await;
+}
+
+/// Regression: the public write key could re-point a verified order to another visitor by
+/// sending a purchase event with the same order number.
+#[tokio::test]
+async fn a_purchase_event_cannot_take_over_a_verified_order() {
+    let app = TestApp::spawn().await;
+    with_secrets(&app, &app.company).await;
+    let (buyer, attacker) = (Uuid::now_v7(), Uuid::now_v7());
+    let created = chrono::Utc::now();
+    let order = serde_json::to_vec(&json!({
+        "id": 9001, "number": "9001", "status": "processing", "currency": "EUR",
+        "total": "80.00", "discount_total": "0.00", "shipping_total": "0.00", "total_tax": "0.00",
+        "customer_id": 0, "date_created_gmt": created.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "date_modified_gmt": created.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "billing": {"email": "real@example.com"}, "refunds": [],
+        "meta_data": [{"id": 1, "key": "_lux_visitor_id", "value": buyer.to_string()}]
+    }))
+    .unwrap();
+    assert_eq!(
+        post_woo(&app, app.company.id, "order.created", &order, WOO_SECRET)
+            .await
+            .0,
+        200
+    );
+    let (status, _) = app
+        .post_events(&json!({"event_name": "purchase", "visitor_id": attacker,
+            "occurred_at": (created - chrono::Duration::hours(48)).to_rfc3339(),
+            "properties": {"order_id": "9001", "value": "1.00", "currency": "EUR"}}))
+        .await;
+    assert_eq!(status, 202);
+    inbox_drained(&app).await;
+    let row = sqlx::query("SELECT visitor_id, gross_minor, placed_at FROM orders")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<Option<Uuid>, _>("visitor_id"), Some(buyer));
+    assert_eq!(row.get::<Option<i64>, _>("gross_minor"), Some(8000));
+    let placed: chrono::DateTime<chrono::Utc> = row.get("placed_at");
+    assert!(
+        (placed - created).num_seconds().abs() <= 1,
+        "the store's time stands"
+    );
+    app.stop().await;
+}

@@ -224,6 +224,39 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test]
+async fn server_side_events_are_not_bots_because_of_the_backend_s_user_agent() {
+    let app = TestApp::spawn().await;
+    for user_agent in [None, Some("curl/8.5.0"), Some("python-requests/2.32")] {
+        let mut request = app
+            .client
+            .post(format!("{}/e", app.base))
+            .bearer_auth(&app.company.secret_key)
+            .json(&json!({"event_name": "signup", "user_id": "u-9"}));
+        if let Some(ua) = user_agent {
+            request = request.header("user-agent", ua);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 202);
+    }
+    // The visitor's own user agent, forwarded, is judged.
+    let (status, _) = app
+        .post_server_events(&json!({"event_name": "signup",
+            "user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_events WHERE NOT is_bot")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_events WHERE is_bot")
+            .await,
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn bots_are_stored_but_flagged() {
     let app = TestApp::spawn().await;
     let response = app
