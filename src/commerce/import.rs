@@ -64,14 +64,7 @@ pub async fn run(
     provider: Provider,
     text: &str,
 ) -> anyhow::Result<ImportSummary> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
-            .bind(company_id)
-            .fetch_one(owner)
-            .await?;
-    if !exists {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
-    }
+    crate::tenancy::require_company(owner, company_id).await?;
     let mut summary = ImportSummary::default();
     let terminal = std::io::stderr().is_terminal();
     for record in records(text) {

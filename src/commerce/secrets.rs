@@ -119,14 +119,7 @@ pub async fn set_secret(
         anyhow::bail!("--secret is empty");
     }
     let (nonce, ciphertext) = key.seal(company_id, secret.as_bytes());
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
-            .bind(company_id)
-            .fetch_one(owner)
-            .await?;
-    if !exists {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
-    }
+    crate::tenancy::require_company(owner, company_id).await?;
     sqlx::query(
         "INSERT INTO webhook_secrets (company_id, provider, nonce, ciphertext)
          VALUES ($1, $2, $3, $4)

@@ -248,6 +248,19 @@ impl Tenancy {
     }
 }
 
+/// Fails with a message naming the id when no such company exists (CLI commands).
+pub async fn require_company(owner: &PgPool, company_id: Uuid) -> anyhow::Result<()> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
+            .bind(company_id)
+            .fetch_one(owner)
+            .await?;
+    if !exists {
+        anyhow::bail!("no company {company_id} (see `lux company list`)");
+    }
+    Ok(())
+}
+
 /// A row of `lux company list`.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct CompanyListing {

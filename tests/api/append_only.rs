@@ -2,20 +2,12 @@
 
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, act_as_service};
 
-async fn attempt(app: &TestApp, role: Option<&str>, sql: &str) -> Result<(), String> {
+async fn attempt(app: &TestApp, as_service: bool, sql: &str) -> Result<(), String> {
     let mut tx = app.owner.begin().await.unwrap();
-    if let Some(role) = role {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("SELECT set_config('lux.company_id', $1, true)")
-            .bind(app.company.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+    if as_service {
+        act_as_service(&mut tx, app.company.id).await;
     }
     let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
         .execute(&mut *tx)
@@ -45,27 +37,20 @@ async fn update_delete_and_truncate_fail_for_lux_app_and_for_the_owner() {
         format!("DELETE FROM {partition}"),
         format!("TRUNCATE {partition}"),
     ];
-    for role in [Some("lux_app"), None] {
+    for as_service in [true, false] {
         for sql in &statements {
-            let result = attempt(&app, role, sql).await;
-            assert!(
-                result.is_err(),
-                "{sql} succeeded as {}",
-                role.unwrap_or("owner")
-            );
+            let result = attempt(&app, as_service, sql).await;
+            let who = if as_service { "lux_app" } else { "the owner" };
+            assert!(result.is_err(), "{sql} succeeded as {who}");
         }
     }
-    let owner_error = attempt(&app, None, "DELETE FROM raw_events")
+    let owner_error = attempt(&app, false, "DELETE FROM raw_events")
         .await
         .unwrap_err();
     assert!(owner_error.contains("append-only"), "{owner_error}");
-    let app_error = attempt(
-        &app,
-        Some("lux_app"),
-        "UPDATE raw_events SET event_name = 'x'",
-    )
-    .await
-    .unwrap_err();
+    let app_error = attempt(&app, true, "UPDATE raw_events SET event_name = 'x'")
+        .await
+        .unwrap_err();
     assert!(app_error.contains("permission denied"), "{app_error}");
     assert_eq!(
         app.count("SELECT count(*) FROM raw_events WHERE event_name = 'page_view'")

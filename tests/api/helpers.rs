@@ -290,3 +290,16 @@ pub fn pg_dump(url: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Makes an open transaction act as the service: role `lux_app`, company `company`.
+pub async fn act_as_service(conn: &mut sqlx::PgConnection, company: Uuid) {
+    sqlx::query("SET LOCAL ROLE lux_app")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT set_config('lux.company_id', $1, true)")
+        .bind(company.to_string())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}

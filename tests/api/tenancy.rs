@@ -4,7 +4,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, create_company};
+use crate::helpers::{TestApp, act_as_service, create_company};
 
 #[tokio::test]
 async fn company_a_key_never_writes_rows_for_b_whatever_the_body_says() {
@@ -87,15 +87,7 @@ async fn lux_app_sees_none_of_another_company_s_rows_in_any_tenant_table() {
 
     let mut conn = app.owner.acquire().await.unwrap();
     sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
-    sqlx::query("SET LOCAL ROLE lux_app")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query("SELECT set_config('lux.company_id', $1, true)")
-        .bind(app.company.id.to_string())
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    act_as_service(&mut conn, app.company.id).await;
     let mut checked_with_rows = 0;
     for (table, _) in &tables {
         // Partitions are reached through raw_events only; lux_app has no grant on them.
@@ -140,15 +132,7 @@ async fn lux_app_cannot_read_a_partition_directly_nor_write_for_another_company(
     let app = TestApp::spawn().await;
     let b = create_company(&app.owner, "Beta").await;
     let mut tx = app.owner.begin().await.unwrap();
-    sqlx::query("SET LOCAL ROLE lux_app")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("SELECT set_config('lux.company_id', $1, true)")
-        .bind(app.company.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    act_as_service(&mut tx, app.company.id).await;
     let insert = sqlx::query(
         "INSERT INTO raw_events (company_id, event_id, event_name, occurred_at, received_at,
              visitor_id, consent_analytics, key_kind)
