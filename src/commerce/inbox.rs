@@ -166,7 +166,10 @@ pub async fn drain(pool: &PgPool) -> Result<usize, sqlx::Error> {
 pub async fn run_worker(pool: PgPool, wake: Arc<Notify>) {
     loop {
         tokio::select! {
-            _ = wake.notified() => {},
+            _ = wake.notified() => {
+                // Let a few batches' purchases gather: one transaction then merges them all.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {},
         }
         if let Err(error) = drain(&pool).await {

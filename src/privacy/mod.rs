@@ -126,18 +126,19 @@ impl EmailHash {
 /// `jane%40x.com` alike. Emails reach analytics by accident (a `?email=` on a landing page,
 /// a form field copied into properties); only their keyed hash may be stored.
 pub fn redact_emails(text: &str) -> std::borrow::Cow<'_, str> {
-    let lower = text.to_ascii_lowercase();
-    if !text.contains('@') && !lower.contains("%40") {
+    // Runs on every string of every event: no allocation unless there is something to do.
+    let bytes = text.as_bytes();
+    let encoded_at = |i: usize| bytes[i..].starts_with(b"%40");
+    if !text.contains('@') && !(0..bytes.len()).any(encoded_at) {
         return std::borrow::Cow::Borrowed(text);
     }
-    let bytes = text.as_bytes();
     let is_local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
     let is_domain = |b: u8| b.is_ascii_alphanumeric() || b".-".contains(&b);
     let (mut out, mut last, mut i) = (String::with_capacity(text.len()), 0, 0);
     while i < bytes.len() {
         let at = if bytes[i] == b'@' {
             1
-        } else if lower.as_bytes()[i..].starts_with(b"%40") {
+        } else if encoded_at(i) {
             3
         } else {
             0
