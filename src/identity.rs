@@ -64,31 +64,51 @@ pub async fn link(
 ) -> Result<Uuid, sqlx::Error> {
     let kinds: Vec<&str> = keys.iter().map(IdentityKey::kind).collect();
     let values: Vec<String> = keys.iter().map(IdentityKey::value).collect();
-    // Oldest first: person ids are UUIDv7, so the smallest is the one created first.
-    let persons: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT k.person_id FROM identity_keys k
-         JOIN unnest($2::text[], $3::text[]) AS n(kind, value)
-           ON k.key_kind = n.kind AND k.key_value = n.value
-         WHERE k.company_id = $1
-         ORDER BY k.person_id",
+    // Each person the keys point at, with the user ids it already has. Oldest first: person
+    // ids are UUIDv7, so the smallest is the one created first.
+    let persons: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT p.person_id,
+                coalesce(array_agg(u.key_value) FILTER (WHERE u.key_value IS NOT NULL), '{}')
+         FROM (SELECT DISTINCT k.person_id FROM identity_keys k
+               JOIN unnest($2::text[], $3::text[]) AS n(kind, value)
+                 ON k.key_kind = n.kind AND k.key_value = n.value
+               WHERE k.company_id = $1) p
+         LEFT JOIN identity_keys u ON u.company_id = $1 AND u.person_id = p.person_id
+                                  AND u.key_kind = 'user'
+         GROUP BY p.person_id ORDER BY p.person_id",
     )
     .bind(company_id)
     .bind(&kinds)
     .bind(&values)
     .fetch_all(&mut **tx)
     .await?;
-    let person = persons.first().copied().unwrap_or_else(Uuid::now_v7);
-    if persons.len() > 1 {
+    let plan = plan_link(keys, &persons);
+    if !plan.merge.is_empty() {
         sqlx::query(
             "UPDATE identity_keys SET person_id = $2
              WHERE company_id = $1 AND person_id = ANY($3)",
         )
         .bind(company_id)
-        .bind(person)
-        .bind(&persons[1..])
+        .bind(plan.person)
+        .bind(&plan.merge)
         .execute(&mut **tx)
         .await?;
     }
+    if plan.move_visitor {
+        // A shared device: the device now belongs to this person, the other person (who has
+        // another user id) keeps everything else.
+        sqlx::query(
+            "UPDATE identity_keys SET person_id = $2
+             WHERE company_id = $1 AND key_kind = $3 AND key_value = $4",
+        )
+        .bind(company_id)
+        .bind(plan.person)
+        .bind(kinds[0])
+        .bind(&values[0])
+        .execute(&mut **tx)
+        .await?;
+    }
+    let person = plan.person;
     sqlx::query(
         "INSERT INTO identity_keys (company_id, key_kind, key_value, person_id, first_seen_at)
          SELECT $1, n.kind, n.value, $4, $5 FROM unnest($2::text[], $3::text[]) AS n(kind, value)
@@ -102,6 +122,62 @@ pub async fn link(
     .execute(&mut **tx)
     .await?;
     Ok(person)
+}
+
+/// What linking some keys does to the persons they point at.
+#[derive(Debug, PartialEq, Eq)]
+struct LinkPlan {
+    /// The person the keys end up with.
+    person: Uuid,
+    /// Persons merged into it.
+    merge: Vec<Uuid>,
+    /// Whether the visitor key (always the first key) moves over on its own.
+    move_visitor: bool,
+}
+
+/// Persons merge unless that would join two different user ids: two people who log in on
+/// one shared device stay two people, and the device goes to the one who logged in last.
+fn plan_link(keys: &[IdentityKey], persons: &[(Uuid, Vec<String>)]) -> LinkPlan {
+    let user = keys.iter().find_map(|k| match k {
+        IdentityKey::User(u) => Some(u.clone()),
+        _ => None,
+    });
+    // The target: the person already holding this user id, else the oldest without a
+    // conflicting user id, else a new person.
+    let target = persons
+        .iter()
+        .find(|(_, users)| user.as_ref().is_some_and(|u| users.contains(u)))
+        .or_else(|| {
+            persons.iter().find(|(_, users)| {
+                users.is_empty() || user.as_ref().is_none_or(|u| users.contains(u))
+            })
+        });
+    let Some((person, target_users)) = target else {
+        // Every existing person has another user id: a new person, and the device moves.
+        return LinkPlan {
+            person: Uuid::now_v7(),
+            merge: Vec::new(),
+            move_visitor: !persons.is_empty(),
+        };
+    };
+    let mut allowed: Vec<&String> = target_users.iter().collect();
+    allowed.extend(user.as_ref());
+    let (mut merge, mut conflicting) = (Vec::new(), false);
+    for (other, users) in persons {
+        if other == person {
+            continue;
+        }
+        if users.iter().all(|u| allowed.contains(&u)) {
+            merge.push(*other);
+        } else {
+            conflicting = true;
+        }
+    }
+    LinkPlan {
+        person: *person,
+        merge,
+        move_visitor: conflicting,
+    }
 }
 
 /// The person a visitor belongs to, if it was ever linked.
@@ -118,4 +194,45 @@ pub async fn person_of_visitor(
     .bind(visitor_id.to_string())
     .fetch_optional(&mut **tx)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: u128, users: &[&str]) -> (Uuid, Vec<String>) {
+        (
+            Uuid::from_u128(n),
+            users.iter().map(|u| u.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn anonymous_and_email_only_persons_merge_into_the_user() {
+        let keys = [
+            IdentityKey::Visitor(Uuid::from_u128(9)),
+            IdentityKey::User("a".into()),
+        ];
+        let plan = plan_link(&keys, &[p(1, &[]), p(2, &["a"])]);
+        assert_eq!(plan.person, Uuid::from_u128(2));
+        assert_eq!(plan.merge, vec![Uuid::from_u128(1)]);
+        assert!(!plan.move_visitor);
+    }
+
+    #[test]
+    fn two_users_on_one_device_stay_two_people() {
+        // The device was linked to user a (person 1); now user b logs in on it.
+        let keys = [
+            IdentityKey::Visitor(Uuid::from_u128(9)),
+            IdentityKey::User("b".into()),
+        ];
+        let plan = plan_link(&keys, &[p(1, &["a"]), p(2, &["b"])]);
+        assert_eq!(plan.person, Uuid::from_u128(2));
+        assert!(plan.merge.is_empty());
+        assert!(plan.move_visitor);
+        // b's first login anywhere: a new person takes the device.
+        let plan = plan_link(&keys, &[p(1, &["a"])]);
+        assert!(plan.move_visitor && plan.merge.is_empty());
+        assert_ne!(plan.person, Uuid::from_u128(1));
+    }
 }

@@ -116,3 +116,27 @@ async fn events_that_are_not_identity_events_do_not_link() {
     assert_eq!(app.count("SELECT count(*) FROM identity_keys").await, 0);
     app.stop().await;
 }
+
+/// Regression: two people logging in on one shared device used to merge into one person,
+/// with all their devices.
+#[tokio::test]
+async fn two_users_on_a_shared_device_stay_two_people() {
+    let app = TestApp::spawn().await;
+    let (shared, ann_phone, bob_laptop) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    send(&app, json!({"event_name": "login", "visitor_id": ann_phone, "user_id": "ann", "page_url": "https://s.test/"})).await;
+    send(&app, json!({"event_name": "login", "visitor_id": bob_laptop, "user_id": "bob", "page_url": "https://s.test/"})).await;
+    send(&app, json!({"event_name": "login", "visitor_id": shared, "user_id": "ann", "page_url": "https://s.test/"})).await;
+    assert_eq!(person(&app, shared).await, person(&app, ann_phone).await);
+    send(&app, json!({"event_name": "login", "visitor_id": shared, "user_id": "bob", "page_url": "https://s.test/"})).await;
+    let (ann, bob) = (
+        person(&app, ann_phone).await,
+        person(&app, bob_laptop).await,
+    );
+    assert_ne!(ann, bob, "Ann and Bob are still two people");
+    assert_eq!(
+        person(&app, shared).await,
+        bob,
+        "the shared device follows the last login"
+    );
+    app.stop().await;
+}
