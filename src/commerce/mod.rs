@@ -14,6 +14,7 @@ pub mod woocommerce;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,8 +53,17 @@ async fn webhook(
     State(state): State<AppState>,
     Path((provider, company)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "webhook body is larger than {MAX_WEBHOOK_BYTES} bytes"
+            ))
+        } else {
+            ApiError::BadRequest(format!("could not read the body: {rejection}"))
+        }
+    })?;
     let provider = match Provider::parse(&provider) {
         Some(p @ (Provider::Stripe | Provider::WooCommerce)) => p,
         _ => return Err(ApiError::NotFound),

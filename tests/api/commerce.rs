@@ -1014,3 +1014,32 @@ async fn a_purchase_event_cannot_take_over_a_verified_order() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn webhook_errors_are_json_too() {
+    let app = TestApp::spawn().await;
+    with_secrets(&app, &app.company).await;
+    let huge = vec![b'x'; 3 * 1024 * 1024];
+    let (code, answer) = post_stripe(&app, app.company.id, &huge, "t=1,v1=00".into()).await;
+    assert_eq!(code, 413);
+    assert!(
+        answer["error"].as_str().unwrap().contains("larger than"),
+        "{answer}"
+    );
+    let (code, answer) = post_stripe(&app, app.company.id, b"{}", "garbage".into()).await;
+    assert_eq!(code, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("timestamp"),
+        "{answer}"
+    );
+    let unknown = app
+        .client
+        .post(format!("{}/webhooks/paypal/{}", app.base, app.company.id))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.json::<Value>().await.unwrap()["error"].is_string());
+    app.stop().await;
+}
