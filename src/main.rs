@@ -102,6 +102,16 @@ enum CompanyCommand {
     },
     /// List companies as JSON lines.
     List,
+    /// List a company's keys (prefixes only), create one, or revoke one.
+    Keys {
+        company_id: Uuid,
+        /// Create a key: write (public, for the snippet) or secret (server-side).
+        #[arg(long, value_name = "KIND")]
+        create: Option<String>,
+        /// Revoke the key with this id.
+        #[arg(long, value_name = "KEY_ID")]
+        revoke: Option<Uuid>,
+    },
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
         company_id: Uuid,
@@ -412,6 +422,31 @@ async fn company(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
         CompanyCommand::List => {
             for company in lux::tenancy::list_companies(&owner).await? {
                 println!("{}", serde_json::to_string(&company)?);
+            }
+        }
+        CompanyCommand::Keys {
+            company_id,
+            create,
+            revoke,
+        } => {
+            if let Some(kind) = create {
+                let kind = match kind.as_str() {
+                    "write" => lux::tenancy::KeyKind::Write,
+                    "secret" => lux::tenancy::KeyKind::Secret,
+                    other => anyhow::bail!("--create {other:?}: use write or secret"),
+                };
+                let (key_id, key) = lux::tenancy::create_key(&owner, company_id, kind).await?;
+                println!(
+                    "{}",
+                    serde_json::json!({"key_id": key_id, "kind": kind.as_str(), "key": key})
+                );
+            } else if let Some(key_id) = revoke {
+                lux::tenancy::revoke_key(&owner, company_id, key_id).await?;
+                println!("revoked {key_id}");
+            } else {
+                for key in lux::tenancy::list_keys(&owner, company_id).await? {
+                    println!("{}", serde_json::to_string(&key)?);
+                }
             }
         }
         CompanyCommand::SetSecret {

@@ -117,17 +117,7 @@ pub async fn create_company(owner: &PgPool, new: NewCompany) -> anyhow::Result<C
     .execute(&mut *tx)
     .await?;
     for (kind, key) in [(KeyKind::Write, &write_key), (KeyKind::Secret, &secret_key)] {
-        sqlx::query(
-            "INSERT INTO api_keys (company_id, key_id, kind, key_hash, key_prefix)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(company_id)
-        .bind(Uuid::now_v7())
-        .bind(kind.as_str())
-        .bind(hash_key_bytes(key))
-        .bind(&key[..11])
-        .execute(&mut *tx)
-        .await?;
+        insert_key(&mut *tx, company_id, kind, key).await?;
     }
     tx.commit().await?;
     Ok(CreatedCompany {
@@ -142,6 +132,80 @@ pub async fn create_company(owner: &PgPool, new: NewCompany) -> anyhow::Result<C
 
 fn hash_key_bytes(key: &str) -> Vec<u8> {
     hash_key(key).to_vec()
+}
+
+async fn insert_key(
+    executor: impl sqlx::PgExecutor<'_>,
+    company_id: Uuid,
+    kind: KeyKind,
+    key: &str,
+) -> Result<Uuid, sqlx::Error> {
+    let key_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO api_keys (company_id, key_id, kind, key_hash, key_prefix)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(company_id)
+    .bind(key_id)
+    .bind(kind.as_str())
+    .bind(hash_key_bytes(key))
+    .bind(&key[..11])
+    .execute(executor)
+    .await?;
+    Ok(key_id)
+}
+
+/// A new key for a company (rotation: create the new one, deploy it, revoke the old one).
+/// Returns the key, shown once, and its id.
+pub async fn create_key(
+    owner: &PgPool,
+    company_id: Uuid,
+    kind: KeyKind,
+) -> anyhow::Result<(Uuid, String)> {
+    require_company(owner, company_id).await?;
+    let key = new_key(match kind {
+        KeyKind::Write => WRITE_KEY_PREFIX,
+        KeyKind::Secret => SECRET_KEY_PREFIX,
+    });
+    let key_id = insert_key(owner, company_id, kind, &key).await?;
+    Ok((key_id, key))
+}
+
+/// Revokes a key; it stops working once the service's key cache expires (30 s by default).
+pub async fn revoke_key(owner: &PgPool, company_id: Uuid, key_id: Uuid) -> anyhow::Result<()> {
+    let revoked = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now()
+         WHERE company_id = $1 AND key_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(company_id)
+    .bind(key_id)
+    .execute(owner)
+    .await?;
+    if revoked.rows_affected() == 0 {
+        anyhow::bail!("no active key {key_id} for company {company_id} (see `lux company keys`)");
+    }
+    Ok(())
+}
+
+/// A row of `lux company keys`: never the key itself, which is not stored.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct KeyListing {
+    pub key_id: Uuid,
+    pub kind: String,
+    pub key_prefix: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn list_keys(owner: &PgPool, company_id: Uuid) -> anyhow::Result<Vec<KeyListing>> {
+    require_company(owner, company_id).await?;
+    Ok(sqlx::query_as(
+        "SELECT key_id, kind, key_prefix, created_at, revoked_at FROM api_keys
+         WHERE company_id = $1 ORDER BY created_at",
+    )
+    .bind(company_id)
+    .fetch_all(owner)
+    .await?)
 }
 
 /// One company's settings as ingestion needs them.

@@ -216,3 +216,34 @@ async fn cors_follows_the_company_s_allowed_origins() {
     assert_eq!(app.count("SELECT count(*) FROM raw_events").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keys_rotate_a_new_key_works_and_a_revoked_one_stops() {
+    let app = TestApp::spawn().await;
+    let (key_id, key) =
+        lux::tenancy::create_key(&app.owner, app.company.id, lux::tenancy::KeyKind::Write)
+            .await
+            .unwrap();
+    let event = json!({"event_name": "page_view", "page_url": "https://s.test/"});
+    assert_eq!(app.post_with_key(&key, &event).await.0, 202);
+    lux::tenancy::revoke_key(&app.owner, app.company.id, key_id)
+        .await
+        .unwrap();
+    let (status, body) = app.post_with_key(&key, &event).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        app.post_events(&event).await.0,
+        202,
+        "the other key still works"
+    );
+    let listed = lux::tenancy::list_keys(&app.owner, app.company.id)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.iter().filter(|k| k.revoked_at.is_some()).count(), 1);
+    assert!(
+        listed.iter().all(|k| !key.eq(&k.key_prefix)),
+        "keys are never listed whole"
+    );
+    app.stop().await;
+}
