@@ -91,6 +91,28 @@ async fn post_woo(
     )
 }
 
+/// A WooCommerce REST v3 order, processing, with the snippet's visitor id in its meta.
+fn woo_order(
+    id: i64,
+    total: &str,
+    visitor: Option<Uuid>,
+    email: &str,
+    created: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let mut meta = vec![json!({"id": 1, "key": "_download_permissions_granted", "value": "yes"})];
+    if let Some(v) = visitor {
+        meta.push(json!({"id": 2, "key": "_lux_visitor_id", "value": v.to_string()}));
+    }
+    let time = created.format("%Y-%m-%dT%H:%M:%S").to_string();
+    serde_json::to_vec(&json!({
+        "id": id, "number": id.to_string(), "status": "processing", "currency": "EUR",
+        "total": total, "discount_total": "0.00", "shipping_total": "0.00", "total_tax": "0.00",
+        "customer_id": 0, "date_created_gmt": time, "date_modified_gmt": time,
+        "billing": {"email": email}, "meta_data": meta, "refunds": []
+    }))
+    .unwrap()
+}
+
 /// (status, currency, gross, refunded, net) of a company's only order.
 async fn the_order(
     app: &TestApp,
@@ -652,22 +674,7 @@ async fn an_order_after_a_visit_is_linked_to_the_visitor_by_each_documented_mech
     // (4) WooCommerce order meta written at checkout.
     let v4 = Uuid::now_v7();
     app.post_events(&visit(v4)).await;
-    let woo_order = |id: i64, visitor: Option<Uuid>, email: &str| {
-        let mut meta =
-            vec![json!({"id": 1, "key": "_download_permissions_granted", "value": "yes"})];
-        if let Some(v) = visitor {
-            meta.push(json!({"id": 2, "key": "_lux_visitor_id", "value": v.to_string()}));
-        }
-        serde_json::to_vec(&json!({
-            "id": id, "number": id.to_string(), "status": "processing", "currency": "EUR",
-            "total": "10.00", "discount_total": "0.00", "shipping_total": "0.00", "total_tax": "0.00",
-            "customer_id": 0, "date_created_gmt": paid_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-            "date_modified_gmt": paid_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-            "billing": {"email": email}, "meta_data": meta, "refunds": []
-        }))
-        .unwrap()
-    };
-    let body = woo_order(4004, Some(v4), "buyer4@example.com");
+    let body = woo_order(4004, "10.00", Some(v4), "buyer4@example.com", paid_now());
     assert_eq!(
         post_woo(&app, app.company.id, "order.created", &body, WOO_SECRET)
             .await
@@ -680,7 +687,7 @@ async fn an_order_after_a_visit_is_linked_to_the_visitor_by_each_documented_mech
     app.post_events(&json!({"event_name": "identify", "visitor_id": v5,
         "email": "Buyer5@Example.com", "page_url": "https://s.test/account"}))
         .await;
-    let body = woo_order(5005, None, "buyer5@example.com");
+    let body = woo_order(5005, "10.00", None, "buyer5@example.com", paid_now());
     assert_eq!(
         post_woo(&app, app.company.id, "order.created", &body, WOO_SECRET)
             .await
@@ -979,15 +986,7 @@ async fn a_purchase_event_cannot_take_over_a_verified_order() {
     with_secrets(&app, &app.company).await;
     let (buyer, attacker) = (Uuid::now_v7(), Uuid::now_v7());
     let created = chrono::Utc::now();
-    let order = serde_json::to_vec(&json!({
-        "id": 9001, "number": "9001", "status": "processing", "currency": "EUR",
-        "total": "80.00", "discount_total": "0.00", "shipping_total": "0.00", "total_tax": "0.00",
-        "customer_id": 0, "date_created_gmt": created.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        "date_modified_gmt": created.format("%Y-%m-%dT%H:%M:%S").to_string(),
-        "billing": {"email": "real@example.com"}, "refunds": [],
-        "meta_data": [{"id": 1, "key": "_lux_visitor_id", "value": buyer.to_string()}]
-    }))
-    .unwrap();
+    let order = woo_order(9001, "80.00", Some(buyer), "real@example.com", created);
     assert_eq!(
         post_woo(&app, app.company.id, "order.created", &order, WOO_SECRET)
             .await

@@ -132,6 +132,26 @@ impl TestApp {
         }
     }
 
+    /// GET on the service.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Posts events with the write key, as a browser would, and returns the raw response.
+    pub async fn send_events(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/e?key={}", self.base, self.company.write_key))
+            .header("user-agent", BROWSER_UA)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Posts a JSON body with a write key, as a browser would.
     pub async fn post_events(&self, body: &Value) -> (StatusCode, Value) {
         self.post_with_key(&self.company.write_key, body).await

@@ -15,14 +15,7 @@ use uuid::Uuid;
 use crate::helpers::{BROWSER_UA, ServeProcess, TestApp, TestDb, create_company, test_options};
 
 async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    app.get("/metrics").await.text().await.unwrap()
 }
 
 fn page_view() -> serde_json::Value {
@@ -52,14 +45,7 @@ async fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_acknowledge
     let queued = send(app.clone());
     tokio::time::sleep(Duration::from_millis(400)).await;
 
-    let refused = app
-        .client
-        .post(format!("{}/e?key={}", app.base, app.company.write_key))
-        .header("user-agent", BROWSER_UA)
-        .body(page_view().to_string())
-        .send()
-        .await
-        .unwrap();
+    let refused = app.send_events(&page_view()).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -137,33 +123,16 @@ async fn when_the_database_goes_away_readyz_and_e_answer_503_and_the_service_rec
 
     assert_eq!(app.post_events(&page_view()).await.0, 202);
     proxy.down().await;
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
-    let refused = app
-        .client
-        .post(format!("{}/e?key={}", app.base, app.company.write_key))
-        .header("user-agent", BROWSER_UA)
-        .body(page_view().to_string())
-        .send()
-        .await
-        .unwrap();
+    let refused = app.send_events(&page_view()).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
 
     proxy.up();
     let mut recovered = false;
     for _ in 0..100 {
-        let ready = app
-            .client
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
+        let ready = app.get("/readyz").await;
         if ready.status() == 200 {
             recovered = true;
             break;
