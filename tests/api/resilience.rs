@@ -41,9 +41,22 @@ async fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_acknowledge
         .unwrap();
     let send = |app: Arc<TestApp>| tokio::spawn(async move { app.post_events(&page_view()).await });
     let in_writer = send(app.clone());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Wait until the writer is really blocked on the lock, then until a second request
+    // waits in the queue: no sleeps that a slow machine could outrun.
+    wait_until(&app, |app| async move {
+        app.count(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            >= 1
+    })
+    .await;
     let queued = send(app.clone());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_until(&app, |app| async move {
+        metrics(&app).await.contains("lux_ingest_queue_depth 1")
+    })
+    .await;
 
     let refused = app.send_events(&page_view()).await;
     assert_eq!(refused.status(), 503);
@@ -63,6 +76,21 @@ async fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_acknowledge
     assert!(text.contains("lux_events_stored_total 2"), "{text}");
     assert!(text.contains("lux_ingest_queue_capacity 1"), "{text}");
     assert!(text.contains("lux_ingest_flush_seconds_bucket"), "{text}");
+}
+
+/// Polls `condition` for up to 20 seconds.
+async fn wait_until<F, Fut>(app: &Arc<TestApp>, condition: F)
+where
+    F: Fn(Arc<TestApp>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if condition(app.clone()).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached in 20 s");
 }
 
 /// A TCP proxy in front of PostgreSQL that can drop every connection and refuse new ones:
