@@ -36,6 +36,7 @@ struct Load {
     stop: Arc<AtomicBool>,
     base: Arc<RwLock<String>>,
     acks: Arc<AtomicU64>,
+    refusals: Arc<AtomicU64>,
     clients: Vec<JoinHandle<ClientLog>>,
 }
 
@@ -44,6 +45,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let base = Arc::new(RwLock::new(base));
         let acks = Arc::new(AtomicU64::new(0));
+        let refusals = Arc::new(AtomicU64::new(0));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -57,6 +59,7 @@ impl Load {
                     http.clone(),
                     write_key.clone(),
                 );
+                let refusals = refusals.clone();
                 tokio::spawn(async move {
                     let mut log = ClientLog::default();
                     let visitor = Uuid::now_v7();
@@ -80,6 +83,7 @@ impl Load {
                             Ok(status) => {
                                 assert_eq!(status, 503, "only 503 is an acceptable refusal");
                                 log.unavailable += 1;
+                                refusals.fetch_add(1, Ordering::Relaxed);
                                 pending = Some(id);
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                             }
@@ -98,12 +102,24 @@ impl Load {
             stop,
             base,
             acks,
+            refusals,
             clients,
         }
     }
 
     fn point_at(&self, base: &str) {
         *self.base.write().unwrap() = base.to_string();
+    }
+
+    /// Waits until some client has been answered 503.
+    async fn wait_for_refusal(&self) {
+        for _ in 0..600 {
+            if self.refusals.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no client was told to retry within 30 s of the database going away");
     }
 
     /// Waits until `more` further events are acknowledged.
@@ -204,6 +220,7 @@ async fn a_postgres_restart_under_load_gives_503s_then_recovery_with_nothing_los
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ready = reqwest::get(format!("{}/readyz", node.base)).await.unwrap();
     assert_eq!(ready.status(), 503, "readyz tells the database is gone");
+    load.wait_for_refusal().await;
     tokio::time::sleep(phase()).await;
 
     let cluster = lux::db::embedded::EmbeddedPostgres::start(&dir).expect("cluster again");
