@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .route("/lux.js", get(snippet))
         .route("/dev", get(dev_page))
+        .route("/dev/events", get(dev_events))
 }
 
 /// The key of a request: `?key=` or `X-Lux-Key` (write key), or `Authorization: Bearer`
@@ -430,6 +431,48 @@ async fn dev_page(State(state): State<AppState>) -> Response {
         return ApiError::NotFound.into_response();
     }
     Html(DEV_PAGE).into_response()
+}
+
+/// event name, time, page, session channel, GPC.
+type DevEventRow = (
+    String,
+    chrono::DateTime<Utc>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
+/// The write key's company's latest events, for the development page (`--dev-page` only).
+async fn dev_events(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !state.options.dev_page {
+        return Err(ApiError::NotFound);
+    }
+    let tenant = resolve_tenant(&state, query.as_deref(), &headers).await?;
+    let company_id = tenant.settings.company_id;
+    let mut tx = crate::db::begin_for_company(&state.pool, company_id).await?;
+    let rows: Vec<DevEventRow> = sqlx::query_as(
+        "SELECT e.event_name, e.occurred_at, e.page_url, s.channel, e.gpc
+             FROM raw_events e
+             LEFT JOIN sessions s ON s.company_id = e.company_id AND s.session_id = e.session_id
+             WHERE e.company_id = $1 AND e.occurred_at > now() - interval '1 day'
+             ORDER BY e.occurred_at DESC LIMIT 20",
+    )
+    .bind(company_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|(name, at, url, channel, gpc)| {
+            json!({"event_name": name, "occurred_at": at, "page_url": url,
+                   "channel": channel, "gpc": gpc})
+        })
+        .collect();
+    Ok(axum::Json(json!({ "events": events })).into_response())
 }
 
 #[cfg(test)]

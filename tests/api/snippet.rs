@@ -232,3 +232,30 @@ async fn the_snippet_is_small() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_development_page_lists_the_key_s_own_events_only() {
+    let app = TestApp::spawn().await;
+    let other = crate::helpers::create_company(&app.owner, "Other").await;
+    let (status, _) = app
+        .post_events(&serde_json::json!({"event_name": "page_view",
+            "page_url": "https://s.test/?utm_source=news&utm_medium=email"}))
+        .await;
+    assert_eq!(status, 202);
+    let mine: Value = app
+        .get(&format!("/dev/events?key={}", app.company.write_key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["events"][0]["event_name"], "page_view");
+    assert_eq!(mine["events"][0]["channel"], "Email");
+    let theirs: Value = app
+        .get(&format!("/dev/events?key={}", other.write_key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["events"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
