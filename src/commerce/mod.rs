@@ -104,7 +104,8 @@ async fn webhook(
             provider,
             "webhook",
             &body,
-            Err(&reason),
+            false,
+            Some(&reason),
             None,
         )
         .await?;
@@ -150,10 +151,11 @@ async fn record_delivery(
     provider: Provider,
     channel: &str,
     payload: &[u8],
-    verification: Result<(), &str>,
+    verified: bool,
+    failure: Option<&str>,
     header: Option<&stripe::EventHeader>,
 ) -> Result<(), sqlx::Error> {
-    let sealed = verification.is_ok().then(|| key.seal(company_id, payload));
+    let sealed = verified.then(|| key.seal(company_id, payload));
     sqlx::query(
         "INSERT INTO webhook_deliveries (company_id, delivery_id, provider, channel, verified,
              failure, provider_event_id, event_type, payload_sha256, payload_bytes,
@@ -164,8 +166,8 @@ async fn record_delivery(
     .bind(Uuid::now_v7())
     .bind(provider.as_str())
     .bind(channel)
-    .bind(verification.is_ok())
-    .bind(verification.err())
+    .bind(verified)
+    .bind(failure)
     .bind(header.map(|h| h.id.as_str()))
     .bind(header.map(|h| h.event_type.as_str()))
     .bind(<sha2::Sha256 as sha2::Digest>::digest(payload).to_vec())
@@ -188,29 +190,15 @@ pub async fn apply_verified(
     payload: &[u8],
     woo_topic: Option<&str>,
 ) -> Result<Result<Applied, String>, sqlx::Error> {
-    let value: Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => {
-            let problem = format!("malformed JSON: {e}");
-            record_delivery(
-                tx,
-                key,
-                company_id,
-                provider,
-                channel,
-                payload,
-                Err(&problem),
-                None,
-            )
-            .await?;
-            return Ok(Err(problem));
-        }
+    // Kept once, encrypted, whatever follows: a verified payload that does not parse is
+    // still the provider's message, worth auditing.
+    let parsed: Result<Value, String> =
+        serde_json::from_slice(payload).map_err(|e| format!("malformed JSON: {e}"));
+    let header = match (&parsed, provider) {
+        (Ok(value), Provider::Stripe) => stripe::header(value),
+        _ => None,
     };
-    let header = if provider == Provider::Stripe {
-        stripe::header(&value)
-    } else {
-        None
-    };
+    let failure = parsed.as_ref().err().map(String::as_str);
     record_delivery(
         tx,
         key,
@@ -218,10 +206,15 @@ pub async fn apply_verified(
         provider,
         channel,
         payload,
-        Ok(()),
+        true,
+        failure,
         header.as_ref(),
     )
     .await?;
+    let value = match parsed {
+        Ok(value) => value,
+        Err(problem) => return Ok(Err(problem)),
+    };
     let hash_key: Vec<u8> =
         sqlx::query_scalar("SELECT hash_key FROM companies WHERE company_id = $1")
             .bind(company_id)

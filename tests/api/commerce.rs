@@ -1025,6 +1025,25 @@ async fn webhook_errors_are_json_too() {
         answer["error"].as_str().unwrap().contains("larger than"),
         "{answer}"
     );
+    // Signed but not JSON: refused with a 4xx, and still kept (encrypted) for the audit.
+    let broken = b"{\"id\": \"evt_x\", ";
+    let (code, answer) = post_stripe(
+        &app,
+        app.company.id,
+        broken,
+        stripe_signature(broken, STRIPE_SECRET),
+    )
+    .await;
+    assert_eq!(code, 422, "{answer}");
+    let (verified, failure, sealed): (bool, Option<String>, bool) = sqlx::query_as(
+        "SELECT verified, failure, payload_ciphertext IS NOT NULL FROM webhook_deliveries
+         ORDER BY received_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert!(verified && sealed);
+    assert!(failure.unwrap().contains("malformed JSON"));
     let (code, answer) = post_stripe(&app, app.company.id, b"{}", "garbage".into()).await;
     assert_eq!(code, 400);
     assert!(

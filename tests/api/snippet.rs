@@ -54,6 +54,15 @@ fn load_page(url: &str, profile: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Loads the dev page in Chromium (off the async runtime) and returns its `#status` JSON.
+async fn page_status_after_load(url: &str, profile: &Path) -> Value {
+    let (url, profile) = (url.to_string(), profile.to_path_buf());
+    let dom = tokio::task::spawn_blocking(move || load_page(&url, &profile))
+        .await
+        .unwrap();
+    page_status(&dom)
+}
+
 /// The JSON the dev page writes into `#status`.
 fn page_status(dom: &str) -> Value {
     let start =
@@ -91,13 +100,7 @@ async fn page_views_spa_navigation_track_and_identify_arrive_from_a_real_browser
     let app = TestApp::spawn().await;
     let profile = profile_dir("snippet");
     let url = format!("{}/dev?key={}&auto=1", app.base, app.company.write_key);
-    let dom = tokio::task::spawn_blocking({
-        let (url, profile) = (url.clone(), profile.clone());
-        move || load_page(&url, &profile)
-    })
-    .await
-    .unwrap();
-    let status = page_status(&dom);
+    let status = page_status_after_load(&url, &profile).await;
     assert_eq!(status["note"], "done", "{status}");
     let visitor = status["visitor_id"]
         .as_str()
@@ -140,10 +143,8 @@ async fn page_views_spa_navigation_track_and_identify_arrive_from_a_real_browser
     );
 
     // A second visit with the same browser profile keeps the visitor id.
-    let dom = tokio::task::spawn_blocking(move || load_page(&url, &profile))
-        .await
-        .unwrap();
-    assert_eq!(page_status(&dom)["visitor_id"], visitor.as_str());
+    let again = page_status_after_load(&url, &profile).await;
+    assert_eq!(again["visitor_id"], visitor.as_str());
     app.stop().await;
 }
 
@@ -155,15 +156,8 @@ async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept(
         "{}/dev?key={}&auto=1&gpc=1",
         app.base, app.company.write_key
     );
-    let mut visitors = Vec::new();
     for _ in 0..2 {
-        let dom = tokio::task::spawn_blocking({
-            let (url, profile) = (url.clone(), profile.clone());
-            move || load_page(&url, &profile)
-        })
-        .await
-        .unwrap();
-        let status = page_status(&dom);
+        let status = page_status_after_load(&url, &profile).await;
         assert_eq!(status["note"], "done", "{status}");
         assert_eq!(status["gpc"], true);
         assert!(
@@ -174,7 +168,6 @@ async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept(
             !status["cookie"].as_str().unwrap().contains("lux_vid"),
             "{status}"
         );
-        visitors.push(());
     }
     let rows = wait_for_rows(&app, "SELECT count(*) FROM raw_events", 6).await;
     assert!(rows >= 6, "rows: {rows}");
