@@ -85,7 +85,7 @@ pub async fn link(
     let plan = plan_link(keys, &persons);
     if !plan.merge.is_empty() {
         sqlx::query(
-            "UPDATE identity_keys SET person_id = $2
+            "UPDATE identity_keys SET person_id = $2, linked_at = now()
              WHERE company_id = $1 AND person_id = ANY($3)",
         )
         .bind(company_id)
@@ -96,10 +96,16 @@ pub async fn link(
     }
     if plan.move_visitor {
         // A shared device: the device now belongs to this person, the other person (who has
-        // another user id) keeps everything else.
+        // another user id) keeps everything else. Every key of the person losing the device
+        // is marked as relinked too: its orders lose that device's sessions, and attribution
+        // finds the orders to redo by the keys relinked since its last run.
         sqlx::query(
-            "UPDATE identity_keys SET person_id = $2
-             WHERE company_id = $1 AND key_kind = $3 AND key_value = $4",
+            "WITH old AS (SELECT person_id FROM identity_keys
+                          WHERE company_id = $1 AND key_kind = $3 AND key_value = $4)
+             UPDATE identity_keys k SET linked_at = now(),
+                 person_id = CASE WHEN k.key_kind = $3 AND k.key_value = $4
+                                  THEN $2 ELSE k.person_id END
+             FROM old WHERE k.company_id = $1 AND k.person_id = old.person_id",
         )
         .bind(company_id)
         .bind(plan.person)

@@ -3,6 +3,8 @@
 //! One module per domain, each owning its SQL and its tests:
 //! - [`analytics`]: `/e` ingestion, sessions, channels, the snippet;
 //! - [`commerce`]: orders from purchase events, Stripe and WooCommerce;
+//! - [`attribution`]: which sessions and channels earned each order;
+//! - [`jobs`]: derived data computed per company, scheduled and recorded;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
@@ -11,10 +13,12 @@
 //! - [`server`]: running it all.
 
 pub mod analytics;
+pub mod attribution;
 pub mod commerce;
 pub mod db;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod privacy;
 pub mod server;
 pub mod telemetry;

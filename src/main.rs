@@ -45,6 +45,9 @@ enum Command {
     /// Privacy: stop collecting for a person or a company.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Run jobs (attribution, ...) now, for one company or all.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Import orders: exported Stripe events or WooCommerce REST API v3 orders.
     Import {
         /// stripe or woocommerce.
@@ -82,6 +85,26 @@ struct ServeArgs {
     /// Database connections of the service.
     #[arg(long, env = "LUX_DB_POOL", default_value_t = 16)]
     db_pool: u32,
+    /// Seconds between runs of the jobs (attribution, ...) for every company; 0 turns the
+    /// scheduler off (run them with `lux jobs run`).
+    #[arg(long, env = "LUX_JOBS_INTERVAL", default_value_t = 60)]
+    jobs_interval: u64,
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run a job now and print what it did as JSON lines. Waits if another process is
+    /// running the same job for the same company.
+    Run {
+        /// attribution, or all.
+        job: String,
+        /// Only this company (default: every company).
+        #[arg(long)]
+        company: Option<Uuid>,
+        /// Redo everything, not only what changed since the last run.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,6 +321,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         }
         Command::Company(command) => company(command, ctx).await,
         Command::Privacy(command) => privacy(command, url).await,
+        Command::Jobs(command) => jobs(command, url).await,
         Command::Import {
             provider,
             file,
@@ -358,6 +382,7 @@ async fn serve(args: ServeArgs, ctx: &Context) -> anyhow::Result<()> {
         },
         key_cache_ttl: Duration::from_secs(args.key_cache_seconds),
         pool_size: args.db_pool,
+        jobs_interval: (args.jobs_interval > 0).then(|| Duration::from_secs(args.jobs_interval)),
         secrets_key: match &ctx.secrets_key {
             Ok(key) => key.clone(),
             Err(e) => anyhow::bail!("{e:#}"),
@@ -492,5 +517,43 @@ async fn privacy(command: PrivacyCommand, url: &str) -> anyhow::Result<()> {
         }
     }
     owner.close().await;
+    Ok(())
+}
+
+async fn jobs(command: JobsCommand, url: &str) -> anyhow::Result<()> {
+    let JobsCommand::Run { job, company, full } = command;
+    let jobs: Vec<lux::jobs::Job> = match job.as_str() {
+        "all" => lux::jobs::Job::ALL.to_vec(),
+        name => vec![
+            lux::jobs::Job::parse(name)
+                .ok_or_else(|| anyhow::anyhow!("no job {name:?}: use attribution or all"))?,
+        ],
+    };
+    // Migrated as the owner, run as the service (row-level security applies).
+    owner_pool(url).await?.close().await;
+    let pool = lux::db::connect_app(url, 4)?;
+    let companies = match company {
+        Some(id) => {
+            lux::tenancy::require_company(&lux::db::connect_owner(url, 1).await?, id).await?;
+            vec![id]
+        }
+        None => lux::jobs::company_ids(&pool).await?,
+    };
+    let mode = if full {
+        lux::jobs::Mode::Full
+    } else {
+        lux::jobs::Mode::Incremental
+    };
+    for company_id in companies {
+        for &job in &jobs {
+            let report = lux::jobs::run(&pool, company_id, job, mode, lux::jobs::WhenBusy::Wait)
+                .await
+                .with_context(|| format!("{} for company {company_id}", job.as_str()))?;
+            if let Some(report) = report {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+        }
+    }
+    pool.close().await;
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub pool_size: u32,
     /// Key for webhook secrets (LUX_SECRETS_KEY); webhooks answer 503 without it.
     pub secrets_key: Option<crate::commerce::secrets::SecretsKey>,
+    /// How often the jobs (attribution, ...) run for every company; `None`: never.
+    pub jobs_interval: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +38,7 @@ impl Default for ServeOptions {
             key_cache_ttl: Duration::from_secs(30),
             pool_size: 16,
             secrets_key: None,
+            jobs_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -94,6 +97,9 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         options: Arc::new(options.http.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
+    let scheduler = options
+        .jobs_interval
+        .map(|every| tokio::spawn(crate::jobs::run_scheduler(pool.clone(), every)));
 
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
@@ -115,6 +121,11 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
             let _ = task.await;
         }
         maintenance.abort();
+        // A job cut short commits nothing half-done (each chunk is one transaction) and its
+        // run stays 'running'; the next run redoes what it had not finished.
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
         // Purchases still in the inbox are merged by the next start (or another node).
         order_worker.abort();
         pool.close().await;

@@ -94,6 +94,8 @@ pub fn test_options() -> ServeOptions {
         key_cache_ttl: Duration::ZERO,
         pool_size: 4,
         secrets_key: Some(secrets_key()),
+        // Tests run jobs themselves, when their data is in place.
+        jobs_interval: None,
         ..ServeOptions::default()
     }
 }

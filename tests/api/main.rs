@@ -2,6 +2,7 @@
 //! All in one binary, so the crate links once.
 
 mod append_only;
+mod attribution;
 mod bad_input;
 mod commerce;
 mod crash;

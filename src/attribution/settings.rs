@@ -1,0 +1,184 @@
+//! Per-company attribution settings, stored under `companies.settings -> 'attribution'`.
+//! Every field is optional there; what is absent takes the spec's value (SPEC §6).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the rules themselves change (not the settings): every order computed under
+/// an older version is attributed again by the next run.
+pub const RULES_VERSION: u32 = 1;
+
+/// The credit models of the credit table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    TimeDecay,
+    PositionBased,
+    LastNonDirect,
+}
+
+impl Model {
+    pub const ALL: [Model; 6] = [
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::Linear,
+        Model::TimeDecay,
+        Model::PositionBased,
+        Model::LastNonDirect,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::FirstTouch => "first_touch",
+            Model::LastTouch => "last_touch",
+            Model::Linear => "linear",
+            Model::TimeDecay => "time_decay",
+            Model::PositionBased => "position_based",
+            Model::LastNonDirect => "last_non_direct",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Model> {
+        Model::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+/// Attribution settings of one company, validated: every value here is usable as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionSettings {
+    /// Sessions that started this many days before the purchase (or less) are touches.
+    pub lookback_days: u32,
+    /// The last touch must have started this many hours before the purchase (or less).
+    pub last_touch_hours: u32,
+    /// Time decay: a touch this many hours older than another earns half its credit.
+    pub half_life_hours: u32,
+    /// Position based: percent of the credit to the first and to the last touch; the middle
+    /// touches share the rest.
+    pub position_first_percent: u32,
+    pub position_last_percent: u32,
+    /// The models written to the credit table. First and last touch are always stored on
+    /// the order itself.
+    pub models: BTreeSet<Model>,
+    /// Channels whose sessions do not count as touches (e.g. "Unassigned").
+    pub excluded_channels: BTreeSet<String>,
+}
+
+impl Default for AttributionSettings {
+    fn default() -> Self {
+        AttributionSettings {
+            lookback_days: 30,
+            last_touch_hours: 72,
+            half_life_hours: 7 * 24,
+            position_first_percent: 40,
+            position_last_percent: 40,
+            models: Model::ALL.into_iter().collect(),
+            excluded_channels: BTreeSet::new(),
+        }
+    }
+}
+
+impl AttributionSettings {
+    /// Reads the settings from a company's `settings` JSON (its `attribution` member), with
+    /// the defaults for what is absent.
+    pub fn from_company_settings(settings: &serde_json::Value) -> Result<Self, String> {
+        let parsed = match settings.get("attribution") {
+            None | Some(serde_json::Value::Null) => AttributionSettings::default(),
+            Some(value) => serde_path_to_error::deserialize(value)
+                .map_err(|e| format!("attribution settings: {}: {}", e.path(), e.inner()))?,
+        };
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=365).contains(&self.lookback_days) {
+            return Err("attribution settings: lookback_days must be 1 to 365".into());
+        }
+        if self.last_touch_hours == 0 || self.last_touch_hours > self.lookback_days * 24 {
+            return Err(
+                "attribution settings: last_touch_hours must be 1 to the lookback window".into(),
+            );
+        }
+        if self.half_life_hours == 0 {
+            return Err("attribution settings: half_life_hours must be at least 1".into());
+        }
+        if self.position_first_percent + self.position_last_percent > 100 {
+            return Err("attribution settings: position_first_percent + position_last_percent must not exceed 100".into());
+        }
+        Ok(())
+    }
+
+    /// The rules in words, stored on every order so each number can be traced to the rules
+    /// that made it, and an order computed under other rules is redone.
+    pub fn rules(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for AttributionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let models: Vec<&str> = self.models.iter().map(|m| m.as_str()).collect();
+        let excluded: Vec<&str> = self.excluded_channels.iter().map(String::as_str).collect();
+        write!(
+            f,
+            "v{RULES_VERSION} lookback={}d last_touch={}h half_life={}h position={}/{} models={} excluded=[{}]",
+            self.lookback_days,
+            self.last_touch_hours,
+            self.half_life_hours,
+            self.position_first_percent,
+            self.position_last_percent,
+            models.join(","),
+            excluded.join(","),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn absent_settings_are_the_specs_values() {
+        let s = AttributionSettings::from_company_settings(&json!({})).unwrap();
+        assert_eq!(s, AttributionSettings::default());
+        assert_eq!(
+            s.rules(),
+            "v1 lookback=30d last_touch=72h half_life=168h position=40/40 \
+             models=first_touch,last_touch,linear,time_decay,position_based,last_non_direct excluded=[]"
+        );
+    }
+
+    #[test]
+    fn partial_settings_keep_the_other_defaults_and_bad_ones_say_why() {
+        let s = AttributionSettings::from_company_settings(
+            &json!({"attribution": {"lookback_days": 7, "excluded_channels": ["Direct"]}}),
+        )
+        .unwrap();
+        assert_eq!(s.lookback_days, 7);
+        assert_eq!(s.last_touch_hours, 72);
+        assert!(s.excluded_channels.contains("Direct"));
+
+        let err = AttributionSettings::from_company_settings(
+            &json!({"attribution": {"lookback_dayz": 7}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("lookback_dayz"), "{err}");
+        let err = AttributionSettings::from_company_settings(
+            &json!({"attribution": {"lookback_days": 1, "last_touch_hours": 72}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("last_touch_hours"), "{err}");
+        let err = AttributionSettings::from_company_settings(
+            &json!({"attribution": {"models": ["linear", "u_shaped"]}}),
+        )
+        .unwrap_err();
+        assert!(err.contains("models"), "{err}");
+    }
+}
