@@ -22,6 +22,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+mod common;
+use common::fresh_database;
+
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 struct Args {
@@ -337,41 +340,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A private cluster for the benchmark, removed when dropped.
-struct BenchCluster {
-    cluster: lux::db::embedded::EmbeddedPostgres,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for BenchCluster {
-    fn drop(&mut self) {
-        self.cluster.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn fresh_database() -> (String, Option<BenchCluster>) {
-    let (server_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let dir = std::env::temp_dir().join(format!("lux-bench-{}", Uuid::new_v4()));
-            let cluster =
-                lux::db::embedded::EmbeddedPostgres::start(&dir).expect("embedded cluster");
-            (cluster.server_url(), Some(BenchCluster { cluster, dir }))
-        }
-    };
-    let name = format!("lux_bench_{}", Uuid::new_v4().simple());
-    let admin = PgPool::connect(&server_url).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let mut url = url::Url::parse(&server_url).expect("url");
-    url.set_path(&name);
-    (url.to_string(), cluster)
 }
 
 fn main() {

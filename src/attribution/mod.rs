@@ -29,6 +29,10 @@ use settings::AttributionSettings;
 /// not to hold order rows locked against the order worker for long.
 const CHUNK: usize = 2_000;
 
+/// Chunks attributed at once, each in its own transaction on its own connection: while one
+/// waits for PostgreSQL, the other computes or writes.
+const PARALLEL_CHUNKS: usize = 2;
+
 /// How far before the last run's start changes are looked for again. A transaction stamps its
 /// rows with its own start time, so one that started before the last run and committed after
 /// it would otherwise be missed; ingestion and webhook transactions last milliseconds.
@@ -80,16 +84,39 @@ pub async fn run(
         tx.commit().await?;
         ids
     };
-    let rules = settings.rules();
+    let rules = std::sync::Arc::new(settings.rules());
+    let settings = std::sync::Arc::new(settings.clone());
     let mut outcome = Outcome::default();
+    let mut running = tokio::task::JoinSet::new();
     for chunk in candidates.chunks(CHUNK) {
-        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-        let changed = attribute_chunk(&mut tx, company_id, chunk, settings, &rules).await?;
-        tx.commit().await?;
-        outcome.examined += chunk.len() as u64;
-        outcome.changed += changed;
+        if running.len() >= PARALLEL_CHUNKS {
+            outcome.add(running.join_next().await.expect("a chunk is running"))?;
+        }
+        let (pool, chunk) = (pool.clone(), chunk.to_vec());
+        let (settings, rules) = (settings.clone(), rules.clone());
+        running.spawn(async move {
+            let mut tx = crate::db::begin_for_company(&pool, company_id).await?;
+            let changed = attribute_chunk(&mut tx, company_id, &chunk, &settings, &rules).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((chunk.len() as u64, changed))
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        outcome.add(done)?;
     }
     Ok(outcome)
+}
+
+impl Outcome {
+    fn add(
+        &mut self,
+        chunk: Result<Result<(u64, u64), sqlx::Error>, tokio::task::JoinError>,
+    ) -> Result<(), sqlx::Error> {
+        let (examined, changed) = chunk.map_err(|e| sqlx::Error::Protocol(e.to_string()))??;
+        self.examined += examined;
+        self.changed += changed;
+        Ok(())
+    }
 }
 
 /// The orders to attribute, in id order.
@@ -209,7 +236,8 @@ async fn attribute_chunk(
 
 /// For each order, whether any visitor is linked to its buyer, and those visitors' sessions
 /// in the lookback window (bots excluded). The window's exact edges are applied again by the
-/// model; here it only keeps the read small.
+/// model; here it only keeps the read small. (In hours: a day of an interval follows the
+/// session's time zone, and would be 23 or 25 hours across a DST change.)
 async fn load_touches(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
@@ -244,7 +272,7 @@ async fn load_touches(
          JOIN o ON o.order_id = v.order_id
          LEFT JOIN sessions s
            ON s.company_id = $1 AND s.visitor_id = v.visitor_id AND NOT s.is_bot
-          AND s.started_at >= o.placed_at - make_interval(days => $3)
+          AND s.started_at >= o.placed_at - make_interval(hours => 24 * $3)
           AND s.started_at <= o.placed_at",
     )
     .bind(company_id)

@@ -124,7 +124,7 @@ pub fn attribute(
 
     let mut credits = Vec::new();
     for &model in &settings.models {
-        let shares = model_shares(model, placed_at, &path, last, settings);
+        let shares = model_shares(model, &path, last, settings);
         credits.extend(to_credits(model, &shares));
     }
     OrderAttribution {
@@ -139,7 +139,6 @@ pub fn attribute(
 /// Each touch's weight under `model` (any scale), or `None` for all of it to 'Unattributed'.
 fn model_shares(
     model: Model,
-    placed_at: DateTime<Utc>,
     path: &[Touch],
     last: Option<usize>,
     settings: &AttributionSettings,
@@ -154,11 +153,14 @@ fn model_shares(
         Model::LastTouch => last.and_then(only),
         Model::Linear => Some(vec![1.0; n]),
         Model::TimeDecay => {
+            // Ages are counted from the newest touch, which weighs 1: with a short half-life
+            // and a long lookback, weights counted from the purchase could all round to 0.
             let half_life = f64::from(settings.half_life_hours) * 3600.0;
+            let newest = path.iter().map(|t| t.started_at).max()?;
             Some(
                 path.iter()
                     .map(|t| {
-                        let age = (placed_at - t.started_at).num_milliseconds() as f64 / 1000.0;
+                        let age = (newest - t.started_at).num_milliseconds() as f64 / 1000.0;
                         (-age / half_life).exp2()
                     })
                     .collect(),
@@ -206,7 +208,16 @@ fn to_credits(model: Model, shares: &Option<Vec<f64>>) -> Vec<Credit> {
             units: CREDIT_UNITS,
         }];
     };
-    let total: f64 = shares.iter().sum();
+    let mut total: f64 = shares.iter().sum();
+    let equal;
+    let shares = if total > 0.0 && total.is_finite() {
+        shares
+    } else {
+        // Nothing to divide by (position based 0/0 with two touches): equal shares.
+        equal = vec![1.0; shares.len()];
+        total = shares.len() as f64;
+        &equal
+    };
     let exact: Vec<f64> = shares
         .iter()
         .map(|s| s / total * CREDIT_UNITS as f64)
@@ -351,6 +362,25 @@ mod tests {
     }
 
     #[test]
+    fn time_decay_with_a_tiny_half_life_still_sums_to_one() {
+        let s = AttributionSettings {
+            lookback_days: 365,
+            half_life_hours: 1,
+            ..AttributionSettings::default()
+        };
+        let a = attribute(
+            order_time(),
+            true,
+            vec![touch(1, 364 * 24, "Email"), touch(2, 362 * 24, "Direct")],
+            &s,
+        );
+        assert_eq!(
+            credits(&a, Model::TimeDecay),
+            [(Some("Direct"), CREDIT_UNITS)]
+        );
+    }
+
+    #[test]
     fn window_edges() {
         let s = AttributionSettings::default();
         // 31 days before: outside the lookback; nothing counts.
@@ -425,6 +455,11 @@ mod tests {
 
     #[test]
     fn position_based_with_one_and_two_touches() {
+        let zero = to_credits(Model::PositionBased, &Some(position_shares(2, 0, 0)));
+        assert_eq!(
+            zero.iter().map(|c| c.units).collect::<Vec<_>>(),
+            [500_000_000, 500_000_000]
+        );
         assert_eq!(position_shares(1, 40, 40), [1.0]);
         assert_eq!(position_shares(2, 40, 40), [40.0, 40.0]);
         assert_eq!(position_shares(4, 40, 40), [40.0, 10.0, 10.0, 40.0]);

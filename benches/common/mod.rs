@@ -1,0 +1,41 @@
+//! What the benchmarks share: a fresh database to run on.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A private cluster for the benchmark, removed when dropped.
+pub struct BenchCluster {
+    cluster: lux::db::embedded::EmbeddedPostgres,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new database on `DATABASE_URL`'s server, else on a private cluster at PostgreSQL's
+/// default durability (removed with the returned guard).
+pub async fn fresh_database() -> (String, Option<BenchCluster>) {
+    let (server_url, cluster) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let dir = std::env::temp_dir().join(format!("lux-bench-{}", Uuid::new_v4()));
+            let cluster =
+                lux::db::embedded::EmbeddedPostgres::start(&dir).expect("embedded cluster");
+            (cluster.server_url(), Some(BenchCluster { cluster, dir }))
+        }
+    };
+    let name = format!("lux_bench_{}", Uuid::new_v4().simple());
+    let admin = PgPool::connect(&server_url).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let mut url = url::Url::parse(&server_url).expect("url");
+    url.set_path(&name);
+    (url.to_string(), cluster)
+}
