@@ -3,11 +3,10 @@
 
 -- When a row was written (not when its visit started: a backfilled session can start weeks
 -- before it is stored). The attribution job re-examines the orders of visitors whose sessions
--- or identity links were written since its last run.
+-- or identity links were written since its last run. Per company, so one company's run never
+-- reads another's new sessions; new entries land at the right end of each company's range.
 ALTER TABLE sessions ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
--- BRIN: sessions are written in time order, and a block-range index costs ingestion almost
--- nothing where a B-tree would add an entry per session.
-CREATE INDEX sessions_by_created ON sessions USING brin (created_at);
+CREATE INDEX sessions_by_created ON sessions (company_id, created_at);
 
 ALTER TABLE identity_keys ADD COLUMN linked_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX identity_keys_by_linked ON identity_keys (company_id, linked_at);
@@ -64,7 +63,10 @@ CREATE TABLE attribution_credits (
     medium       text,
     campaign     text,
     credit       numeric(10, 9) NOT NULL CHECK (credit > 0 AND credit <= 1),
-    PRIMARY KEY (company_id, order_id, model, touch_index)
+    PRIMARY KEY (company_id, order_id, model, touch_index),
+    -- An order merged into another (two sources that turn out to be one order) is deleted;
+    -- its credits go with it, and the surviving order is attributed again.
+    FOREIGN KEY (company_id, order_id) REFERENCES orders ON DELETE CASCADE
 );
 
 -- Every run of a job: what it covered, how much it did, how long it took, how it ended.
@@ -79,6 +81,10 @@ CREATE TABLE job_runs (
     -- What the job ran with (for attribution: the rules in words). A run whose parameters
     -- differ from the last successful run's redoes everything.
     parameters     text,
+    -- Rows stamped at or after this time (their transaction's start) may not have been seen
+    -- by this run: the next incremental run looks from here. The run's start, or earlier if
+    -- a transaction that started earlier was still open then.
+    watermark      timestamptz,
     -- The days a rollup covered; NULL for jobs that are not by day.
     range_from     date,
     range_to       date,
@@ -99,7 +105,8 @@ CREATE POLICY tenant ON job_runs
     WITH CHECK (company_id = lux_current_company());
 
 GRANT SELECT, INSERT, DELETE ON attribution_credits TO lux_app;
-GRANT SELECT, INSERT, UPDATE ON job_runs TO lux_app;
+-- DELETE: runs older than 30 days are pruned.
+GRANT SELECT, INSERT, UPDATE, DELETE ON job_runs TO lux_app;
 
 -- The scheduler runs each job for every company; row-level security hides the companies
 -- table from the service, so this definer function lists their ids (and nothing else).
@@ -109,3 +116,15 @@ CREATE FUNCTION lux_company_ids() RETURNS SETOF uuid
     AS $$ SELECT company_id FROM companies ORDER BY company_id $$;
 REVOKE EXECUTE ON FUNCTION lux_company_ids() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lux_company_ids() TO lux_app;
+
+-- The start of the oldest transaction open in this database: changes stamped earlier than
+-- that are committed (or never will be). A definer function, because the service's role
+-- cannot see other sessions' transactions in pg_stat_activity.
+CREATE FUNCTION lux_oldest_open_transaction() RETURNS timestamptz
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = public, pg_temp
+    AS $$ SELECT min(xact_start) FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_type = 'client backend'
+            AND xact_start IS NOT NULL $$;
+REVOKE EXECUTE ON FUNCTION lux_oldest_open_transaction() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lux_oldest_open_transaction() TO lux_app;

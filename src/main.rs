@@ -544,16 +544,24 @@ async fn jobs(command: JobsCommand, url: &str) -> anyhow::Result<()> {
     } else {
         lux::jobs::Mode::Incremental
     };
+    // One company's failure (bad settings, say) does not stop the others; it is reported and
+    // the command fails at the end.
+    let mut failed = 0;
     for company_id in companies {
         for &job in &jobs {
-            let report = lux::jobs::run(&pool, company_id, job, mode, lux::jobs::WhenBusy::Wait)
-                .await
-                .with_context(|| format!("{} for company {company_id}", job.as_str()))?;
-            if let Some(report) = report {
-                println!("{}", serde_json::to_string(&report)?);
+            match lux::jobs::run(&pool, company_id, job, mode, lux::jobs::WhenBusy::Wait).await {
+                Ok(Some(report)) => println!("{}", serde_json::to_string(&report)?),
+                Ok(None) => {}
+                Err(error) => {
+                    eprintln!("lux: {} for company {company_id}: {error:#}", job.as_str());
+                    failed += 1;
+                }
             }
         }
     }
     pool.close().await;
+    if failed > 0 {
+        anyhow::bail!("{failed} job run(s) failed (see above; recorded in job_runs)");
+    }
     Ok(())
 }

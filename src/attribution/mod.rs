@@ -14,7 +14,7 @@
 pub mod model;
 pub mod settings;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -33,11 +33,6 @@ const CHUNK: usize = 2_000;
 /// waits for PostgreSQL, the other computes or writes.
 const PARALLEL_CHUNKS: usize = 2;
 
-/// How far before the last run's start changes are looked for again. A transaction stamps its
-/// rows with its own start time, so one that started before the last run and committed after
-/// it would otherwise be missed; ingestion and webhook transactions last milliseconds.
-const CHANGE_LAG: chrono::Duration = chrono::Duration::minutes(2);
-
 /// What a run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -52,7 +47,8 @@ pub struct Outcome {
 pub enum Scope {
     /// Every order of the company.
     All,
-    /// Orders that may have changed since a previous run that started at this time.
+    /// Orders that may have changed since this time: every row written by a transaction
+    /// that started at or after it (the previous run's watermark).
     ChangedSince(DateTime<Utc>),
 }
 
@@ -80,7 +76,7 @@ pub async fn run(
 ) -> Result<Outcome, sqlx::Error> {
     let candidates = {
         let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-        let ids = candidate_orders(&mut tx, company_id, scope).await?;
+        let ids = candidate_orders(&mut tx, company_id, settings, scope).await?;
         tx.commit().await?;
         ids
     };
@@ -95,9 +91,8 @@ pub async fn run(
         let (pool, chunk) = (pool.clone(), chunk.to_vec());
         let (settings, rules) = (settings.clone(), rules.clone());
         running.spawn(async move {
-            let mut tx = crate::db::begin_for_company(&pool, company_id).await?;
-            let changed = attribute_chunk(&mut tx, company_id, &chunk, &settings, &rules).await?;
-            tx.commit().await?;
+            let changed =
+                attribute_chunk_retrying(&pool, company_id, &chunk, &settings, &rules).await?;
             Ok::<_, sqlx::Error>((chunk.len() as u64, changed))
         });
     }
@@ -123,6 +118,7 @@ impl Outcome {
 async fn candidate_orders(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
+    settings: &AttributionSettings,
     scope: Scope,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let since = match scope {
@@ -134,51 +130,69 @@ async fn candidate_orders(
             .fetch_all(&mut **tx)
             .await;
         }
-        Scope::ChangedSince(at) => at - CHANGE_LAG,
+        Scope::ChangedSince(at) => at,
     };
-    // Keys touched since then: identity links made or moved, and the visitors of sessions
-    // written. Then every key of the persons those keys belong to (a new session of one
-    // device changes the orders placed from another device of the same person), and the
-    // orders naming any of those keys.
+    // Orders not attributed yet, changed, or attributed under other rules (a run under new
+    // rules that failed halfway leaves some); then the orders whose touches may have changed:
+    // - sessions written since: the orders naming their visitor, or any key of the person
+    //   the visitor belongs to, placed within the lookback after those sessions started;
+    // - identity links made or moved since (a move also stamps the keys of the person who
+    //   lost the device): the orders naming any key of the persons concerned.
     sqlx::query_scalar(
-        "WITH new_session_visitors AS MATERIALIZED (
-             SELECT DISTINCT visitor_id FROM sessions
-             WHERE company_id = $1 AND created_at >= $2),
-         touched AS MATERIALIZED (
-             SELECT key_kind, key_value, person_id FROM identity_keys
-             WHERE company_id = $1 AND linked_at >= $2
+        "WITH new_sessions AS MATERIALIZED (
+             SELECT visitor_id, min(started_at) AS first_start, max(started_at) AS last_start
+             FROM sessions WHERE company_id = $1 AND created_at >= $2
+             GROUP BY visitor_id),
+         bounds AS (
+             SELECT min(first_start) AS lo,
+                    max(last_start) + make_interval(hours => 24 * $4) AS hi
+             FROM new_sessions),
+         session_keys AS MATERIALIZED (
+             SELECT 'visitor'::text AS key_kind, visitor_id::text AS key_value FROM new_sessions
              UNION
-             SELECT 'visitor', v.visitor_id::text, k.person_id
-             FROM new_session_visitors v
-             LEFT JOIN identity_keys k ON k.company_id = $1 AND k.key_kind = 'visitor'
-                                      AND k.key_value = v.visitor_id::text),
-         affected AS MATERIALIZED (
-             SELECT key_kind, key_value FROM touched
-             UNION
-             SELECT k.key_kind, k.key_value FROM identity_keys k
-             WHERE k.company_id = $1
-               AND k.person_id IN (SELECT person_id FROM touched WHERE person_id IS NOT NULL)),
-         visitors AS MATERIALIZED (
-             SELECT key_value::uuid AS visitor_id FROM affected WHERE key_kind = 'visitor'),
-         users AS MATERIALIZED (
-             SELECT key_value AS user_id FROM affected WHERE key_kind = 'user'),
-         emails AS MATERIALIZED (
-             SELECT decode(key_value, 'hex') AS email_hash FROM affected WHERE key_kind = 'email')
+             SELECT p.key_kind, p.key_value FROM new_sessions n
+             JOIN identity_keys k ON k.company_id = $1 AND k.key_kind = 'visitor'
+                                 AND k.key_value = n.visitor_id::text
+             JOIN identity_keys p ON p.company_id = $1 AND p.person_id = k.person_id),
+         link_keys AS MATERIALIZED (
+             SELECT p.key_kind, p.key_value FROM identity_keys k
+             JOIN identity_keys p ON p.company_id = $1 AND p.person_id = k.person_id
+             WHERE k.company_id = $1 AND k.linked_at >= $2),
+         session_visitors AS MATERIALIZED (
+             SELECT key_value::uuid AS visitor_id FROM session_keys WHERE key_kind = 'visitor'),
+         -- Each kind on its own, converted after the kind is filtered: a user id is no uuid.
+         link_visitors AS MATERIALIZED (
+             SELECT key_value::uuid AS visitor_id FROM link_keys WHERE key_kind = 'visitor'),
+         link_users AS MATERIALIZED (
+             SELECT key_value AS user_id FROM link_keys WHERE key_kind = 'user'),
+         link_emails AS MATERIALIZED (
+             SELECT decode(key_value, 'hex') AS email_hash FROM link_keys
+             WHERE key_kind = 'email')
          SELECT order_id FROM orders
-         WHERE company_id = $1 AND (attributed_at IS NULL OR updated_at >= $2)
+         WHERE company_id = $1
+           AND (attributed_at IS NULL OR updated_at >= $2 OR attribution_rules IS DISTINCT FROM $3)
          UNION
-         SELECT o.order_id FROM orders o JOIN visitors v ON o.visitor_id = v.visitor_id
+         SELECT o.order_id FROM orders o, bounds b
+         WHERE o.company_id = $1 AND o.placed_at BETWEEN b.lo AND b.hi
+           AND (o.visitor_id IN (SELECT visitor_id FROM session_visitors)
+             OR o.user_id IN (SELECT key_value FROM session_keys WHERE key_kind = 'user')
+             OR o.email_hash IN (SELECT decode(key_value, 'hex') FROM session_keys
+                                 WHERE key_kind = 'email'))
+         UNION
+         SELECT o.order_id FROM orders o JOIN link_visitors v ON o.visitor_id = v.visitor_id
          WHERE o.company_id = $1
          UNION
-         SELECT o.order_id FROM orders o JOIN users u ON o.user_id = u.user_id
+         SELECT o.order_id FROM orders o JOIN link_users u ON o.user_id = u.user_id
          WHERE o.company_id = $1
          UNION
-         SELECT o.order_id FROM orders o JOIN emails e ON o.email_hash = e.email_hash
+         SELECT o.order_id FROM orders o JOIN link_emails e ON o.email_hash = e.email_hash
          WHERE o.company_id = $1
          ORDER BY 1",
     )
     .bind(company_id)
     .bind(since)
+    .bind(settings.rules())
+    .bind(settings.lookback_days as i32)
     .fetch_all(&mut **tx)
     .await
 }
@@ -199,6 +213,37 @@ struct TouchRow {
     source: Option<String>,
     medium: Option<String>,
     campaign: Option<String>,
+}
+
+/// Attributes a chunk in its own transaction. A deadlock with a concurrent order merge (which
+/// locks an order, then its customer's other orders) or a serialization failure is retried:
+/// the chunk is simply redone.
+async fn attribute_chunk_retrying(
+    pool: &PgPool,
+    company_id: Uuid,
+    order_ids: &[Uuid],
+    settings: &AttributionSettings,
+    rules: &str,
+) -> Result<u64, sqlx::Error> {
+    let mut attempt = 1;
+    loop {
+        let result = async {
+            let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+            let changed = attribute_chunk(&mut tx, company_id, order_ids, settings, rules).await?;
+            tx.commit().await?;
+            Ok(changed)
+        }
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e))
+                if attempt < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tracing::info!(attempt, error = %e, "attribution chunk conflicted; redoing it");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Attributes one chunk of orders and writes the results that changed. Returns how many.
@@ -384,7 +429,8 @@ async fn write_results(
         .iter()
         .map(|(id, a, d)| OrderColumns::new(*id, a, d))
         .collect();
-    sqlx::query(
+    // Only orders still there get credits: one merged into another since it was read is gone.
+    let updated: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE orders o SET
              attribution_status = u.status,
              first_touch_channel = u.first_channel, first_touch_source = u.first_source,
@@ -402,27 +448,32 @@ async fn write_results(
              last_channel text, last_source text, last_medium text, last_campaign text,
              last_session_id uuid, last_at timestamptz,
              channel_path text[], digest text)
-         WHERE o.company_id = $1 AND o.order_id = u.order_id",
+         WHERE o.company_id = $1 AND o.order_id = u.order_id
+         RETURNING o.order_id",
     )
     .bind(company_id)
     .bind(sqlx::types::Json(&records))
     .bind(rules)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
 
-    let ids: Vec<Uuid> = changed.iter().map(|(id, _, _)| *id).collect();
     sqlx::query("DELETE FROM attribution_credits WHERE company_id = $1 AND order_id = ANY($2)")
         .bind(company_id)
-        .bind(&ids)
+        .bind(&updated)
         .execute(&mut **tx)
         .await?;
-    insert_credits(tx, company_id, changed).await
+    let updated: HashSet<Uuid> = updated.into_iter().collect();
+    let still_there: Vec<&(Uuid, OrderAttribution, Vec<u8>)> = changed
+        .iter()
+        .filter(|(id, _, _)| updated.contains(id))
+        .collect();
+    insert_credits(tx, company_id, &still_there).await
 }
 
 async fn insert_credits(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
-    changed: &[(Uuid, OrderAttribution, Vec<u8>)],
+    changed: &[&(Uuid, OrderAttribution, Vec<u8>)],
 ) -> Result<(), sqlx::Error> {
     let mut c = CreditColumns::default();
     for (order_id, a, _) in changed {

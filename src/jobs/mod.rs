@@ -82,39 +82,56 @@ pub async fn run(
 ) -> anyhow::Result<Option<RunReport>> {
     // A session-level lock on a connection held for the whole run: the job commits in
     // chunks, so a transaction-level lock would not cover it.
-    let mut lock_conn = pool.acquire().await?;
+    let mut lock = HeldLock {
+        conn: pool.acquire().await?,
+        released: false,
+    };
     let key = job.lock_key(company_id);
     let locked: bool = match when_busy {
         WhenBusy::Wait => {
             sqlx::query_scalar("SELECT pg_advisory_lock($1) IS NOT NULL")
                 .bind(key)
-                .fetch_one(&mut *lock_conn)
+                .fetch_one(&mut *lock.conn)
                 .await?
         }
         WhenBusy::Skip => {
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(key)
-                .fetch_one(&mut *lock_conn)
+                .fetch_one(&mut *lock.conn)
                 .await?
         }
     };
     if !locked {
+        lock.released = true;
         return Ok(None);
     }
     let result = run_locked(pool, company_id, job, mode).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+    lock.released = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
         .bind(key)
-        .execute(&mut *lock_conn)
-        .await;
-    if unlocked.is_err() {
-        // Closing the connection is what releases the lock then.
-        lock_conn.close_on_drop();
-    }
+        .fetch_one(&mut *lock.conn)
+        .await
+        .unwrap_or(false);
     result.map(Some)
 }
 
+/// A pooled connection holding a session-level advisory lock. If the run ends without
+/// releasing it (an error, or the run's future dropped midway), the connection is closed
+/// instead of going back to the pool: closing is what releases the lock then.
+struct HeldLock {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    released: bool,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if !self.released {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 struct LastRun {
-    started_at: DateTime<Utc>,
+    watermark: DateTime<Utc>,
     parameters: Option<String>,
 }
 
@@ -177,7 +194,7 @@ async fn run_attribution(
     let rules = settings.rules();
     let scope = match last {
         Some(last) if mode == Mode::Incremental && last.parameters.as_ref() == Some(&rules) => {
-            attribution::Scope::ChangedSince(last.started_at)
+            attribution::Scope::ChangedSince(last.watermark)
         }
         _ => attribution::Scope::All,
     };
@@ -197,7 +214,7 @@ async fn last_success(
 ) -> Result<Option<LastRun>, sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     let row: Option<(DateTime<Utc>, Option<String>)> = sqlx::query_as(
-        "SELECT started_at, parameters FROM job_runs
+        "SELECT watermark, parameters FROM job_runs
          WHERE company_id = $1 AND job = $2 AND status = 'succeeded'
          ORDER BY started_at DESC LIMIT 1",
     )
@@ -206,14 +223,19 @@ async fn last_success(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(row.map(|(started_at, parameters)| LastRun {
-        started_at,
+    Ok(row.map(|(watermark, parameters)| LastRun {
+        watermark,
         parameters,
     }))
 }
 
-/// Records the run as started, committed before any work: its start time is the point from
-/// which the next incremental run looks for changes.
+/// Records the run as started, committed before any work. Its watermark is where the next
+/// incremental run looks for changes from: this moment, or the start of the oldest
+/// transaction still open (its rows, stamped with that start, are not visible to this run
+/// yet), less 5 seconds for a transaction so new it does not show in `pg_stat_activity` yet
+/// (re-examining a few seconds twice costs next to nothing). Runs of this job for this company left 'running' by a process that stopped are
+/// closed as failed (this run holds the lock, so none of them is running), and runs older
+/// than 30 days are pruned.
 async fn record_start(
     pool: &PgPool,
     company_id: Uuid,
@@ -222,8 +244,26 @@ async fn record_start(
 ) -> Result<(), sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     sqlx::query(
-        "INSERT INTO job_runs (company_id, run_id, job, started_at, status, full_run)
-         VALUES ($1, $2, $3, now(), 'running', false)",
+        "UPDATE job_runs SET status = 'failed', finished_at = now(),
+             error = 'interrupted: the process stopped before the run finished'
+         WHERE company_id = $1 AND job = $2 AND status = 'running'",
+    )
+    .bind(company_id)
+    .bind(job.as_str())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM job_runs
+         WHERE company_id = $1 AND job = $2 AND started_at < now() - interval '30 days'",
+    )
+    .bind(company_id)
+    .bind(job.as_str())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO job_runs (company_id, run_id, job, started_at, status, full_run, watermark)
+         VALUES ($1, $2, $3, now(), 'running', false,
+                 least(now(), lux_oldest_open_transaction()) - interval '5 seconds')",
     )
     .bind(company_id)
     .bind(run_id)

@@ -467,16 +467,19 @@ async fn an_order_imported_before_its_events_is_re_attributed_when_they_come() {
     assert_eq!(order.last_session, Some(j.session(v, 50).await));
 }
 
-/// Every attribution column of every order and every credit row, as text.
-async fn snapshot(j: &Journey) -> Vec<String> {
+/// Every attribution column of every order and every credit row, as text; with the time of
+/// computation or without it.
+async fn snapshot(j: &Journey, with_time: bool) -> Vec<String> {
     let orders: Vec<String> = sqlx::query_scalar(
         "SELECT concat_ws('|', order_id, attribution_status, first_touch_channel,
                 first_touch_source, first_touch_medium, first_touch_campaign,
                 first_touch_session_id, first_touch_at, last_touch_channel, last_touch_source,
                 last_touch_medium, last_touch_campaign, last_touch_session_id, last_touch_at,
-                channel_path, attribution_rules, attribution_digest, attributed_at)
+                channel_path, attribution_rules, attribution_digest,
+                CASE WHEN $1 THEN attributed_at END)
          FROM orders ORDER BY order_id",
     )
+    .bind(with_time)
     .fetch_all(&j.app.owner)
     .await
     .unwrap();
@@ -540,16 +543,33 @@ async fn credits_sum_to_one_and_attributing_twice_changes_nothing() {
         .await;
     assert_eq!(groups, 4 * 6, "every order has credits in all six models");
 
-    let before = snapshot(&j).await;
+    let before = snapshot(&j, true).await;
     let again = j.attribute().await;
     assert!(!again.full_run);
     assert_eq!(again.rows_changed, 0);
     let rebuilt = j.run(Mode::Full).await;
     assert_eq!((rebuilt.rows_examined, rebuilt.rows_changed), (4, 0));
     assert_eq!(
-        snapshot(&j).await,
+        snapshot(&j, true).await,
         before,
         "the same data gives identical rows"
+    );
+
+    // Computed again from nothing, the rows are the same too (but for when they were made).
+    let without_time = snapshot(&j, false).await;
+    sqlx::query("DELETE FROM attribution_credits")
+        .execute(&j.app.owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET attribution_digest = NULL, first_touch_channel = NULL")
+        .execute(&j.app.owner)
+        .await
+        .unwrap();
+    assert_eq!(j.run(Mode::Full).await.rows_changed, 4);
+    assert_eq!(
+        snapshot(&j, false).await,
+        without_time,
+        "recomputed from scratch: identical rows"
     );
 
     let runs: Vec<(String, bool, i64, i64)> = sqlx::query_as(
@@ -559,11 +579,11 @@ async fn credits_sum_to_one_and_attributing_twice_changes_nothing() {
     .fetch_all(&j.app.owner)
     .await
     .unwrap();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r.0 == "succeeded"), "{runs:?}");
     assert_eq!(
         runs.iter().map(|r| r.1).collect::<Vec<_>>(),
-        [true, false, true]
+        [true, false, true, true]
     );
 }
 
@@ -664,6 +684,7 @@ async fn another_companys_sessions_never_count() {
 async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
     let mut options = test_options();
     options.jobs_interval = Some(std::time::Duration::from_millis(300));
+    options.pool_size = 8;
     let app = TestApp::spawn_with(options).await;
     let pool = lux::db::connect_app(&app.db.url, 2).unwrap();
     let j = Journey {
@@ -716,4 +737,251 @@ async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no job \"attributoin\""));
+}
+
+#[tokio::test]
+async fn window_edges_hold_in_the_database_and_bot_sessions_never_count() {
+    let j = Journey::new().await;
+    let v = Uuid::new_v4();
+    // Exactly 30 days and exactly 72 hours before: both inside.
+    j.visit(v, PAID_SEARCH, 30 * 24).await;
+    j.visit(v, EMAIL, 72).await;
+    // A crawler's visit on the same visitor id an hour before: flagged, never a touch.
+    let bot = json!({"event_id": Uuid::now_v7(), "event_name": "page_view", "visitor_id": v,
+        "page_url": PAID_SOCIAL, "occurred_at": j.before(1),
+        "user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"});
+    j.send(&j.app.company, bot).await;
+    assert_eq!(
+        j.app
+            .count("SELECT count(*) FROM sessions WHERE is_bot")
+            .await,
+        1
+    );
+    j.purchase(v, "1012", None).await;
+    j.attribute().await;
+    let order = j.order("1012").await;
+    assert_eq!(order.status, "attributed");
+    assert_eq!(order.path, ["Paid Search", "Email"]);
+    assert_eq!(order.first, touch("Paid Search", Some("brand")));
+    assert_eq!(order.last, touch("Email", Some("nov")));
+}
+
+#[tokio::test]
+async fn a_shared_device_taken_over_by_another_user_stops_counting_for_the_first() {
+    let j = Journey::new().await;
+    let (laptop, tablet) = (Uuid::new_v4(), Uuid::new_v4());
+    // User a browses from a family tablet (paid social), then buys on a laptop.
+    j.visit(tablet, PAID_SOCIAL, 48).await;
+    j.login(tablet, "a", 48).await;
+    j.visit(laptop, EMAIL, 2).await;
+    j.purchase(laptop, "1013", Some("a")).await;
+    j.attribute().await;
+    assert_eq!(j.order("1013").await.path, ["Paid Social", "Email"]);
+
+    // User b logs in on the tablet: it is b's device now, and a's order loses its visit.
+    j.login(tablet, "b", 10).await;
+    let report = j.attribute().await;
+    assert_eq!(report.rows_changed, 1);
+    let order = j.order("1013").await;
+    assert_eq!(order.path, ["Email"]);
+    assert_eq!(order.first, touch("Email", Some("nov")));
+}
+
+async fn import_stripe(j: &Journey, event: Value) {
+    lux::commerce::import::run(
+        &j.app.owner,
+        &secrets_key(),
+        j.app.company.id,
+        lux::commerce::secrets::Provider::Stripe,
+        &event.to_string(),
+    )
+    .await
+    .unwrap();
+}
+
+fn stripe_event(id: &str, kind: &str, object: Value) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "created": Utc::now().timestamp(),
+           "data": {"object": object}})
+}
+
+#[tokio::test]
+async fn merged_orders_leave_no_credits_behind_and_a_late_visitor_link_re_attributes() {
+    let j = Journey::new().await;
+    let v = Uuid::new_v4();
+    j.visit(v, EMAIL, 3).await;
+    // The thank-you page reports order 5001; Stripe's charge arrives without the number.
+    j.purchase(v, "5001", None).await;
+    let created = j.t.timestamp();
+    import_stripe(
+        &j,
+        stripe_event(
+            "evt_ch",
+            "charge.succeeded",
+            json!({"id": "ch_M1", "object": "charge", "amount": 10000, "amount_captured": 10000,
+               "amount_refunded": 0, "currency": "eur", "status": "succeeded",
+               "payment_intent": "pi_M1", "created": created, "metadata": {}}),
+        ),
+    )
+    .await;
+    assert_eq!(j.app.count("SELECT count(*) FROM orders").await, 2);
+    j.attribute().await;
+    assert_eq!(
+        j.app
+            .count("SELECT count(*) FROM attribution_credits")
+            .await,
+        12
+    );
+
+    // The payment intent names both: the two orders are one.
+    import_stripe(
+        &j,
+        stripe_event(
+            "evt_pi",
+            "payment_intent.succeeded",
+            json!({"id": "pi_M1", "object": "payment_intent", "amount": 10000,
+               "amount_received": 10000, "currency": "eur", "status": "succeeded",
+               "created": created, "metadata": {"lux_order_id": "5001"}}),
+        ),
+    )
+    .await;
+    assert_eq!(j.app.count("SELECT count(*) FROM orders").await, 1);
+    j.attribute().await;
+    assert_eq!(
+        j.app
+            .count(
+                "SELECT count(*) FROM attribution_credits c
+                 WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = c.order_id)"
+            )
+            .await,
+        0,
+        "no credits for an order that no longer exists"
+    );
+    assert_eq!(
+        j.app
+            .count("SELECT count(*) FROM attribution_credits")
+            .await,
+        6
+    );
+    assert_eq!(
+        attribution_by_ref(&j, "order:5001").await,
+        ("attributed".to_string(), "Email".to_string())
+    );
+
+    // A Stripe payment known only by its charge, then the checkout session that names the
+    // visitor (client_reference_id): the order gains a visitor and is attributed again.
+    let w = Uuid::new_v4();
+    j.visit(w, PAID_SEARCH, 6).await;
+    import_stripe(
+        &j,
+        stripe_event(
+            "evt_ch2",
+            "charge.succeeded",
+            json!({"id": "ch_M2", "object": "charge", "amount": 2500, "amount_captured": 2500,
+               "amount_refunded": 0, "currency": "eur", "status": "succeeded",
+               "payment_intent": "pi_M2", "created": created, "metadata": {}}),
+        ),
+    )
+    .await;
+    j.attribute().await;
+    assert_eq!(
+        attribution_by_ref(&j, "stripe:pi_M2").await,
+        ("no_visitor".to_string(), "Unattributed".to_string())
+    );
+    import_stripe(
+        &j,
+        stripe_event(
+            "evt_cs2",
+            "checkout.session.completed",
+            json!({"id": "cs_M2", "object": "checkout.session", "amount_total": 2500,
+               "currency": "eur", "payment_status": "paid", "status": "complete",
+               "payment_intent": "pi_M2", "client_reference_id": w.to_string(),
+               "created": created, "metadata": {}}),
+        ),
+    )
+    .await;
+    assert_eq!(j.attribute().await.rows_changed, 1);
+    assert_eq!(
+        attribution_by_ref(&j, "stripe:pi_M2").await,
+        ("attributed".to_string(), "Paid Search".to_string())
+    );
+}
+
+/// (status, last touch channel) of the order a source reference names.
+async fn attribution_by_ref(j: &Journey, reference: &str) -> (String, String) {
+    sqlx::query_as(
+        "SELECT o.attribution_status, o.last_touch_channel FROM orders o
+         JOIN order_refs r USING (company_id, order_id) WHERE r.ref = $1",
+    )
+    .bind(reference)
+    .fetch_one(&j.app.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_cut_short_never_leaves_its_lock_behind() {
+    let j = Journey::new().await;
+    mixed_journeys(&j).await;
+    // Cut runs short at several points (before, while and after taking the lock).
+    for micros in [200, 1_000, 3_000, 10_000] {
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_micros(micros),
+            lux::jobs::run(
+                &j.pool,
+                j.app.company.id,
+                Job::Attribution,
+                Mode::Full,
+                WhenBusy::Skip,
+            ),
+        )
+        .await;
+        drop(cut);
+        // The scheduler's next try must get the lock (closing the connection that held it
+        // takes a moment).
+        let mut ran = None;
+        for _ in 0..100 {
+            ran = lux::jobs::run(
+                &j.pool,
+                j.app.company.id,
+                Job::Attribution,
+                Mode::Incremental,
+                WhenBusy::Skip,
+            )
+            .await
+            .unwrap();
+            if ran.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            ran.is_some(),
+            "the lock was released after a cut at {micros} µs"
+        );
+        // And no connection is left holding it (a pooled connection that did would give the
+        // lock to whichever run happens to get that connection, and starve the others).
+        let mut held = 1;
+        for _ in 0..100 {
+            held = j
+                .app
+                .count(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                       AND database = (SELECT oid FROM pg_database
+                                       WHERE datname = current_database())",
+                )
+                .await;
+            if held == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(held, 0, "an advisory lock outlived a cut at {micros} µs");
+    }
+    assert_eq!(
+        j.app
+            .count("SELECT count(*) FROM job_runs WHERE status = 'running'")
+            .await,
+        0,
+        "runs left running by a cut are closed by the next run"
+    );
 }
