@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::event::AcceptedEvent;
@@ -68,85 +68,101 @@ struct Job {
 }
 
 /// The handle handlers submit to. Cloning is cheap.
+///
+/// Each writer has its own queue, and a request goes to the queue its (company, visitor)
+/// hashes to. Writers lock the visitors they write (advisory locks), so two writers holding
+/// events of one visitor would wait for each other's commit; with one queue per writer they
+/// almost never do (only a request mixing visitors can), and both stay busy.
 #[derive(Clone)]
 pub struct Writer {
-    queue: mpsc::Sender<Job>,
+    queues: Arc<Vec<mpsc::Sender<Job>>>,
 }
 
 impl Writer {
-    /// Starts the writer tasks. They stop when every `Writer` handle is dropped and the queue
-    /// is drained, which is how shutdown flushes.
+    /// Starts the writer tasks. They stop when every `Writer` handle is dropped and their
+    /// queues are drained, which is how shutdown flushes.
     pub fn start(
         pool: PgPool,
         config: WriterConfig,
         metrics: Arc<IngestMetrics>,
         purchases: PurchaseSignal,
     ) -> (Writer, Vec<tokio::task::JoinHandle<()>>) {
-        let (queue, receiver) = mpsc::channel(config.queue_capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
-        metrics.queue_capacity.set(config.queue_capacity as i64);
-        let tasks = (0..config.writers.max(1))
-            .map(|_| {
-                tokio::spawn(run_writer(
-                    pool.clone(),
-                    receiver.clone(),
-                    config.max_batch_rows,
-                    metrics.clone(),
-                    purchases.clone(),
-                ))
-            })
-            .collect();
-        (Writer { queue }, tasks)
+        let writers = config.writers.max(1);
+        // The capacity is shared out; every queue holds at least one request.
+        let per_queue = config.queue_capacity.div_ceil(writers).max(1);
+        metrics.queue_capacity.set((per_queue * writers) as i64);
+        let mut queues = Vec::with_capacity(writers);
+        let mut tasks = Vec::with_capacity(writers);
+        for _ in 0..writers {
+            let (queue, receiver) = mpsc::channel(per_queue);
+            queues.push(queue);
+            tasks.push(tokio::spawn(run_writer(
+                pool.clone(),
+                receiver,
+                config.max_batch_rows,
+                metrics.clone(),
+                purchases.clone(),
+            )));
+        }
+        (
+            Writer {
+                queues: Arc::new(queues),
+            },
+            tasks,
+        )
     }
 
     /// Requests waiting for a writer.
     pub fn queue_depth(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.queues
+            .iter()
+            .map(|q| q.max_capacity() - q.capacity())
+            .sum()
     }
 
     /// Queues the events and waits until they are committed.
     pub async fn submit(&self, events: Vec<AcceptedEvent>) -> Result<Vec<Outcome>, SubmitError> {
+        let queue = &self.queues[self.shard(&events)];
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send(Job { events, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => SubmitError::Unavailable,
-            })?;
+        queue.try_send(Job { events, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Unavailable,
+        })?;
         match answer.await {
             Ok(Ok(outcomes)) => Ok(outcomes),
             _ => Err(SubmitError::Unavailable),
         }
     }
+
+    /// The queue of a request: by the visitor of its first event.
+    fn shard(&self, events: &[AcceptedEvent]) -> usize {
+        let key = events
+            .first()
+            .map_or(0, |e| visitor_lock_key(e.company_id, e.visitor_id) as u64);
+        (key % self.queues.len() as u64) as usize
+    }
 }
 
 async fn run_writer(
     pool: PgPool,
-    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    mut receiver: mpsc::Receiver<Job>,
     max_rows: usize,
     metrics: Arc<IngestMetrics>,
     purchases: PurchaseSignal,
 ) {
-    loop {
-        let jobs = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            let mut rows = first.events.len();
-            let mut jobs = vec![first];
-            // Take what queued while the previous batch was committing; never wait for more.
-            while rows < max_rows {
-                match receiver.try_recv() {
-                    Ok(job) => {
-                        rows += job.events.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
+    while let Some(first) = receiver.recv().await {
+        let mut rows = first.events.len();
+        let mut jobs = vec![first];
+        // Take what queued while the previous batch was committing; never wait for more.
+        while rows < max_rows {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    rows += job.events.len();
+                    jobs.push(job);
                 }
+                Err(_) => break,
             }
-            jobs
-        };
+        }
         let started = std::time::Instant::now();
         let events: usize = jobs.iter().map(|j| j.events.len()).sum();
         let has_purchases = jobs
