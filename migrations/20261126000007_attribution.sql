@@ -117,14 +117,16 @@ CREATE FUNCTION lux_company_ids() RETURNS SETOF uuid
 REVOKE EXECUTE ON FUNCTION lux_company_ids() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lux_company_ids() TO lux_app;
 
--- The start of the oldest transaction open in this database: changes stamped earlier than
--- that are committed (or never will be). A definer function, because the service's role
--- cannot see other sessions' transactions in pg_stat_activity.
+-- The start of the oldest transaction open in this database by the service's login (its
+-- nodes all log in as the role of DATABASE_URL): changes stamped earlier than that are
+-- committed, or never will be. Other logins (an analyst's open transaction in Metabase)
+-- cannot write the service's tables and do not hold it back. A definer function, because the
+-- service's role cannot see other sessions' transactions in pg_stat_activity.
 CREATE FUNCTION lux_oldest_open_transaction() RETURNS timestamptz
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = public, pg_temp
     AS $$ SELECT min(xact_start) FROM pg_stat_activity
           WHERE datname = current_database() AND backend_type = 'client backend'
-            AND xact_start IS NOT NULL $$;
+            AND usename = session_user AND xact_start IS NOT NULL $$;
 REVOKE EXECUTE ON FUNCTION lux_oldest_open_transaction() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lux_oldest_open_transaction() TO lux_app;

@@ -985,3 +985,39 @@ async fn a_run_cut_short_never_leaves_its_lock_behind() {
         "runs left running by a cut are closed by the next run"
     );
 }
+
+#[tokio::test]
+async fn a_session_committed_while_a_run_works_is_picked_up_by_the_next_run() {
+    let j = Journey::new().await;
+    let v = Uuid::new_v4();
+    j.visit(v, EMAIL, 30).await;
+    j.purchase(v, "1014", None).await;
+    j.attribute().await;
+    assert_eq!(j.order("1014").await.path, ["Email"]);
+
+    // A writer's transaction starts, stamps a late session with its start time, and is still
+    // open when the next run starts; it commits only after that run has finished.
+    let mut late = j.app.owner.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (company_id, session_id, visitor_id, started_at, last_seen_at,
+             source, medium, campaign, channel)
+         VALUES ($1, $2, $3, $4, $4, 'google', 'cpc', 'brand', 'Paid Search')",
+    )
+    .bind(j.app.company.id)
+    .bind(Uuid::new_v4())
+    .bind(v)
+    .bind(j.t - Duration::hours(40))
+    .execute(&mut *late)
+    .await
+    .unwrap();
+    // Longer than the watermark's 5-second margin: only the open-transaction rule covers it.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let during = j.attribute().await;
+    assert_eq!(during.rows_changed, 0, "the session is not committed yet");
+    late.commit().await.unwrap();
+
+    // Its stamp is older than that run's start, but not older than the run's watermark.
+    let after = j.attribute().await;
+    assert_eq!(after.rows_changed, 1);
+    assert_eq!(j.order("1014").await.path, ["Paid Search", "Email"]);
+}
