@@ -139,6 +139,118 @@ impl fmt::Display for AttributionSettings {
     }
 }
 
+/// Changes to a company's attribution settings: only the fields given change.
+#[derive(Debug, Default, Clone)]
+pub struct SettingsChange {
+    pub lookback_days: Option<u32>,
+    pub last_touch_hours: Option<u32>,
+    pub half_life_hours: Option<u32>,
+    pub position_first_percent: Option<u32>,
+    pub position_last_percent: Option<u32>,
+    pub models: Option<Vec<String>>,
+    pub exclude_channels: Vec<String>,
+    pub include_channels: Vec<String>,
+    /// Back to the defaults for everything (applied before the other changes).
+    pub reset: bool,
+}
+
+impl SettingsChange {
+    pub fn is_empty(&self) -> bool {
+        !self.reset
+            && self.lookback_days.is_none()
+            && self.last_touch_hours.is_none()
+            && self.half_life_hours.is_none()
+            && self.position_first_percent.is_none()
+            && self.position_last_percent.is_none()
+            && self.models.is_none()
+            && self.exclude_channels.is_empty()
+            && self.include_channels.is_empty()
+    }
+
+    /// Applies the change to the stored `attribution` object (fields not set there keep
+    /// following the defaults) and returns the new object, checked.
+    pub fn apply(&self, stored: Option<&serde_json::Value>) -> Result<serde_json::Value, String> {
+        let mut object = match stored {
+            Some(serde_json::Value::Object(o)) if !self.reset => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let mut set = |key: &str, value: Option<u32>| {
+            if let Some(v) = value {
+                object.insert(key.to_string(), v.into());
+            }
+        };
+        set("lookback_days", self.lookback_days);
+        set("last_touch_hours", self.last_touch_hours);
+        set("half_life_hours", self.half_life_hours);
+        set("position_first_percent", self.position_first_percent);
+        set("position_last_percent", self.position_last_percent);
+        if let Some(models) = &self.models {
+            for name in models {
+                Model::parse(name).ok_or_else(|| {
+                    let all: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+                    format!("no model {name:?}: use {}", all.join(", "))
+                })?;
+            }
+            object.insert("models".into(), models.clone().into());
+        }
+        if !self.exclude_channels.is_empty() || !self.include_channels.is_empty() {
+            let mut excluded: BTreeSet<String> = object
+                .get("excluded_channels")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            excluded.extend(self.exclude_channels.iter().cloned());
+            for channel in &self.include_channels {
+                excluded.remove(channel);
+            }
+            object.insert(
+                "excluded_channels".into(),
+                serde_json::to_value(excluded).expect("strings"),
+            );
+        }
+        let value = serde_json::Value::Object(object);
+        AttributionSettings::from_company_settings(&serde_json::json!({"attribution": value}))?;
+        Ok(value)
+    }
+}
+
+/// Changes a company's attribution settings (as the owner) and returns the settings now in
+/// force. The next attribution run redoes every order under them.
+pub async fn change(
+    owner: &sqlx::PgPool,
+    company_id: uuid::Uuid,
+    change: &SettingsChange,
+) -> anyhow::Result<AttributionSettings> {
+    let mut tx = owner.begin().await?;
+    let settings: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT settings FROM companies WHERE company_id = $1 FOR UPDATE")
+            .bind(company_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(settings) = settings else {
+        anyhow::bail!("no company {company_id} (see `lux company list`)");
+    };
+    if !change.is_empty() {
+        let attribution = change
+            .apply(settings.get("attribution"))
+            .map_err(anyhow::Error::msg)?;
+        sqlx::query(
+            "UPDATE companies SET settings = jsonb_set(settings, '{attribution}', $2)
+             WHERE company_id = $1",
+        )
+        .bind(company_id)
+        .bind(&attribution)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(AttributionSettings::from_company_settings(
+            &serde_json::json!({ "attribution": attribution }),
+        )
+        .map_err(anyhow::Error::msg)?);
+    }
+    tx.commit().await?;
+    AttributionSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +292,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("models"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_touch_only_what_is_given_and_bad_ones_are_refused() {
+        let stored = json!({"lookback_days": 14, "excluded_channels": ["Direct"]});
+        let change = SettingsChange {
+            last_touch_hours: Some(24),
+            exclude_channels: vec!["Unassigned".into()],
+            include_channels: vec!["Direct".into()],
+            ..SettingsChange::default()
+        };
+        assert_eq!(
+            change.apply(Some(&stored)).unwrap(),
+            json!({"lookback_days": 14, "last_touch_hours": 24,
+                   "excluded_channels": ["Unassigned"]})
+        );
+        let reset = SettingsChange {
+            reset: true,
+            ..SettingsChange::default()
+        };
+        assert_eq!(reset.apply(Some(&stored)).unwrap(), json!({}));
+        let bad = SettingsChange {
+            models: Some(vec!["linear".into(), "w_shaped".into()]),
+            ..SettingsChange::default()
+        };
+        assert!(bad.apply(None).unwrap_err().contains("w_shaped"));
+        let too_short = SettingsChange {
+            lookback_days: Some(2),
+            ..SettingsChange::default()
+        };
+        assert!(
+            too_short
+                .apply(None)
+                .unwrap_err()
+                .contains("last_touch_hours")
+        );
     }
 }

@@ -600,16 +600,32 @@ async fn changing_the_settings_re_attributes_every_order() {
         touch("Paid Search", Some("brand"))
     );
 
-    // A one-week lookback and email excluded as a touch.
-    sqlx::query(
-        "UPDATE companies SET settings = jsonb_set(settings, '{attribution}',
-             '{\"lookback_days\": 7, \"excluded_channels\": [\"Email\"]}')
-         WHERE company_id = $1",
-    )
-    .bind(j.app.company.id)
-    .execute(&j.app.owner)
-    .await
-    .unwrap();
+    // A one-week lookback and email excluded as a touch, set as an operator would.
+    let lux = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
+            .args(["company", "attribution", &j.app.company.id.to_string()])
+            .args(args)
+            .env("DATABASE_URL", &j.app.db.url)
+            .output()
+            .unwrap()
+    };
+    let refused = lux(&["--models", "linear,u_shaped"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no model \"u_shaped\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let set = lux(&["--lookback-days", "7", "--exclude-channel", "Email"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert_eq!(shown["lookback_days"], 7);
+    assert_eq!(shown["last_touch_hours"], 72);
+    assert_eq!(shown["excluded_channels"], json!(["Email"]));
     let report = j.attribute().await;
     assert!(report.full_run, "new rules redo everything");
     assert_eq!(report.rows_changed, 1);
