@@ -242,10 +242,10 @@ pub async fn change(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        return Ok(AttributionSettings::from_company_settings(
+        return AttributionSettings::from_company_settings(
             &serde_json::json!({ "attribution": attribution }),
         )
-        .map_err(anyhow::Error::msg)?);
+        .map_err(anyhow::Error::msg);
     }
     tx.commit().await?;
     AttributionSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)
