@@ -73,7 +73,7 @@ struct ServeArgs {
     /// Batch writer tasks.
     #[arg(long, env = "LUX_WRITERS", default_value_t = 2)]
     writers: usize,
-    /// Requests that may wait for the writer before /e answers 503.
+    /// Requests that may wait for the writers before /e answers 503 (shared out among them).
     #[arg(long, env = "LUX_QUEUE_CAPACITY", default_value_t = 4096)]
     queue_capacity: usize,
     /// Most events written in one transaction.
