@@ -848,18 +848,42 @@ async fn merged_orders_leave_no_credits_behind_and_a_late_visitor_link_re_attrib
         12
     );
 
-    // The payment intent names both: the two orders are one.
-    import_stripe(
-        &j,
-        stripe_event(
-            "evt_pi",
-            "payment_intent.succeeded",
-            json!({"id": "pi_M1", "object": "payment_intent", "amount": 10000,
-               "amount_received": 10000, "currency": "eur", "status": "succeeded",
-               "created": created, "metadata": {"lux_order_id": "5001"}}),
-        ),
+    // The payment intent names both: the two orders are one. It arrives by the real webhook,
+    // so the service itself (`lux_app`, row-level security on) deletes the merged order.
+    lux::commerce::secrets::set_secret(
+        &j.app.owner,
+        &secrets_key(),
+        j.app.company.id,
+        lux::commerce::secrets::Provider::Stripe,
+        "whsec_attr",
     )
-    .await;
+    .await
+    .unwrap();
+    let body = stripe_event(
+        "evt_pi",
+        "payment_intent.succeeded",
+        json!({"id": "pi_M1", "object": "payment_intent", "amount": 10000,
+           "amount_received": 10000, "currency": "eur", "status": "succeeded",
+           "created": created, "metadata": {"lux_order_id": "5001"}}),
+    )
+    .to_string();
+    let response = j
+        .app
+        .client
+        .post(format!(
+            "{}/webhooks/stripe/{}",
+            j.app.base, j.app.company.id
+        ))
+        .header("content-type", "application/json")
+        .header(
+            "stripe-signature",
+            lux::commerce::stripe::sign(body.as_bytes(), b"whsec_attr", Utc::now().timestamp()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     assert_eq!(j.app.count("SELECT count(*) FROM orders").await, 1);
     j.attribute().await;
     assert_eq!(
