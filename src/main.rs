@@ -102,8 +102,15 @@ enum JobsCommand {
         #[arg(long)]
         company: Option<Uuid>,
         /// Redo everything, not only what changed since the last run.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["from", "to"])]
         full: bool,
+        /// Redo what concerns these local days of the company (attribution: the orders
+        /// placed on them), from this day ...
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// ... to this day, included.
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+        to: Option<chrono::NaiveDate>,
     },
 }
 
@@ -580,7 +587,13 @@ async fn privacy(command: PrivacyCommand, url: &str) -> anyhow::Result<()> {
 }
 
 async fn jobs(command: JobsCommand, url: &str) -> anyhow::Result<()> {
-    let JobsCommand::Run { job, company, full } = command;
+    let JobsCommand::Run {
+        job,
+        company,
+        full,
+        from,
+        to,
+    } = command;
     let jobs: Vec<lux::jobs::Job> = match job.as_str() {
         "all" => lux::jobs::Job::ALL.to_vec(),
         name => vec![
@@ -598,10 +611,11 @@ async fn jobs(command: JobsCommand, url: &str) -> anyhow::Result<()> {
         }
         None => lux::jobs::company_ids(&pool).await?,
     };
-    let mode = if full {
-        lux::jobs::Mode::Full
-    } else {
-        lux::jobs::Mode::Incremental
+    let mode = match (from, to) {
+        (Some(from), Some(to)) if from <= to => lux::jobs::Mode::Days { from, to },
+        (Some(from), Some(to)) => anyhow::bail!("--from {from} is after --to {to}"),
+        _ if full => lux::jobs::Mode::Full,
+        _ => lux::jobs::Mode::Incremental,
     };
     // One company's failure (bad settings, say) does not stop the others; it is reported and
     // the command fails at the end.

@@ -50,6 +50,11 @@ pub enum Scope {
     /// Orders that may have changed since this time: every row written by a transaction
     /// that started at or after it (the previous run's watermark).
     ChangedSince(DateTime<Utc>),
+    /// Orders placed on these local days of the company (both included).
+    PlacedOn {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
 }
 
 /// The company's attribution settings.
@@ -130,10 +135,25 @@ async fn candidate_orders(
             .fetch_all(&mut **tx)
             .await;
         }
+        Scope::PlacedOn { from, to } => {
+            return sqlx::query_scalar(
+                "SELECT o.order_id FROM orders o
+                 JOIN companies c ON c.company_id = o.company_id
+                 WHERE o.company_id = $1
+                   AND o.placed_at >= ($2::date::timestamp AT TIME ZONE c.timezone)
+                   AND o.placed_at < (($3::date + 1)::timestamp AT TIME ZONE c.timezone)
+                 ORDER BY o.order_id",
+            )
+            .bind(company_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut **tx)
+            .await;
+        }
         Scope::ChangedSince(at) => at,
     };
-    // Orders not attributed yet, changed, or attributed under other rules (a run under new
-    // rules that failed halfway leaves some); then the orders whose touches may have changed:
+    // Orders not attributed yet or changed (orders under other rules are handled by the job,
+    // which redoes everything then); then the orders whose touches may have changed:
     // - sessions written since: the orders naming their visitor, or any key of the person
     //   the visitor belongs to, placed within the lookback after those sessions started;
     // - identity links made or moved since (a move also stamps the keys of the person who
@@ -145,7 +165,7 @@ async fn candidate_orders(
              GROUP BY visitor_id),
          bounds AS (
              SELECT min(first_start) AS lo,
-                    max(last_start) + make_interval(hours => 24 * $4) AS hi
+                    max(last_start) + make_interval(hours => 24 * $3) AS hi
              FROM new_sessions),
          session_keys AS MATERIALIZED (
              SELECT 'visitor'::text AS key_kind, visitor_id::text AS key_value FROM new_sessions
@@ -169,8 +189,7 @@ async fn candidate_orders(
              SELECT decode(key_value, 'hex') AS email_hash FROM link_keys
              WHERE key_kind = 'email')
          SELECT order_id FROM orders
-         WHERE company_id = $1
-           AND (attributed_at IS NULL OR updated_at >= $2 OR attribution_rules IS DISTINCT FROM $3)
+         WHERE company_id = $1 AND (attributed_at IS NULL OR updated_at >= $2)
          UNION
          SELECT o.order_id FROM orders o, bounds b
          WHERE o.company_id = $1 AND o.placed_at BETWEEN b.lo AND b.hi
@@ -191,7 +210,6 @@ async fn candidate_orders(
     )
     .bind(company_id)
     .bind(since)
-    .bind(settings.rules())
     .bind(settings.lookback_days as i32)
     .fetch_all(&mut **tx)
     .await
@@ -429,6 +447,17 @@ async fn write_results(
         .iter()
         .map(|(id, a, d)| OrderColumns::new(*id, a, d))
         .collect();
+    // Lock the rows in id order first: the order worker locks an order and then its
+    // customer's other orders, and a fixed order here makes a deadlock between the two rarer.
+    let ids: Vec<Uuid> = changed.iter().map(|(id, _, _)| *id).collect();
+    sqlx::query(
+        "SELECT order_id FROM orders WHERE company_id = $1 AND order_id = ANY($2)
+         ORDER BY order_id FOR UPDATE",
+    )
+    .bind(company_id)
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?;
     // Only orders still there get credits: one merged into another since it was read is gone.
     let updated: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE orders o SET

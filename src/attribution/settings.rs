@@ -108,7 +108,10 @@ impl AttributionSettings {
         if self.half_life_hours == 0 {
             return Err("attribution settings: half_life_hours must be at least 1".into());
         }
-        if self.position_first_percent + self.position_last_percent > 100 {
+        if self.position_first_percent > 100
+            || self.position_last_percent > 100
+            || self.position_first_percent + self.position_last_percent > 100
+        {
             return Err("attribution settings: position_first_percent + position_last_percent must not exceed 100".into());
         }
         Ok(())
@@ -324,6 +327,12 @@ mod change_tests {
             ..SettingsChange::default()
         };
         assert!(bad.apply(None).unwrap_err().contains("w_shaped"));
+        let huge = SettingsChange {
+            position_first_percent: Some(u32::MAX),
+            position_last_percent: Some(1),
+            ..SettingsChange::default()
+        };
+        assert!(huge.apply(None).unwrap_err().contains("position"));
         let too_short = SettingsChange {
             lookback_days: Some(2),
             ..SettingsChange::default()

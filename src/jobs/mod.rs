@@ -44,11 +44,28 @@ impl Job {
     }
 }
 
-/// Incremental (only what changed since the last successful run) or everything.
+/// What a run covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Only what changed since the last incremental or full run.
     Incremental,
+    /// Everything.
     Full,
+    /// Everything about these local days of the company, both included (attribution: the
+    /// orders placed on them). Does not move the incremental runs' watermark.
+    Days {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+}
+
+impl Mode {
+    fn days(self) -> (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>) {
+        match self {
+            Mode::Days { from, to } => (Some(from), Some(to)),
+            _ => (None, None),
+        }
+    }
 }
 
 /// What to do when another process is running the same job for the same company.
@@ -67,6 +84,10 @@ pub struct RunReport {
     pub run_id: Uuid,
     pub job: Job,
     pub full_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_from: Option<chrono::NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_to: Option<chrono::NaiveDate>,
     pub rows_examined: u64,
     pub rows_changed: u64,
     pub seconds: f64,
@@ -111,7 +132,7 @@ pub async fn run(
         .fetch_one(&mut *lock.conn)
         .await
         .unwrap_or(false);
-    result.map(Some)
+    result
 }
 
 /// A pooled connection holding a session-level advisory lock. If the run ends without
@@ -130,9 +151,18 @@ impl Drop for HeldLock {
     }
 }
 
+/// The last successful incremental or full run: where the next incremental run starts.
 struct LastRun {
+    started_at: DateTime<Utc>,
     watermark: DateTime<Utc>,
     parameters: Option<String>,
+}
+
+/// What a job's work gives back to the run that records it.
+struct Work {
+    full_run: bool,
+    examined: u64,
+    changed: u64,
 }
 
 async fn run_locked(
@@ -140,71 +170,152 @@ async fn run_locked(
     company_id: Uuid,
     job: Job,
     mode: Mode,
-) -> anyhow::Result<RunReport> {
+) -> anyhow::Result<Option<RunReport>> {
     let clock = Instant::now();
     let run_id = Uuid::now_v7();
     let last = last_success(pool, company_id, job).await?;
-    record_start(pool, company_id, run_id, job).await?;
-    let outcome = match job {
-        Job::Attribution => run_attribution(pool, company_id, mode, last.as_ref()).await,
+    record_start(pool, company_id, run_id, job, mode).await?;
+    let work = match job {
+        Job::Attribution => run_attribution(pool, company_id, run_id, mode, last.as_ref()).await,
     };
-    match outcome {
-        Ok((full_run, parameters, examined, changed)) => {
-            let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-            sqlx::query(
-                "UPDATE job_runs SET finished_at = clock_timestamp(), status = 'succeeded',
-                     full_run = $3, parameters = $4, rows_examined = $5, rows_changed = $6
-                 WHERE company_id = $1 AND run_id = $2",
-            )
-            .bind(company_id)
-            .bind(run_id)
-            .bind(full_run)
-            .bind(&parameters)
-            .bind(examined as i64)
-            .bind(changed as i64)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(RunReport {
-                company_id,
-                run_id,
-                job,
-                full_run,
-                rows_examined: examined,
-                rows_changed: changed,
-                seconds: clock.elapsed().as_secs_f64(),
-            })
+    let work = match work {
+        Ok(Some(work)) => work,
+        Ok(None) => {
+            forget_run(pool, company_id, run_id).await?;
+            return Ok(None);
         }
         Err(error) => {
             record_failure(pool, company_id, run_id, &format!("{error:#}")).await;
-            Err(error)
+            return Err(error);
         }
-    }
+    };
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    sqlx::query(
+        "UPDATE job_runs SET finished_at = clock_timestamp(), status = 'succeeded',
+             full_run = $3, rows_examined = $4, rows_changed = $5
+         WHERE company_id = $1 AND run_id = $2",
+    )
+    .bind(company_id)
+    .bind(run_id)
+    .bind(work.full_run)
+    .bind(work.examined as i64)
+    .bind(work.changed as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (range_from, range_to) = mode.days();
+    Ok(Some(RunReport {
+        company_id,
+        run_id,
+        job,
+        full_run: work.full_run,
+        range_from,
+        range_to,
+        rows_examined: work.examined,
+        rows_changed: work.changed,
+        seconds: clock.elapsed().as_secs_f64(),
+    }))
 }
 
-/// Attribution: everything when asked, on the first run, or when the rules changed since the
-/// last successful run; otherwise what changed since that run started.
+/// Attribution. Everything when asked, on the first run, and when the rules differ from those
+/// of the last successful run or of any run since (one that failed halfway under other rules
+/// left some orders on them); the orders placed on the given days; otherwise what changed
+/// since the last run's watermark. `None`: a newer version of lux already attributes this
+/// company under newer rules, and this process leaves it to it (during a rolling deploy the
+/// two would otherwise redo everything in turn).
 async fn run_attribution(
     pool: &PgPool,
     company_id: Uuid,
+    run_id: Uuid,
     mode: Mode,
     last: Option<&LastRun>,
-) -> anyhow::Result<(bool, String, u64, u64)> {
+) -> anyhow::Result<Option<Work>> {
     let settings = attribution::load_settings(pool, company_id).await?;
     let rules = settings.rules();
-    let scope = match last {
-        Some(last) if mode == Mode::Incremental && last.parameters.as_ref() == Some(&rules) => {
+    let last_version = last
+        .and_then(|l| l.parameters.as_deref())
+        .and_then(rules_version);
+    if last_version.is_some_and(|v| v > attribution::settings::RULES_VERSION) {
+        tracing::warn!(%company_id, "attribution rules of a newer lux are in use; skipping");
+        return Ok(None);
+    }
+    record_parameters(pool, company_id, run_id, &rules).await?;
+    let scope = match (mode, last) {
+        (Mode::Days { from, to }, _) => attribution::Scope::PlacedOn { from, to },
+        (Mode::Incremental, Some(last))
+            if last.parameters.as_deref() == Some(rules.as_str())
+                && !other_rules_since(pool, company_id, run_id, last.started_at, &rules)
+                    .await? =>
+        {
             attribution::Scope::ChangedSince(last.watermark)
         }
         _ => attribution::Scope::All,
     };
     let outcome = attribution::run(pool, company_id, &settings, scope).await?;
-    Ok((
-        matches!(scope, attribution::Scope::All),
-        rules,
-        outcome.examined,
-        outcome.changed,
-    ))
+    Ok(Some(Work {
+        full_run: matches!(scope, attribution::Scope::All),
+        examined: outcome.examined,
+        changed: outcome.changed,
+    }))
+}
+
+/// The version in a rules text (`v1 lookback=…`).
+fn rules_version(rules: &str) -> Option<u32> {
+    rules.strip_prefix('v')?.split(' ').next()?.parse().ok()
+}
+
+/// Whether a run since `since` (other than `run_id`) ran under other rules.
+async fn other_rules_since(
+    pool: &PgPool,
+    company_id: Uuid,
+    run_id: Uuid,
+    since: DateTime<Utc>,
+    rules: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM job_runs
+                        WHERE company_id = $1 AND job = 'attribution' AND run_id <> $2
+                          AND started_at > $3 AND parameters IS NOT NULL
+                          AND parameters <> $4)",
+    )
+    .bind(company_id)
+    .bind(run_id)
+    .bind(since)
+    .bind(rules)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Records what the run works with, before the work: a run that fails halfway still says
+/// under which rules it wrote what it wrote.
+async fn record_parameters(
+    pool: &PgPool,
+    company_id: Uuid,
+    run_id: Uuid,
+    parameters: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    sqlx::query("UPDATE job_runs SET parameters = $3 WHERE company_id = $1 AND run_id = $2")
+        .bind(company_id)
+        .bind(run_id)
+        .bind(parameters)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Removes the record of a run that decided to do nothing.
+async fn forget_run(pool: &PgPool, company_id: Uuid, run_id: Uuid) -> Result<(), sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    sqlx::query("DELETE FROM job_runs WHERE company_id = $1 AND run_id = $2")
+        .bind(company_id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
 
 async fn last_success(
@@ -213,9 +324,9 @@ async fn last_success(
     job: Job,
 ) -> Result<Option<LastRun>, sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-    let row: Option<(DateTime<Utc>, Option<String>)> = sqlx::query_as(
-        "SELECT watermark, parameters FROM job_runs
-         WHERE company_id = $1 AND job = $2 AND status = 'succeeded'
+    let row: Option<(DateTime<Utc>, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT started_at, watermark, parameters FROM job_runs
+         WHERE company_id = $1 AND job = $2 AND status = 'succeeded' AND range_from IS NULL
          ORDER BY started_at DESC LIMIT 1",
     )
     .bind(company_id)
@@ -223,7 +334,8 @@ async fn last_success(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(row.map(|(watermark, parameters)| LastRun {
+    Ok(row.map(|(started_at, watermark, parameters)| LastRun {
+        started_at,
         watermark,
         parameters,
     }))
@@ -241,6 +353,7 @@ async fn record_start(
     company_id: Uuid,
     run_id: Uuid,
     job: Job,
+    mode: Mode,
 ) -> Result<(), sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     sqlx::query(
@@ -261,13 +374,16 @@ async fn record_start(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO job_runs (company_id, run_id, job, started_at, status, full_run, watermark)
+        "INSERT INTO job_runs (company_id, run_id, job, started_at, status, full_run, watermark,
+             range_from, range_to)
          VALUES ($1, $2, $3, now(), 'running', false,
-                 least(now(), lux_oldest_open_transaction()) - interval '5 seconds')",
+                 least(now(), lux_oldest_open_transaction()) - interval '5 seconds', $4, $5)",
     )
     .bind(company_id)
     .bind(run_id)
     .bind(job.as_str())
+    .bind(mode.days().0)
+    .bind(mode.days().1)
     .execute(&mut *tx)
     .await?;
     tx.commit().await

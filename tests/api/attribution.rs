@@ -138,6 +138,19 @@ impl Journey {
         panic!("order {order} never appeared");
     }
 
+    /// Moves every change stamp an hour back, as if everything so far had been written long
+    /// ago: the next run then finds orders only through what changes after this (not
+    /// because the order itself was written within the watermark's margin).
+    async fn age_change_stamps(&self) {
+        for sql in [
+            "UPDATE orders SET updated_at = updated_at - interval '1 hour'",
+            "UPDATE sessions SET created_at = created_at - interval '1 hour'",
+            "UPDATE identity_keys SET linked_at = linked_at - interval '1 hour'",
+        ] {
+            sqlx::query(sql).execute(&self.app.owner).await.unwrap();
+        }
+    }
+
     async fn attribute(&self) -> RunReport {
         self.run(Mode::Incremental).await
     }
@@ -373,6 +386,7 @@ async fn two_devices_joined_by_a_login_and_a_late_link_re_attributes() {
     j.attribute().await;
     let order = j.order("1006").await;
     assert_eq!(order.first, touch("Organic Search", None));
+    j.age_change_stamps().await;
 
     // The phone's visit and login reach us late (an app flushing its offline queue): the
     // login joins the phone to the buyer, and the next run finds the order again.
@@ -380,7 +394,7 @@ async fn two_devices_joined_by_a_login_and_a_late_link_re_attributes() {
     j.login(phone, "u-1", 10 * 24).await;
     let report = j.attribute().await;
     assert!(!report.full_run);
-    assert_eq!(report.rows_changed, 1);
+    assert_eq!((report.rows_examined, report.rows_changed), (1, 1));
 
     let order = j.order("1006").await;
     assert_eq!(order.status, "attributed");
@@ -450,6 +464,7 @@ async fn an_order_imported_before_its_events_is_re_attributed_when_they_come() {
         j.credits("1008", "time_decay").await,
         rows(&[("Unattributed", "1.000000000")])
     );
+    j.age_change_stamps().await;
 
     // The events arrive: an email-campaign visit two days before, and the lead form that
     // names the same address.
@@ -459,7 +474,7 @@ async fn an_order_imported_before_its_events_is_re_attributed_when_they_come() {
         "email": "jane@example.com", "page_url": DIRECT, "occurred_at": j.just_after(50)});
     j.send(&j.app.company, lead).await;
     let report = j.attribute().await;
-    assert_eq!(report.rows_changed, 1);
+    assert_eq!((report.rows_examined, report.rows_changed), (1, 1));
     let order = j.order("1008").await;
     assert_eq!(order.status, "attributed");
     assert_eq!(order.first, touch("Email", Some("nov")));
@@ -793,11 +808,12 @@ async fn a_shared_device_taken_over_by_another_user_stops_counting_for_the_first
     j.purchase(laptop, "1013", Some("a")).await;
     j.attribute().await;
     assert_eq!(j.order("1013").await.path, ["Paid Social", "Email"]);
+    j.age_change_stamps().await;
 
     // User b logs in on the tablet: it is b's device now, and a's order loses its visit.
     j.login(tablet, "b", 10).await;
     let report = j.attribute().await;
-    assert_eq!(report.rows_changed, 1);
+    assert_eq!((report.rows_examined, report.rows_changed), (1, 1));
     let order = j.order("1013").await;
     assert_eq!(order.path, ["Email"]);
     assert_eq!(order.first, touch("Email", Some("nov")));
@@ -927,6 +943,7 @@ async fn merged_orders_leave_no_credits_behind_and_a_late_visitor_link_re_attrib
         attribution_by_ref(&j, "stripe:pi_M2").await,
         ("no_visitor".to_string(), "Unattributed".to_string())
     );
+    j.age_change_stamps().await;
     import_stripe(
         &j,
         stripe_event(
@@ -939,7 +956,8 @@ async fn merged_orders_leave_no_credits_behind_and_a_late_visitor_link_re_attrib
         ),
     )
     .await;
-    assert_eq!(j.attribute().await.rows_changed, 1);
+    let report = j.attribute().await;
+    assert_eq!((report.rows_examined, report.rows_changed), (1, 1));
     assert_eq!(
         attribution_by_ref(&j, "stripe:pi_M2").await,
         ("attributed".to_string(), "Paid Search".to_string())
@@ -1034,6 +1052,7 @@ async fn a_session_committed_while_a_run_works_is_picked_up_by_the_next_run() {
     j.purchase(v, "1014", None).await;
     j.attribute().await;
     assert_eq!(j.order("1014").await.path, ["Email"]);
+    j.age_change_stamps().await;
 
     // A writer's transaction starts, stamps a late session with its start time, and is still
     // open when the next run starts; it commits only after that run has finished.
@@ -1058,6 +1077,151 @@ async fn a_session_committed_while_a_run_works_is_picked_up_by_the_next_run() {
 
     // Its stamp is older than that run's start, but not older than the run's watermark.
     let after = j.attribute().await;
-    assert_eq!(after.rows_changed, 1);
+    assert_eq!((after.rows_examined, after.rows_changed), (1, 1));
     assert_eq!(j.order("1014").await.path, ["Paid Search", "Email"]);
+}
+
+#[tokio::test]
+async fn a_run_that_failed_under_other_rules_makes_the_next_one_redo_everything() {
+    let j = Journey::new().await;
+    mixed_journeys(&j).await;
+    j.attribute().await;
+    j.age_change_stamps().await;
+    assert_eq!(j.attribute().await.rows_examined, 0, "nothing changed");
+
+    // A run under other rules wrote one order, then failed; the settings went back.
+    sqlx::query(
+        "UPDATE orders SET attribution_rules = 'v1 lookback=7d', attribution_digest = NULL
+         WHERE order_id = (SELECT order_id FROM orders ORDER BY order_id LIMIT 1)",
+    )
+    .execute(&j.app.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_runs (company_id, run_id, job, started_at, finished_at, status,
+             full_run, parameters, watermark, error)
+         VALUES ($1, $2, 'attribution', now(), now(), 'failed', true, 'v1 lookback=7d', now(),
+                 'deadlock')",
+    )
+    .bind(j.app.company.id)
+    .bind(Uuid::now_v7())
+    .execute(&j.app.owner)
+    .await
+    .unwrap();
+    let report = j.attribute().await;
+    assert!(
+        report.full_run,
+        "a failed run under other rules forces a full one"
+    );
+    assert_eq!((report.rows_examined, report.rows_changed), (4, 1));
+    assert_eq!(
+        j.app
+            .count("SELECT count(DISTINCT attribution_rules) FROM orders")
+            .await,
+        1
+    );
+
+    // A newer lux (rules v99) already attributes this company: this one leaves it alone and
+    // records nothing.
+    sqlx::query(
+        "INSERT INTO job_runs (company_id, run_id, job, started_at, finished_at, status,
+             full_run, parameters, watermark)
+         VALUES ($1, $2, 'attribution', now(), now(), 'succeeded', true, 'v99 lookback=30d',
+                 now())",
+    )
+    .bind(j.app.company.id)
+    .bind(Uuid::now_v7())
+    .execute(&j.app.owner)
+    .await
+    .unwrap();
+    let runs_before = j.app.count("SELECT count(*) FROM job_runs").await;
+    let skipped = lux::jobs::run(
+        &j.pool,
+        j.app.company.id,
+        Job::Attribution,
+        Mode::Incremental,
+        WhenBusy::Wait,
+    )
+    .await
+    .unwrap();
+    assert!(skipped.is_none());
+    assert_eq!(
+        j.app.count("SELECT count(*) FROM job_runs").await,
+        runs_before
+    );
+}
+
+#[tokio::test]
+async fn a_run_for_given_days_redoes_the_orders_placed_on_them_only() {
+    let j = Journey::new().await;
+    mixed_journeys(&j).await;
+    j.attribute().await;
+    // The company's days are Paris days (the test company's time zone).
+    let day: chrono::NaiveDate = sqlx::query_scalar(
+        "SELECT (placed_at AT TIME ZONE 'Europe/Paris')::date FROM orders LIMIT 1",
+    )
+    .fetch_one(&j.app.owner)
+    .await
+    .unwrap();
+    let j = &j;
+    let run = |from, to| async move {
+        lux::jobs::run(
+            &j.pool,
+            j.app.company.id,
+            Job::Attribution,
+            Mode::Days { from, to },
+            WhenBusy::Wait,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let report = run(day, day).await;
+    assert_eq!((report.rows_examined, report.rows_changed), (4, 0));
+    assert_eq!((report.range_from, report.range_to), (Some(day), Some(day)));
+    let before = day - chrono::Duration::days(1);
+    assert_eq!(run(before, before).await.rows_examined, 0);
+    // Day runs do not move the incremental runs' starting point.
+    let last_incremental: i64 = j
+        .app
+        .count("SELECT count(*) FROM job_runs WHERE status = 'succeeded' AND range_from IS NULL")
+        .await;
+    assert_eq!(last_incremental, 1);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
+        .args([
+            "jobs",
+            "run",
+            "attribution",
+            "--from",
+            &day.to_string(),
+            "--to",
+        ])
+        .arg(day.to_string())
+        .env("DATABASE_URL", &j.app.db.url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["range_from"], day.to_string());
+    assert_eq!(report["rows_examined"], 4);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
+        .args([
+            "jobs",
+            "run",
+            "attribution",
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-01",
+        ])
+        .env("DATABASE_URL", &j.app.db.url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is after --to"));
 }
