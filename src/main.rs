@@ -146,33 +146,8 @@ enum CompanyCommand {
     /// prints the settings in force. The next attribution run redoes every order.
     Attribution {
         company_id: Uuid,
-        /// Sessions that started this many days before a purchase count as touches (default 30).
-        #[arg(long)]
-        lookback_days: Option<u32>,
-        /// The last touch must have started this many hours before the purchase (default 72).
-        #[arg(long)]
-        last_touch_hours: Option<u32>,
-        /// Time decay: a touch this many hours older earns half the credit (default 168).
-        #[arg(long)]
-        half_life_hours: Option<u32>,
-        /// Position based: percent of the credit to the first touch (default 40).
-        #[arg(long)]
-        position_first_percent: Option<u32>,
-        /// Position based: percent of the credit to the last touch (default 40).
-        #[arg(long)]
-        position_last_percent: Option<u32>,
-        /// Credit models to compute, comma-separated (default: all six).
-        #[arg(long, value_delimiter = ',')]
-        models: Option<Vec<String>>,
-        /// A channel whose sessions do not count as touches (repeatable).
-        #[arg(long = "exclude-channel")]
-        exclude_channels: Vec<String>,
-        /// A channel to count again (repeatable).
-        #[arg(long = "include-channel")]
-        include_channels: Vec<String>,
-        /// Back to the defaults (then apply the other options, if any).
-        #[arg(long)]
-        reset: bool,
+        #[command(flatten)]
+        change: lux::attribution::settings::SettingsChange,
     },
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
@@ -513,29 +488,7 @@ async fn company(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
                 }
             }
         }
-        CompanyCommand::Attribution {
-            company_id,
-            lookback_days,
-            last_touch_hours,
-            half_life_hours,
-            position_first_percent,
-            position_last_percent,
-            models,
-            exclude_channels,
-            include_channels,
-            reset,
-        } => {
-            let change = lux::attribution::settings::SettingsChange {
-                lookback_days,
-                last_touch_hours,
-                half_life_hours,
-                position_first_percent,
-                position_last_percent,
-                models,
-                exclude_channels,
-                include_channels,
-                reset,
-            };
+        CompanyCommand::Attribution { company_id, change } => {
             let settings = lux::attribution::settings::change(&owner, company_id, &change).await?;
             println!("{}", serde_json::to_string_pretty(&settings)?);
             eprintln!("lux: rules {}", settings.rules());

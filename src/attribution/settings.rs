@@ -142,18 +142,36 @@ impl fmt::Display for AttributionSettings {
     }
 }
 
-/// Changes to a company's attribution settings: only the fields given change.
-#[derive(Debug, Default, Clone)]
+/// Changes to a company's attribution settings: only the fields given change. Also the
+/// options of `lux company attribution` (the field docs are its help).
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct SettingsChange {
+    /// Sessions that started this many days before a purchase count as touches (default 30).
+    #[arg(long)]
     pub lookback_days: Option<u32>,
+    /// The last touch must have started this many hours before the purchase (default 72).
+    #[arg(long)]
     pub last_touch_hours: Option<u32>,
+    /// Time decay: a touch this many hours older earns half the credit (default 168).
+    #[arg(long)]
     pub half_life_hours: Option<u32>,
+    /// Position based: percent of the credit to the first touch (default 40).
+    #[arg(long)]
     pub position_first_percent: Option<u32>,
+    /// Position based: percent of the credit to the last touch (default 40).
+    #[arg(long)]
     pub position_last_percent: Option<u32>,
+    /// Credit models to compute, comma-separated (default: all six).
+    #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
+    /// A channel whose sessions do not count as touches (repeatable).
+    #[arg(long = "exclude-channel")]
     pub exclude_channels: Vec<String>,
+    /// A channel to count again (repeatable).
+    #[arg(long = "include-channel")]
     pub include_channels: Vec<String>,
-    /// Back to the defaults for everything (applied before the other changes).
+    /// Back to the defaults for everything (then apply the other options, if any).
+    #[arg(long)]
     pub reset: bool,
 }
 

@@ -244,8 +244,15 @@ async fn run_attribution(
         (Mode::Days { from, to }, _) => attribution::Scope::PlacedOn { from, to },
         (Mode::Incremental, Some(last))
             if last.parameters.as_deref() == Some(rules.as_str())
-                && !other_rules_since(pool, company_id, run_id, last.started_at, &rules)
-                    .await? =>
+                && !other_rules_since(
+                    pool,
+                    company_id,
+                    Job::Attribution,
+                    run_id,
+                    last.started_at,
+                    &rules,
+                )
+                .await? =>
         {
             attribution::Scope::ChangedSince(last.watermark)
         }
@@ -264,10 +271,11 @@ fn rules_version(rules: &str) -> Option<u32> {
     rules.strip_prefix('v')?.split(' ').next()?.parse().ok()
 }
 
-/// Whether a run since `since` (other than `run_id`) ran under other rules.
+/// Whether a run of `job` since `since` (other than `run_id`) ran under other parameters.
 async fn other_rules_since(
     pool: &PgPool,
     company_id: Uuid,
+    job: Job,
     run_id: Uuid,
     since: DateTime<Utc>,
     rules: &str,
@@ -275,7 +283,7 @@ async fn other_rules_since(
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     let found: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM job_runs
-                        WHERE company_id = $1 AND job = 'attribution' AND run_id <> $2
+                        WHERE company_id = $1 AND job = $5 AND run_id <> $2
                           AND started_at > $3 AND parameters IS NOT NULL
                           AND parameters <> $4)",
     )
@@ -283,6 +291,7 @@ async fn other_rules_since(
     .bind(run_id)
     .bind(since)
     .bind(rules)
+    .bind(job.as_str())
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

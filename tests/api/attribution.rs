@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::helpers::{Company, TestApp, create_company, secrets_key, test_options};
+use crate::helpers::{
+    Company, TestApp, create_company, lux_error, lux_json, secrets_key, test_options,
+};
 
 const PAID_SEARCH: &str =
     "https://shop.example/?utm_source=google&utm_medium=cpc&utm_campaign=brand";
@@ -616,28 +618,30 @@ async fn changing_the_settings_re_attributes_every_order() {
     );
 
     // A one-week lookback and email excluded as a touch, set as an operator would.
-    let lux = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-            .args(["company", "attribution", &j.app.company.id.to_string()])
-            .args(args)
-            .env("DATABASE_URL", &j.app.db.url)
-            .output()
-            .unwrap()
-    };
-    let refused = lux(&["--models", "linear,u_shaped"]);
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("no model \"u_shaped\""),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
+    let company = j.app.company.id.to_string();
+    let refused = lux_error(
+        &j.app.db.url,
+        &[
+            "company",
+            "attribution",
+            &company,
+            "--models",
+            "linear,u_shaped",
+        ],
     );
-    let set = lux(&["--lookback-days", "7", "--exclude-channel", "Email"]);
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
+    assert!(refused.contains("no model \"u_shaped\""), "{refused}");
+    let shown = lux_json(
+        &j.app.db.url,
+        &[
+            "company",
+            "attribution",
+            &company,
+            "--lookback-days",
+            "7",
+            "--exclude-channel",
+            "Email",
+        ],
     );
-    let shown: Value = serde_json::from_slice(&set.stdout).unwrap();
     assert_eq!(shown["lookback_days"], 7);
     assert_eq!(shown["last_touch_hours"], 72);
     assert_eq!(shown["excluded_channels"], json!(["Email"]));
@@ -744,30 +748,25 @@ async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
     assert_eq!(j.order("1011").await.first, touch("Email", Some("nov")));
 
     // `lux jobs run attribution --full` against the same database, as an operator would.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-        .args(["jobs", "run", "attribution", "--full", "--company"])
-        .arg(j.app.company.id.to_string())
-        .env("DATABASE_URL", &j.app.db.url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let company = j.app.company.id.to_string();
+    let report = lux_json(
+        &j.app.db.url,
+        &[
+            "jobs",
+            "run",
+            "attribution",
+            "--full",
+            "--company",
+            &company,
+        ],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["job"], "attribution");
     assert_eq!(report["full_run"], true);
     assert_eq!(report["rows_examined"], 1);
     assert_eq!(report["rows_changed"], 0);
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-        .args(["jobs", "run", "attributoin"])
-        .env("DATABASE_URL", &j.app.db.url)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no job \"attributoin\""));
+    let error = lux_error(&j.app.db.url, &["jobs", "run", "attributoin"]);
+    assert!(error.contains("no job \"attributoin\""), "{error}");
 }
 
 #[tokio::test]
@@ -1188,29 +1187,24 @@ async fn a_run_for_given_days_redoes_the_orders_placed_on_them_only() {
         .await;
     assert_eq!(last_incremental, 1);
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-        .args([
+    let day_text = day.to_string();
+    let report = lux_json(
+        &j.app.db.url,
+        &[
             "jobs",
             "run",
             "attribution",
             "--from",
-            &day.to_string(),
+            &day_text,
             "--to",
-        ])
-        .arg(day.to_string())
-        .env("DATABASE_URL", &j.app.db.url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+            &day_text,
+        ],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["range_from"], day.to_string());
     assert_eq!(report["rows_examined"], 4);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-        .args([
+    let error = lux_error(
+        &j.app.db.url,
+        &[
             "jobs",
             "run",
             "attribution",
@@ -1218,10 +1212,7 @@ async fn a_run_for_given_days_redoes_the_orders_placed_on_them_only() {
             "2026-11-02",
             "--to",
             "2026-11-01",
-        ])
-        .env("DATABASE_URL", &j.app.db.url)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is after --to"));
+        ],
+    );
+    assert!(error.contains("is after --to"), "{error}");
 }

@@ -325,3 +325,30 @@ pub async fn act_as_service(conn: &mut sqlx::PgConnection, company: Uuid) {
         .await
         .unwrap();
 }
+
+/// Runs the `lux` binary against `database_url`, as an operator would.
+pub fn lux_command(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run lux")
+}
+
+/// Runs `lux`, which must succeed, and returns what it printed as JSON.
+pub fn lux_json(database_url: &str, args: &[&str]) -> Value {
+    let output = lux_command(database_url, args);
+    assert!(
+        output.status.success(),
+        "lux {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// Runs `lux`, which must fail, and returns what it said on stderr.
+pub fn lux_error(database_url: &str, args: &[&str]) -> String {
+    let output = lux_command(database_url, args);
+    assert!(!output.status.success(), "lux {args:?} should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
