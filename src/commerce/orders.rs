@@ -484,8 +484,12 @@ async fn recompute(
                  SELECT order_id FROM orders
                  WHERE company_id = $1 AND customer_id = $2 AND status NOT IN ('cancelled', 'failed')
                  ORDER BY placed_at, order_id LIMIT 1)
-             UPDATE orders SET is_first_order = (order_id = (SELECT order_id FROM first))
-             WHERE company_id = $1 AND customer_id = $2",
+             UPDATE orders SET is_first_order = (order_id = (SELECT order_id FROM first)),
+                               updated_at = now()
+             WHERE company_id = $1 AND customer_id = $2
+               -- Only the orders whose flag changes: their days' new-customer counts move,
+               -- and the rollups job finds them by `updated_at`.
+               AND is_first_order IS DISTINCT FROM (order_id = (SELECT order_id FROM first))",
         )
         .bind(company_id)
         .bind(customer)

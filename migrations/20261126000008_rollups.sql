@@ -1,0 +1,142 @@
+-- Daily rollups, ad spend and the reader's view of them (SPEC §7).
+--
+-- Every dashboard number and every report of the metrics API comes from the tables below,
+-- never from raw events: `lux_reader` (which the API's report queries run as) can read these
+-- and nothing else. Each rollup row belongs to one company and one local day in the
+-- company's time zone; the rollups job recomputes whole days (delete the day's rows, insert
+-- them again), so a day's rows depend only on the data of that day and re-running gives the
+-- same rows. Text dimensions are '' rather than NULL when absent, so they can be keys.
+
+-- Ad spend, impressions and clicks as imported from the ad platforms' CSV exports (Google
+-- Ads, Meta Ads, or the generic layout). Already one row per day, platform, campaign and ad:
+-- it is its own rollup, so the reader reads it directly. Re-importing a row replaces it.
+CREATE TABLE ad_spend (
+    company_id   uuid NOT NULL REFERENCES companies,
+    -- The company's local day the spend belongs to.
+    day          date NOT NULL,
+    -- 'google_ads', 'meta_ads', or what the generic CSV says (lower case).
+    platform     text NOT NULL CHECK (platform ~ '^[a-z0-9_.-]{1,64}$'),
+    campaign     text NOT NULL DEFAULT '' CHECK (length(campaign) <= 500),
+    -- The ad (creative) id; '' when the export is by campaign only.
+    ad_id        text NOT NULL DEFAULT '' CHECK (length(ad_id) <= 200),
+    -- The channel the spend buys, in the names sessions use ('Paid Search', 'Paid Social').
+    channel      text NOT NULL CHECK (length(channel) BETWEEN 1 AND 100),
+    source       text NOT NULL DEFAULT '',
+    medium       text NOT NULL DEFAULT '',
+    currency     char(3) NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    -- Major units, exact: Google reports micros, Meta decimals.
+    spend        numeric(20, 6) NOT NULL CHECK (spend >= 0),
+    impressions  bigint NOT NULL DEFAULT 0 CHECK (impressions >= 0),
+    clicks       bigint NOT NULL DEFAULT 0 CHECK (clicks >= 0),
+    -- When this row was last written with different values: rollups redo that day.
+    imported_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (company_id, day, platform, campaign, ad_id)
+);
+CREATE INDEX ad_spend_by_import ON ad_spend (company_id, imported_at);
+
+-- Sessions by local day of their start and by acquisition (the session's own channel, source,
+-- medium and campaign). Bot sessions are left out. `visitors` counts distinct visitors of the
+-- row's day and acquisition, so it does not add up across days or rows.
+CREATE TABLE rollup_sessions_daily (
+    company_id        uuid NOT NULL,
+    day               date NOT NULL,
+    channel           text NOT NULL,
+    source            text NOT NULL,
+    medium            text NOT NULL,
+    campaign          text NOT NULL,
+    sessions          integer NOT NULL,
+    -- Sessions that were engaged (SPEC §7; thresholds per company): engaged time, page
+    -- views, or a key event.
+    engaged_sessions  integer NOT NULL,
+    visitors          integer NOT NULL,
+    page_views        bigint NOT NULL,
+    PRIMARY KEY (company_id, day, channel, source, medium, campaign)
+);
+
+-- Funnels per session, by local day of the session's start: how many sessions reached each
+-- step, steps taken in order (see rollups::funnel).
+CREATE TABLE rollup_funnel_daily (
+    company_id  uuid NOT NULL,
+    day         date NOT NULL,
+    funnel      text NOT NULL,
+    -- 1 for the first step.
+    step        integer NOT NULL CHECK (step >= 1),
+    event_name  text NOT NULL,
+    sessions    integer NOT NULL,
+    PRIMARY KEY (company_id, day, funnel, step)
+);
+
+-- Orders and revenue by local day of the order's placement, by attribution model and by the
+-- touch credited (channel, source, medium, campaign, and creative: the touch session's
+-- utm_content). Amounts are the order's amounts times the touch's credit, in minor units of
+-- the order's currency, so they are fractional for the fractional models. Cancelled and
+-- failed orders are left out; refunds reduce `net_minor` on the order's own day.
+CREATE TABLE rollup_revenue_daily (
+    company_id      uuid NOT NULL,
+    day             date NOT NULL,
+    model           text NOT NULL,
+    channel         text NOT NULL,
+    source          text NOT NULL,
+    medium          text NOT NULL,
+    campaign        text NOT NULL,
+    creative        text NOT NULL,
+    currency        char(3) NOT NULL,
+    orders          numeric NOT NULL,
+    gross_minor     numeric NOT NULL,
+    refunded_minor  numeric NOT NULL,
+    net_minor       numeric NOT NULL,
+    -- Orders that were their customer's first (credit-weighted): new customers.
+    new_customers   numeric NOT NULL,
+    PRIMARY KEY (company_id, day, model, channel, source, medium, campaign, creative, currency)
+);
+
+-- One row per attributed order with a first touch: how long from that touch to the purchase.
+-- Kept per order because medians and percentiles do not add up across days.
+CREATE TABLE rollup_conversions (
+    company_id     uuid NOT NULL,
+    day            date NOT NULL,
+    order_id       uuid NOT NULL,
+    -- The first touch's channel.
+    channel        text NOT NULL,
+    seconds        bigint NOT NULL CHECK (seconds >= 0),
+    PRIMARY KEY (company_id, day, order_id)
+);
+
+-- Orders and net revenue per customer and local day: what repeat purchase rate and LTV (rolling
+-- and by cohort) are computed from. A customer's first order day is the least day here.
+-- Cancelled and failed orders are left out; fully refunded ones count as orders worth 0.
+CREATE TABLE rollup_customer_days (
+    company_id   uuid NOT NULL,
+    day          date NOT NULL,
+    customer_id  uuid NOT NULL,
+    currency     char(3) NOT NULL,
+    orders       integer NOT NULL,
+    net_minor    bigint NOT NULL,
+    PRIMARY KEY (company_id, day, customer_id, currency)
+);
+CREATE INDEX rollup_customer_days_by_customer ON rollup_customer_days (company_id, customer_id, day);
+
+-- What the rollups job looks at to find the days touched since its last run: raw events by
+-- the time they were received (BRIN: rows arrive in that order, so the index is a few pages
+-- however large the table), orders by the time their attribution last changed.
+CREATE INDEX raw_events_by_received ON raw_events USING brin (received_at);
+CREATE INDEX orders_by_attributed ON orders (company_id, attributed_at);
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
+                             'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
+                        WITH CHECK (company_id = lux_current_company())', t);
+        EXECUTE format('GRANT SELECT ON %I TO lux_reader', t);
+    END LOOP;
+END
+$$;
+
+GRANT SELECT, INSERT, UPDATE ON ad_spend TO lux_app;
+GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
+    rollup_conversions, rollup_customer_days TO lux_app;
