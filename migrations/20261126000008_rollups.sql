@@ -116,6 +116,13 @@ CREATE TABLE rollup_customer_days (
 );
 CREATE INDEX rollup_customer_days_by_customer ON rollup_customer_days (company_id, customer_id, day);
 
+-- The local days a run recomputed (rollups): first, last and how many. `range_from`/`range_to`
+-- stay what a run was asked for (`--from`/`--to`).
+ALTER TABLE job_runs
+    ADD COLUMN days_from   date,
+    ADD COLUMN days_to     date,
+    ADD COLUMN days_count  integer;
+
 -- What the rollups job looks at to find the days touched since its last run: raw events by
 -- the time they were received (BRIN: rows arrive in that order, so the index is a few pages
 -- however large the table), orders by the time their attribution last changed.

@@ -4,6 +4,7 @@
 //! - [`analytics`]: `/e` ingestion, sessions, channels, the snippet;
 //! - [`commerce`]: orders from purchase events, Stripe and WooCommerce;
 //! - [`attribution`]: which sessions and channels earned each order;
+//! - [`rollups`]: the daily per-company tables every report reads;
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod privacy;
+pub mod rollups;
 pub mod server;
 pub mod telemetry;
 pub mod tenancy;

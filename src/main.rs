@@ -149,6 +149,14 @@ enum CompanyCommand {
         #[command(flatten)]
         change: lux::attribution::settings::SettingsChange,
     },
+    /// Show or change a company's rollup settings: what makes a session engaged, and the
+    /// company's own funnels (only the options given change); prints the settings in force.
+    /// The next rollups run recomputes every day.
+    Rollups {
+        company_id: Uuid,
+        #[command(flatten)]
+        change: lux::rollups::settings::SettingsChange,
+    },
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
         company_id: Uuid,
@@ -493,6 +501,11 @@ async fn company(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&settings)?);
             eprintln!("lux: rules {}", settings.rules());
         }
+        CompanyCommand::Rollups { company_id, change } => {
+            let settings = lux::rollups::settings::change(&owner, company_id, &change).await?;
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            eprintln!("lux: rollup parameters {}", settings.parameters());
+        }
         CompanyCommand::SetSecret {
             company_id,
             provider,
@@ -547,13 +560,13 @@ async fn jobs(command: JobsCommand, url: &str) -> anyhow::Result<()> {
         from,
         to,
     } = command;
-    let jobs: Vec<lux::jobs::Job> = match job.as_str() {
-        "all" => lux::jobs::Job::ALL.to_vec(),
-        name => vec![
-            lux::jobs::Job::parse(name)
-                .ok_or_else(|| anyhow::anyhow!("no job {name:?}: use attribution or all"))?,
-        ],
-    };
+    let jobs: Vec<lux::jobs::Job> =
+        match job.as_str() {
+            "all" => lux::jobs::Job::ALL.to_vec(),
+            name => vec![lux::jobs::Job::parse(name).ok_or_else(|| {
+                anyhow::anyhow!("no job {name:?}: use attribution, rollups or all")
+            })?],
+        };
     // Migrated as the owner, run as the service (row-level security applies).
     owner_pool(url).await?.close().await;
     let pool = lux::db::connect_app(url, 4)?;

@@ -401,14 +401,17 @@ fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, 
 }
 
 /// Event names: a letter, then letters, digits, `_`, `.`, `:` or `-`; at most 64 characters.
-fn parse_event_name(name: &str) -> Result<String, EventError> {
-    let valid = !name.is_empty()
+pub fn is_valid_event_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= limits::MAX_EVENT_NAME
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+fn parse_event_name(name: &str) -> Result<String, EventError> {
+    if is_valid_event_name(name) {
         Ok(name.to_string())
     } else {
         Err(EventError::new(

@@ -1,4 +1,4 @@
-//! Jobs: derived data (attribution now, rollups next) computed per company, one run at a time
+//! Jobs: derived data (attribution, then the daily rollups) computed per company, one run at a time
 //! across every process (a PostgreSQL advisory lock per job and company), each run recorded in
 //! `job_runs` with what it covered, how much it did and how long it took.
 //!
@@ -11,21 +11,24 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::attribution;
+use crate::{attribution, rollups};
 
 /// A job that can be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Job {
     Attribution,
+    Rollups,
 }
 
 impl Job {
-    pub const ALL: [Job; 1] = [Job::Attribution];
+    /// In the order they run: rollups read what attribution wrote.
+    pub const ALL: [Job; 2] = [Job::Attribution, Job::Rollups];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Attribution => "attribution",
+            Job::Rollups => "rollups",
         }
     }
 
@@ -38,6 +41,7 @@ impl Job {
     fn lock_key(self, company_id: Uuid) -> i64 {
         let tag: u64 = match self {
             Job::Attribution => 0x10B5_A771_0000_0001,
+            Job::Rollups => 0x10B5_A771_0000_0002,
         };
         let (hi, lo) = company_id.as_u64_pair();
         (hi ^ lo.rotate_left(17) ^ tag) as i64
@@ -90,6 +94,13 @@ pub struct RunReport {
     pub range_to: Option<chrono::NaiveDate>,
     pub rows_examined: u64,
     pub rows_changed: u64,
+    /// Rollups: the local days recomputed (first, last, how many).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_from: Option<chrono::NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_to: Option<chrono::NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_count: Option<u64>,
     pub seconds: f64,
 }
 
@@ -163,6 +174,8 @@ struct Work {
     full_run: bool,
     examined: u64,
     changed: u64,
+    /// The days recomputed, for jobs that work by day.
+    days: Option<Vec<chrono::NaiveDate>>,
 }
 
 async fn run_locked(
@@ -177,6 +190,7 @@ async fn run_locked(
     record_start(pool, company_id, run_id, job, mode).await?;
     let work = match job {
         Job::Attribution => run_attribution(pool, company_id, run_id, mode, last.as_ref()).await,
+        Job::Rollups => run_rollups(pool, company_id, run_id, mode, last.as_ref()).await,
     };
     let work = match work {
         Ok(Some(work)) => work,
@@ -189,10 +203,14 @@ async fn run_locked(
             return Err(error);
         }
     };
+    let days = work.days.as_deref().unwrap_or_default();
+    let (days_from, days_to) = (days.first().copied(), days.last().copied());
+    let days_count = work.days.as_ref().map(|d| d.len() as u64);
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     sqlx::query(
         "UPDATE job_runs SET finished_at = clock_timestamp(), status = 'succeeded',
-             full_run = $3, rows_examined = $4, rows_changed = $5
+             full_run = $3, rows_examined = $4, rows_changed = $5, days_from = $6,
+             days_to = $7, days_count = $8
          WHERE company_id = $1 AND run_id = $2",
     )
     .bind(company_id)
@@ -200,6 +218,9 @@ async fn run_locked(
     .bind(work.full_run)
     .bind(work.examined as i64)
     .bind(work.changed as i64)
+    .bind(days_from)
+    .bind(days_to)
+    .bind(days_count.map(|n| n as i32))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -213,6 +234,9 @@ async fn run_locked(
         range_to,
         rows_examined: work.examined,
         rows_changed: work.changed,
+        days_from,
+        days_to,
+        days_count,
         seconds: clock.elapsed().as_secs_f64(),
     }))
 }
@@ -263,6 +287,54 @@ async fn run_attribution(
         full_run: matches!(scope, attribution::Scope::All),
         examined: outcome.examined,
         changed: outcome.changed,
+        days: None,
+    }))
+}
+
+/// Rollups. Every day on the first run and when the settings differ from the last
+/// successful run's or any run's since; the given days; otherwise the days whose data
+/// changed since the last run's watermark.
+async fn run_rollups(
+    pool: &PgPool,
+    company_id: Uuid,
+    run_id: Uuid,
+    mode: Mode,
+    last: Option<&LastRun>,
+) -> anyhow::Result<Option<Work>> {
+    let settings = rollups::load_settings(pool, company_id).await?;
+    let parameters = settings.parameters();
+    let last_version = last
+        .and_then(|l| l.parameters.as_deref())
+        .and_then(rules_version);
+    if last_version.is_some_and(|v| v > rollups::settings::RULES_VERSION) {
+        tracing::warn!(%company_id, "rollup rules of a newer lux are in use; skipping");
+        return Ok(None);
+    }
+    record_parameters(pool, company_id, run_id, &parameters).await?;
+    let scope = match (mode, last) {
+        (Mode::Days { from, to }, _) => rollups::Scope::Days { from, to },
+        (Mode::Incremental, Some(last))
+            if last.parameters.as_deref() == Some(parameters.as_str())
+                && !other_rules_since(
+                    pool,
+                    company_id,
+                    Job::Rollups,
+                    run_id,
+                    last.started_at,
+                    &parameters,
+                )
+                .await? =>
+        {
+            rollups::Scope::ChangedSince(last.watermark)
+        }
+        _ => rollups::Scope::All,
+    };
+    let outcome = rollups::run(pool, company_id, &settings, scope).await?;
+    Ok(Some(Work {
+        full_run: scope == rollups::Scope::All,
+        examined: outcome.examined,
+        changed: outcome.written,
+        days: Some(outcome.days),
     }))
 }
 

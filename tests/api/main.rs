@@ -12,6 +12,7 @@ mod identity;
 mod ingest;
 mod privacy;
 mod resilience;
+mod rollups;
 mod sessions;
 mod snippet;
 mod tenancy;

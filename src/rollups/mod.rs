@@ -1,0 +1,507 @@
+//! Daily rollups (SPEC §7): the small per-company, per-local-day tables every report and
+//! dashboard reads, so no report ever scans raw events.
+//!
+//! A day is always recomputed whole: in one transaction its rows are deleted from every rollup
+//! table and computed again from sessions, raw events, orders and attribution credits. So a
+//! day's rows depend only on the data of that day, and recomputing gives the same rows. What
+//! the job decides is only which days: all of them, the days asked for, or the days whose data
+//! changed since the last run (see [`touched_days`]).
+//!
+//! Days are the company's local days ([`local_day`] in SQL: `(t AT TIME ZONE tz)::date`): a
+//! session belongs to the day it started, an order to the day it was placed (its refunds
+//! too, whenever they come).
+
+pub mod session;
+pub mod settings;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use self::session::{SessionFacts, funnel_depth, is_engaged};
+use self::settings::RollupSettings;
+
+/// Days recomputed in one transaction. A week keeps each transaction's memory and lock time
+/// small while a full rebuild still moves along in large statements.
+const DAYS_PER_CHUNK: usize = 7;
+
+/// How long an event can wait between its receipt (`received_at`, stamped by the ingestion
+/// node) and its commit. Events received this long before the last run's watermark are looked
+/// at again; the requests that carry them time out well before.
+const RECEIPT_TO_COMMIT: &str = "5 minutes";
+
+/// Which days a run recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every day from the company's first session or order to its last.
+    All,
+    /// The days whose data was written since this moment (the last run's watermark).
+    ChangedSince(DateTime<Utc>),
+    /// These local days, both included.
+    Days { from: NaiveDate, to: NaiveDate },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The days recomputed, in order.
+    pub days: Vec<NaiveDate>,
+    /// Sessions and orders read.
+    pub examined: u64,
+    /// Rollup rows written.
+    pub written: u64,
+}
+
+pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<RollupSettings> {
+    let (settings, _) = company_settings(pool, company_id).await?;
+    Ok(settings)
+}
+
+/// The company's rollup settings and time zone.
+async fn company_settings(
+    pool: &PgPool,
+    company_id: Uuid,
+) -> anyhow::Result<(RollupSettings, String)> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let (settings, timezone): (serde_json::Value, String) =
+        sqlx::query_as("SELECT settings, timezone FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let settings = RollupSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)?;
+    Ok((settings, timezone))
+}
+
+/// Recomputes the company's rollups for the days of `scope`.
+pub async fn run(
+    pool: &PgPool,
+    company_id: Uuid,
+    settings: &RollupSettings,
+    scope: Scope,
+) -> anyhow::Result<Outcome> {
+    let (_, timezone) = company_settings(pool, company_id).await?;
+    let days = match scope {
+        Scope::All => all_days(pool, company_id, &timezone).await?,
+        Scope::ChangedSince(watermark) => {
+            touched_days(pool, company_id, &timezone, watermark).await?
+        }
+        Scope::Days { from, to } => from.iter_days().take_while(|d| *d <= to).collect(),
+    };
+    let mut outcome = Outcome::default();
+    for chunk in days.chunks(DAYS_PER_CHUNK) {
+        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+        let (examined, written) =
+            recompute(&mut tx, company_id, &timezone, settings, chunk).await?;
+        tx.commit().await?;
+        outcome.examined += examined;
+        outcome.written += written;
+    }
+    if scope == Scope::All {
+        // Days with no data left (everything of theirs erased) keep no rows either.
+        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+        clear_days_except(&mut tx, company_id, &days).await?;
+        tx.commit().await?;
+    }
+    outcome.days = days;
+    Ok(outcome)
+}
+
+/// Every local day from the company's first session or order to its last (empty days too:
+/// recomputing them clears rows left from data since erased).
+async fn all_days(
+    pool: &PgPool,
+    company_id: Uuid,
+    timezone: &str,
+) -> Result<Vec<NaiveDate>, sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let (first, last): (Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(
+        "WITH bounds AS (
+             SELECT min(started_at) AS first, max(started_at) AS last
+             FROM sessions WHERE company_id = $1
+             UNION ALL
+             SELECT min(placed_at), max(placed_at) FROM orders WHERE company_id = $1)
+         SELECT (min(first) AT TIME ZONE $2)::date, (max(last) AT TIME ZONE $2)::date
+         FROM bounds",
+    )
+    .bind(company_id)
+    .bind(timezone)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(match (first, last) {
+        (Some(first), Some(last)) => first.iter_days().take_while(|d| *d <= last).collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// The days whose data may have changed since `watermark`:
+/// - the start days of sessions that received an event since then (events are found by the
+///   time they were received, a few minutes earlier than the watermark to cover the time
+///   between receipt and commit; new sessions come with their first event);
+/// - the placement days of orders written since then (new orders, payments, refunds, a
+///   first-order flag moving) or whose attribution changed since then.
+async fn touched_days(
+    pool: &PgPool,
+    company_id: Uuid,
+    timezone: &str,
+    watermark: DateTime<Utc>,
+) -> Result<Vec<NaiveDate>, sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let days: Vec<NaiveDate> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "WITH touched_sessions AS (
+             SELECT DISTINCT session_id FROM raw_events
+             WHERE company_id = $1 AND session_id IS NOT NULL
+               AND received_at >= $3::timestamptz - interval '{RECEIPT_TO_COMMIT}')
+         SELECT (s.started_at AT TIME ZONE $2)::date AS day
+         FROM sessions s JOIN touched_sessions t USING (session_id)
+         WHERE s.company_id = $1
+         UNION
+         SELECT (placed_at AT TIME ZONE $2)::date FROM orders
+         WHERE company_id = $1 AND updated_at >= $3
+         UNION
+         SELECT (placed_at AT TIME ZONE $2)::date FROM orders
+         WHERE company_id = $1 AND attributed_at >= $3
+         ORDER BY day"
+    )))
+    .bind(company_id)
+    .bind(timezone)
+    .bind(watermark)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(days)
+}
+
+const ROLLUP_TABLES: [&str; 5] = [
+    "rollup_sessions_daily",
+    "rollup_funnel_daily",
+    "rollup_revenue_daily",
+    "rollup_conversions",
+    "rollup_customer_days",
+];
+
+async fn clear_days_except(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    days: &[NaiveDate],
+) -> Result<(), sqlx::Error> {
+    for table in ROLLUP_TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE company_id = $1 AND NOT (day = ANY($2))"
+        )))
+        .bind(company_id)
+        .bind(days)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Recomputes every rollup of `days` in one transaction. Returns (rows examined, rows
+/// written).
+async fn recompute(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    timezone: &str,
+    settings: &RollupSettings,
+    days: &[NaiveDate],
+) -> Result<(u64, u64), sqlx::Error> {
+    for table in ROLLUP_TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE company_id = $1 AND day = ANY($2)"
+        )))
+        .bind(company_id)
+        .bind(days)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let (sessions, session_rows) =
+        sessions_and_funnels(tx, company_id, timezone, settings, days).await?;
+    let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days).await?;
+    Ok((sessions + orders, session_rows + order_rows))
+}
+
+/// One row of `rollup_sessions_daily` being summed up.
+#[derive(Default)]
+struct AcquisitionTotals {
+    sessions: i32,
+    engaged: i32,
+    visitors: HashSet<Uuid>,
+    page_views: i64,
+}
+
+type AcquisitionKey = (NaiveDate, String, String, String, String);
+
+/// Sessions by acquisition and funnels, for the sessions that started on `days` (bots left
+/// out). PostgreSQL hands over each session with the names of its events that matter (funnel
+/// steps and key events) in order; the rules of [`session`] decide what it counts for.
+async fn sessions_and_funnels(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    timezone: &str,
+    settings: &RollupSettings,
+    days: &[NaiveDate],
+) -> Result<(u64, u64), sqlx::Error> {
+    type Row = (
+        NaiveDate,
+        Uuid,
+        String,
+        String,
+        String,
+        String,
+        i32,
+        i64,
+        i64,
+        Option<Vec<String>>,
+    );
+    // Events are looked for from 30 minutes before the first session's start to 30 minutes
+    // after the last one's last page event: a page-less event (a server-side purchase)
+    // joins the session active within 30 minutes of it.
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH s AS (
+             SELECT session_id, (started_at AT TIME ZONE $2)::date AS day, visitor_id,
+                    channel, source, medium, coalesce(campaign, '') AS campaign, page_views,
+                    engagement_ms, started_at, last_seen_at
+             FROM sessions
+             WHERE company_id = $1 AND NOT is_bot
+               AND started_at >= ((SELECT min(d) FROM unnest($3::date[]) d)::timestamp AT TIME ZONE $2)
+               AND started_at < (((SELECT max(d) FROM unnest($3::date[]) d) + 1)::timestamp AT TIME ZONE $2)
+               AND (started_at AT TIME ZONE $2)::date = ANY($3)),
+         e AS (
+             SELECT session_id, array_agg(event_name ORDER BY occurred_at, event_id) AS names
+             FROM raw_events
+             WHERE company_id = $1 AND session_id IS NOT NULL AND event_name = ANY($4)
+               AND occurred_at >= (SELECT min(started_at) FROM s) - interval '30 minutes'
+               AND occurred_at <= (SELECT max(last_seen_at) FROM s) + interval '30 minutes'
+             GROUP BY session_id)
+         SELECT s.day, s.visitor_id, s.channel, s.source, s.medium, s.campaign, s.page_views,
+                s.engagement_ms,
+                (extract(epoch FROM s.last_seen_at - s.started_at) * 1000)::bigint,
+                e.names
+         FROM s LEFT JOIN e USING (session_id)",
+    )
+    .bind(company_id)
+    .bind(timezone)
+    .bind(days)
+    .bind(settings.event_names())
+    .fetch_all(&mut **tx)
+    .await?;
+
+    let funnels = settings.funnels();
+    let mut acquisition: HashMap<AcquisitionKey, AcquisitionTotals> = HashMap::new();
+    // (day, funnel index) → sessions that reached each step.
+    let mut funnel_counts: HashMap<(NaiveDate, usize), Vec<i32>> = HashMap::new();
+    let examined = rows.len() as u64;
+    for (
+        day,
+        visitor,
+        channel,
+        source,
+        medium,
+        campaign,
+        page_views,
+        engagement_ms,
+        duration_ms,
+        names,
+    ) in rows
+    {
+        let facts = SessionFacts {
+            page_views,
+            engagement_ms,
+            duration_ms,
+            events: names.unwrap_or_default(),
+        };
+        let totals = acquisition
+            .entry((day, channel, source, medium, campaign))
+            .or_default();
+        totals.sessions += 1;
+        totals.engaged += i32::from(is_engaged(settings, &facts));
+        totals.visitors.insert(visitor);
+        totals.page_views += i64::from(page_views);
+        for (index, funnel) in funnels.iter().enumerate() {
+            let reached = funnel_counts
+                .entry((day, index))
+                .or_insert_with(|| vec![0; funnel.steps.len()]);
+            for step in reached
+                .iter_mut()
+                .take(funnel_depth(&funnel.steps, &facts.events))
+            {
+                *step += 1;
+            }
+        }
+    }
+
+    let written = write_acquisition(tx, company_id, acquisition).await?
+        + write_funnels(tx, company_id, &funnels, funnel_counts).await?;
+    Ok((examined, written))
+}
+
+async fn write_acquisition(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    acquisition: HashMap<AcquisitionKey, AcquisitionTotals>,
+) -> Result<u64, sqlx::Error> {
+    let mut columns = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((day, channel, source, medium, campaign), totals) in acquisition {
+        columns.0.push(day);
+        columns.1.push(channel);
+        columns.2.push(source);
+        columns.3.push(medium);
+        columns.4.push(campaign);
+        columns.5.push(totals.sessions);
+        columns.6.push(totals.engaged);
+        columns.7.push(totals.visitors.len() as i32);
+        columns.8.push(totals.page_views);
+    }
+    let result = sqlx::query(
+        "INSERT INTO rollup_sessions_daily (company_id, day, channel, source, medium, campaign,
+             sessions, engaged_sessions, visitors, page_views)
+         SELECT $1, * FROM unnest($2::date[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::int4[], $8::int4[], $9::int4[], $10::int8[])",
+    )
+    .bind(company_id)
+    .bind(columns.0)
+    .bind(columns.1)
+    .bind(columns.2)
+    .bind(columns.3)
+    .bind(columns.4)
+    .bind(columns.5)
+    .bind(columns.6)
+    .bind(columns.7)
+    .bind(columns.8)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Every step of every funnel, zeros included, for each day that has sessions: a funnel with
+/// rows is a funnel that was measured.
+async fn write_funnels(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    funnels: &[settings::Funnel],
+    counts: HashMap<(NaiveDate, usize), Vec<i32>>,
+) -> Result<u64, sqlx::Error> {
+    let (mut days, mut names, mut steps, mut events, mut sessions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((day, index), reached) in counts {
+        let funnel = &funnels[index];
+        for (step, count) in reached.into_iter().enumerate() {
+            days.push(day);
+            names.push(funnel.name.clone());
+            steps.push(step as i32 + 1);
+            events.push(funnel.steps[step].clone());
+            sessions.push(count);
+        }
+    }
+    let result = sqlx::query(
+        "INSERT INTO rollup_funnel_daily (company_id, day, funnel, step, event_name, sessions)
+         SELECT $1, * FROM unnest($2::date[], $3::text[], $4::int4[], $5::text[], $6::int4[])",
+    )
+    .bind(company_id)
+    .bind(days)
+    .bind(names)
+    .bind(steps)
+    .bind(events)
+    .bind(sessions)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// The order rollups of `days`, computed in PostgreSQL: revenue by model and touch, time to
+/// conversion, and orders per customer. Cancelled and failed orders are not revenue and
+/// count nowhere; every other status counts, with its refunds taken off.
+async fn orders_rollups(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    timezone: &str,
+    days: &[NaiveDate],
+) -> Result<(u64, u64), sqlx::Error> {
+    const ORDERS_OF_DAYS: &str = "
+        SELECT o.*, (o.placed_at AT TIME ZONE $2)::date AS day
+        FROM orders o
+        WHERE o.company_id = $1 AND o.status NOT IN ('cancelled', 'failed')
+          AND o.placed_at >= ((SELECT min(d) FROM unnest($3::date[]) d)::timestamp AT TIME ZONE $2)
+          AND o.placed_at < (((SELECT max(d) FROM unnest($3::date[]) d) + 1)::timestamp AT TIME ZONE $2)
+          AND (o.placed_at AT TIME ZONE $2)::date = ANY($3)";
+    let examined: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM ({ORDERS_OF_DAYS}) o"
+    )))
+    .bind(company_id)
+    .bind(timezone)
+    .bind(days)
+    .fetch_one(&mut **tx)
+    .await?;
+    if examined == 0 {
+        return Ok((0, 0));
+    }
+
+    // Revenue: each order's amounts times each touch's credit, by model. The creative is the
+    // touch session's utm_content (the ad id, by the usual `utm_content={{ad.id}}` convention).
+    let revenue = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
+             campaign, creative, currency, orders, gross_minor, refunded_minor, net_minor,
+             new_customers)
+         SELECT $1, o.day, c.model, c.channel, coalesce(c.source, ''), coalesce(c.medium, ''),
+                coalesce(c.campaign, ''), coalesce(s.utm_content, ''), o.currency,
+                sum(c.credit), sum(c.credit * coalesce(o.gross_minor, 0)),
+                sum(c.credit * o.refunded_minor), sum(c.credit * coalesce(o.net_minor, 0)),
+                coalesce(sum(c.credit) FILTER (WHERE o.is_first_order), 0)
+         FROM ({ORDERS_OF_DAYS}) o
+         JOIN attribution_credits c ON c.company_id = o.company_id AND c.order_id = o.order_id
+         LEFT JOIN sessions s ON s.company_id = c.company_id AND s.session_id = c.session_id
+         GROUP BY 2, 3, 4, 5, 6, 7, 8, 9"
+    )))
+    .bind(company_id)
+    .bind(timezone)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+
+    // Time to conversion: from the first touch's start to the purchase.
+    let conversions = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollup_conversions (company_id, day, order_id, channel, seconds)
+         SELECT $1, o.day, o.order_id, o.first_touch_channel,
+                greatest(0, floor(extract(epoch FROM o.placed_at - o.first_touch_at)))::bigint
+         FROM ({ORDERS_OF_DAYS}) o
+         WHERE o.first_touch_at IS NOT NULL AND o.first_touch_channel IS NOT NULL"
+    )))
+    .bind(company_id)
+    .bind(timezone)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+
+    let customers = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollup_customer_days (company_id, day, customer_id, currency, orders,
+             net_minor)
+         SELECT $1, o.day, o.customer_id, o.currency, count(*), sum(coalesce(o.net_minor, 0))
+         FROM ({ORDERS_OF_DAYS}) o
+         WHERE o.customer_id IS NOT NULL
+         GROUP BY 2, 3, 4"
+    )))
+    .bind(company_id)
+    .bind(timezone)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+
+    Ok((examined as u64, revenue + conversions + customers))
+}

@@ -1,0 +1,524 @@
+//! Daily rollups (SPEC §7) on a small hand-made data set: events through the real `/e`, a
+//! refunded order through a Stripe import, the jobs run as the service runs them, and every
+//! expected figure worked out by hand in the comments.
+//!
+//! Company A is in New York (USD). Its days straddle the spring-forward of 9 March 2025 (a
+//! 23-hour day: midnight is 05:00 UTC on the 9th but 04:00 UTC on the 10th) and sessions and
+//! orders just after local midnight, when UTC is already on the next day. Company B (Paris,
+//! EUR) has its own little story, which A must never see.
+
+use lux::jobs::{Job, Mode, RunReport, WhenBusy};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{BROWSER_UA, Company, TestApp, lux_json, secrets_key};
+
+const PAID_SEARCH: &str =
+    "https://shop.example/?utm_source=google&utm_medium=cpc&utm_campaign=spring";
+const EMAIL: &str =
+    "https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=march";
+const PAID_SOCIAL: &str = "https://shop.example/?utm_source=facebook&utm_medium=paid_social&utm_campaign=bf&utm_content=ad42";
+const PAGE: &str = "https://shop.example/product";
+const THANKS: &str = "https://shop.example/thanks";
+const BOT_UA: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+pub struct Story {
+    pub app: TestApp,
+    /// The service's own pool (`lux_app`): jobs run as the scheduler runs them.
+    pub pool: PgPool,
+    /// New York, USD.
+    pub a: Company,
+}
+
+impl Story {
+    /// Company A's and company B's data, jobs not run yet.
+    pub async fn new() -> Story {
+        let app = TestApp::spawn().await;
+        let pool = lux::db::connect_app(&app.db.url, 4).unwrap();
+        let new = lux::tenancy::NewCompany::parse("Acme NY", "America/New_York", "USD", vec![])
+            .expect("valid company");
+        let a: Company = lux::tenancy::create_company(&app.owner, new)
+            .await
+            .unwrap()
+            .into();
+        let story = Story { app, pool, a };
+        story.company_a().await;
+        story.company_b().await;
+        story
+    }
+
+    async fn send_as(&self, company: &Company, user_agent: &str, events: Value) {
+        let response = self
+            .app
+            .client
+            .post(format!("{}/e", self.app.base))
+            .bearer_auth(&company.secret_key)
+            .header("user-agent", user_agent)
+            .json(&events)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::helpers::answer(response).await;
+        assert_eq!(status, 202, "{body}");
+        assert!(body["rejected"].as_array().unwrap().is_empty(), "{body}");
+    }
+
+    /// Sends one visitor's events, in order, each `(name, page, time)`.
+    pub async fn visit(&self, company: &Company, visitor: Uuid, events: &[(&str, &str, &str)]) {
+        self.visit_extra(company, visitor, json!({}), events).await;
+    }
+
+    async fn visit_extra(
+        &self,
+        company: &Company,
+        visitor: Uuid,
+        extra: Value,
+        events: &[(&str, &str, &str)],
+    ) {
+        for (name, page, at) in events {
+            let mut event = json!({"event_id": Uuid::now_v7(), "event_name": name,
+                "visitor_id": visitor, "page_url": page, "occurred_at": at});
+            for (key, value) in extra.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            self.send_as(company, BROWSER_UA, event).await;
+        }
+    }
+
+    async fn purchase(
+        &self,
+        company: &Company,
+        visitor: Uuid,
+        user: &str,
+        order: &str,
+        value: &str,
+        currency: &str,
+        at: &str,
+    ) {
+        let event = json!({"event_id": Uuid::now_v7(), "event_name": "purchase",
+            "visitor_id": visitor, "user_id": user, "page_url": THANKS, "occurred_at": at,
+            "properties": {"order_id": order, "value": value, "currency": currency}});
+        self.send_as(company, BROWSER_UA, event).await;
+        self.wait_for_order(company.id, order).await;
+    }
+
+    async fn wait_for_order(&self, company: Uuid, order: &str) {
+        for _ in 0..200 {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders WHERE company_id = $1 AND order_number = $2",
+            )
+            .bind(company)
+            .bind(order)
+            .fetch_one(&self.app.owner)
+            .await
+            .unwrap();
+            if n == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("order {order} never appeared");
+    }
+
+    /// Company A, New York. Times are local (EST −05:00 until 2025-03-09 02:00, then EDT
+    /// −04:00).
+    ///
+    /// | session | visitor | local start        | day   | channel        | events (in order)                              |
+    /// |---------|---------|--------------------|-------|----------------|------------------------------------------------|
+    /// | S1      | V1 (u1) | 03-08 23:50 EST    | 03-08 | Paid Search    | page_view, add_to_cart, page_view (00:05 next day), begin_checkout, purchase A1 |
+    /// | S3      | V2 (u2) | 03-09 03:30 EDT    | 03-09 | Email          | page_view, lead_submit                          |
+    /// | S5      | V3      | 03-09 12:00 EDT    | 03-09 | Organic Search | page_view, video_play 15 s later                |
+    /// | S6      | bot     | 03-09 13:00 EDT    | 03-09 | Direct         | page_view, page_view (a crawler: left out)      |
+    /// | S7      | V5      | 03-09 14:00 EDT    | 03-09 | Direct         | page_view                                      |
+    /// | S2      | V1 (u1) | 03-10 10:00 EDT    | 03-10 | Direct         | page_view, purchase A2                          |
+    /// | S4      | V2 (u2) | 03-10 00:30 EDT    | 03-10 | Paid Social    | page_view, page_view, add_to_cart, begin_checkout, purchase A3 |
+    /// | S8      | V1 (u1) | 05-15 12:00 EDT    | 05-15 | Direct         | page_view, purchase A5                          |
+    ///
+    /// Orders: A1 $100 (03-09 00:12 EST, u1's first), A2 $50 (03-10 10:05), A3 $80 (03-10
+    /// 00:35 EDT, u2's first), A4 $60 refunded $20 (Stripe, 03-09 12:10 EDT, V3, first of
+    /// the customer with that email), A5 $30 (05-15 12:05, u1's third).
+    async fn company_a(&self) {
+        let a = &self.a;
+        let (v1, v2, v3, v5, bot) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        // S1: crosses local midnight; the session stays on the 8th, the order is the 9th's
+        // (05:12 UTC, 00:12 EST).
+        self.visit(
+            a,
+            v1,
+            &[
+                ("page_view", PAID_SEARCH, "2025-03-09T04:50:00Z"),
+                ("add_to_cart", PAGE, "2025-03-09T04:55:00Z"),
+                ("page_view", PAGE, "2025-03-09T05:05:00Z"),
+                ("begin_checkout", PAGE, "2025-03-09T05:10:00Z"),
+            ],
+        )
+        .await;
+        self.purchase(a, v1, "u1", "A1", "100.00", "USD", "2025-03-09T05:12:00Z")
+            .await;
+        // S3: after the clocks went forward (03:30 EDT = 07:30 UTC).
+        self.visit_extra(
+            a,
+            v2,
+            json!({"user_id": "u2"}),
+            &[
+                ("page_view", EMAIL, "2025-03-09T07:30:00Z"),
+                ("lead_submit", PAGE, "2025-03-09T07:31:00Z"),
+            ],
+        )
+        .await;
+        // S5: from Google (organic search), one page, engaged by time (15 s from first to
+        // last event).
+        let landing = json!({"event_id": Uuid::now_v7(), "event_name": "page_view",
+            "visitor_id": v3, "page_url": PAGE, "referrer": "https://www.google.com/",
+            "occurred_at": "2025-03-09T16:00:00Z"});
+        self.send_as(a, BROWSER_UA, landing).await;
+        self.visit(a, v3, &[("video_play", PAGE, "2025-03-09T16:00:15Z")])
+            .await;
+        // S6: a crawler.
+        for at in ["2025-03-09T17:00:00Z", "2025-03-09T17:01:00Z"] {
+            let event = json!({"event_id": Uuid::now_v7(), "event_name": "page_view",
+                "visitor_id": bot, "page_url": PAGE, "occurred_at": at,
+                "user_agent": BOT_UA});
+            self.send_as(a, BROWSER_UA, event).await;
+        }
+        // S7: one page, not engaged.
+        self.visit(a, v5, &[("page_view", PAGE, "2025-03-09T18:00:00Z")])
+            .await;
+        // S4: 00:30 EDT on the 10th is 04:30 UTC; with the 9th's EST offset it would still be
+        // the 9th.
+        self.visit_extra(
+            a,
+            v2,
+            json!({"user_id": "u2"}),
+            &[
+                ("page_view", PAID_SOCIAL, "2025-03-10T04:30:00Z"),
+                ("page_view", PAGE, "2025-03-10T04:31:00Z"),
+                ("add_to_cart", PAGE, "2025-03-10T04:32:00Z"),
+                ("begin_checkout", PAGE, "2025-03-10T04:33:00Z"),
+            ],
+        )
+        .await;
+        self.purchase(a, v2, "u2", "A3", "80.00", "USD", "2025-03-10T04:35:00Z")
+            .await;
+        // S2
+        self.visit(a, v1, &[("page_view", PAGE, "2025-03-10T14:00:00Z")])
+            .await;
+        self.purchase(a, v1, "u1", "A2", "50.00", "USD", "2025-03-10T14:05:00Z")
+            .await;
+        // S8, two months later.
+        self.visit(a, v1, &[("page_view", PAGE, "2025-05-15T16:00:00Z")])
+            .await;
+        self.purchase(a, v1, "u1", "A5", "30.00", "USD", "2025-05-15T16:05:00Z")
+            .await;
+        // A4: paid through Stripe, $20 of $60 refunded, linked to V3 by the checkout's
+        // metadata.
+        let created = chrono::DateTime::parse_from_rfc3339("2025-03-09T16:10:00Z")
+            .unwrap()
+            .timestamp();
+        let charge = json!({"id": "evt_a4", "object": "event", "type": "charge.refunded",
+            "created": created, "data": {"object": {
+                "id": "ch_A4", "object": "charge", "amount": 6000, "amount_captured": 6000,
+                "amount_refunded": 2000, "refunded": false, "currency": "usd",
+                "status": "succeeded", "payment_intent": "pi_A4", "created": created,
+                "billing_details": {"email": "buyer.four@example.com"},
+                "metadata": {"lux_visitor_id": v3.to_string(), "order_id": "A4"}}}});
+        lux::commerce::import::run(
+            &self.app.owner,
+            &secrets_key(),
+            a.id,
+            lux::commerce::secrets::Provider::Stripe,
+            &charge.to_string(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Company B, Paris: one session and one order on 9 March, and a visit on the 10th.
+    async fn company_b(&self) {
+        let b = &self.app.company;
+        let v = Uuid::new_v4();
+        self.visit(
+            b,
+            v,
+            &[
+                ("page_view", PAID_SEARCH, "2025-03-09T09:00:00Z"),
+                ("add_to_cart", PAGE, "2025-03-09T09:01:00Z"),
+            ],
+        )
+        .await;
+        self.purchase(b, v, "b1", "B1", "70.00", "EUR", "2025-03-09T09:05:00Z")
+            .await;
+        self.visit(
+            b,
+            Uuid::new_v4(),
+            &[("page_view", PAGE, "2025-03-10T09:00:00Z")],
+        )
+        .await;
+    }
+
+    pub async fn run(&self, company: Uuid, job: Job, mode: Mode) -> RunReport {
+        lux::jobs::run(&self.pool, company, job, mode, WhenBusy::Wait)
+            .await
+            .expect("the job runs")
+            .expect("nobody else holds the lock")
+    }
+
+    /// Attribution, then rollups, for both companies.
+    pub async fn run_all(&self, mode: Mode) -> Vec<RunReport> {
+        let mut reports = Vec::new();
+        for company in [self.a.id, self.app.company.id] {
+            for job in Job::ALL {
+                reports.push(self.run(company, job, mode).await);
+            }
+        }
+        reports
+    }
+
+    /// Every rollup row of a company, as text, in a stable order.
+    pub async fn rollups(&self, company: Uuid) -> Vec<String> {
+        let mut all = Vec::new();
+        for (table, order) in [
+            (
+                "rollup_sessions_daily",
+                "day, channel, source, medium, campaign",
+            ),
+            ("rollup_funnel_daily", "day, funnel, step"),
+            (
+                "rollup_revenue_daily",
+                "day, model, channel, source, medium, campaign, creative, currency",
+            ),
+            ("rollup_conversions", "day, order_id"),
+            ("rollup_customer_days", "day, customer_id, currency"),
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT '{table} ' || t::text FROM {table} t WHERE company_id = $1 ORDER BY {order}"
+            )))
+            .bind(company)
+            .fetch_all(&self.app.owner)
+            .await
+            .unwrap();
+            all.extend(rows);
+        }
+        all
+    }
+
+    async fn texts(&self, sql: &str, company: Uuid) -> Vec<String> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .bind(company)
+            .fetch_all(&self.app.owner)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+fn strings(expected: &[&str]) -> Vec<String> {
+    expected.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_hand_made_data_set_rolls_up_to_the_numbers_worked_out_by_hand() {
+    let story = Story::new().await;
+    lux_json(
+        &story.app.db.url,
+        &[
+            "company",
+            "rollups",
+            &story.a.id.to_string(),
+            "--funnel",
+            "video=page_view,video_play,signup",
+        ],
+    );
+    story.run_all(Mode::Incremental).await;
+    let a = story.a.id;
+
+    // Sessions by day and channel. S1 is the 8th's although it ends on the 9th; S4 is the
+    // 10th's (00:30 EDT); the crawler's S6 counts nowhere. Engaged: S1 (2 page views and key
+    // events), S3 (lead_submit), S5 (15 s), S4 (2 page views), S2 (purchase); not S7.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, channel, sessions, engaged_sessions, visitors,
+                                  page_views)
+                 FROM rollup_sessions_daily WHERE company_id = $1 ORDER BY day, channel",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-08 Paid Search 1 1 1 2",
+            "2025-03-09 Direct 1 0 1 1",
+            "2025-03-09 Email 1 1 1 1",
+            "2025-03-09 Organic Search 1 1 1 1",
+            "2025-03-10 Direct 1 1 1 1",
+            "2025-03-10 Paid Social 1 1 1 2",
+            "2025-05-15 Direct 1 1 1 1",
+        ])
+    );
+
+    // Funnels per session day, steps in order. Commerce: S1 and S4 go all the way; the
+    // others only view pages. Lead: S3. The company's own "video": S5 plays the video, nobody
+    // signs up. Every step is written, zeros too.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', funnel, step, event_name, sum(sessions))
+                 FROM rollup_funnel_daily WHERE company_id = $1
+                 GROUP BY funnel, step, event_name ORDER BY funnel, step",
+                a,
+            )
+            .await,
+        strings(&[
+            "commerce 1 page_view 7",
+            "commerce 2 add_to_cart 2",
+            "commerce 3 begin_checkout 2",
+            "commerce 4 purchase 2",
+            "lead 1 page_view 7",
+            "lead 2 lead_submit 1",
+            "video 1 page_view 7",
+            "video 2 video_play 1",
+            "video 3 signup 0",
+        ])
+    );
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, step, sessions) FROM rollup_funnel_daily
+                 WHERE company_id = $1 AND funnel = 'commerce' ORDER BY day, step",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-08 1 1",
+            "2025-03-08 2 1",
+            "2025-03-08 3 1",
+            "2025-03-08 4 1",
+            "2025-03-09 1 3",
+            "2025-03-09 2 0",
+            "2025-03-09 3 0",
+            "2025-03-09 4 0",
+            "2025-03-10 1 2",
+            "2025-03-10 2 1",
+            "2025-03-10 3 1",
+            "2025-03-10 4 1",
+            "2025-05-15 1 1",
+            "2025-05-15 2 0",
+            "2025-05-15 3 0",
+            "2025-05-15 4 0",
+        ])
+    );
+
+    // Revenue by the order's local day. A1 (00:12 EST) and A4 are the 9th's; A2 and A3
+    // (00:35 EDT) the 10th's. Last touch: A1 S1 Paid Search, A4 S5 Organic Search ($60
+    // less $20 refunded), A3 S4 Paid Social (creative ad42), A2 S2 Direct. New customers:
+    // A1 (u1), A3 (u2), A4 (the Stripe buyer); A2 and A5 are u1's second and third.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, channel, campaign, creative, currency,
+                                  orders::float8, gross_minor::float8,
+                                  refunded_minor::float8, net_minor::float8,
+                                  new_customers::float8)
+                 FROM rollup_revenue_daily WHERE company_id = $1 AND model = 'last_touch'
+                 ORDER BY day, channel",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 Organic Search   USD 1 6000 2000 4000 1",
+            "2025-03-09 Paid Search spring  USD 1 10000 0 10000 1",
+            "2025-03-10 Direct   USD 1 5000 0 5000 0",
+            "2025-03-10 Paid Social bf ad42 USD 1 8000 0 8000 1",
+            "2025-05-15 Direct   USD 1 3000 0 3000 0",
+        ])
+    );
+    // Linear: A2's credit is split between S1 (Paid Search) and S2 (Direct), A3's between
+    // S3 (Email) and S4 (Paid Social); A5's touches are S8 only (S2 is 66 days before).
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', channel, sum(orders)::float8, sum(net_minor)::float8,
+                                  sum(new_customers)::float8)
+                 FROM rollup_revenue_daily
+                 WHERE company_id = $1 AND model = 'linear' AND day <= '2025-03-10'
+                 GROUP BY channel ORDER BY channel",
+                a,
+            )
+            .await,
+        strings(&[
+            "Direct 0.5 2500 0",
+            "Email 0.5 4000 0.5",
+            "Organic Search 1 4000 1",
+            "Paid Search 1.5 12500 1",
+            "Paid Social 0.5 4000 0.5",
+        ])
+    );
+
+    // Time to conversion, first touch to purchase: A4 600 s (S5 16:00 → 16:10 UTC), A1
+    // 1,320 s (04:50 → 05:12), A3 75,900 s (S3 03-09 07:30 → 03-10 04:35), A2 119,700 s
+    // (S1 03-09 04:50 → 03-10 14:05), A5 300 s (S8).
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', c.day, o.order_number, c.channel, c.seconds)
+                 FROM rollup_conversions c JOIN orders o USING (company_id, order_id)
+                 WHERE c.company_id = $1 ORDER BY c.day, c.seconds",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 A4 Organic Search 600",
+            "2025-03-09 A1 Paid Search 1320",
+            "2025-03-10 A3 Email 75900",
+            "2025-03-10 A2 Paid Search 119700",
+            "2025-05-15 A5 Direct 300",
+        ])
+    );
+
+    // Orders per customer and day: u1 on the 9th, 10th and 15 May; u2 on the 10th; the
+    // Stripe buyer on the 9th, $40 net.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, orders, net_minor) FROM rollup_customer_days
+                 WHERE company_id = $1 ORDER BY day, net_minor",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 1 4000",
+            "2025-03-09 1 10000",
+            "2025-03-10 1 5000",
+            "2025-03-10 1 8000",
+            "2025-05-15 1 3000",
+        ])
+    );
+
+    // Company B's day in Paris: its own rows, none of A's.
+    let b = story.app.company.id;
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, channel, currency, net_minor::float8)
+                 FROM rollup_revenue_daily WHERE company_id = $1 AND model = 'first_touch'",
+                b,
+            )
+            .await,
+        strings(&["2025-03-09 Paid Search EUR 7000"])
+    );
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, sum(sessions)) FROM rollup_sessions_daily
+                 WHERE company_id = $1 GROUP BY day ORDER BY day",
+                b,
+            )
+            .await,
+        strings(&["2025-03-09 1", "2025-03-10 1"])
+    );
+}
