@@ -123,16 +123,31 @@ ALTER TABLE job_runs
     ADD COLUMN days_to     date,
     ADD COLUMN days_count  integer;
 
--- What the rollups job looks at to find the days touched since its last run: raw events by
--- the time they were received (BRIN: rows arrive in that order, so the index is a few pages
--- however large the table), orders by the time their attribution last changed.
-CREATE INDEX raw_events_by_received ON raw_events USING brin (received_at);
+-- Which sessions' days changed, and when: the ingestion writer appends, in the transaction
+-- that writes a batch's events, the start of every session the batch opened or extended,
+-- binned to 15 minutes (every time zone's offset is a multiple of 15 minutes, so a bin never
+-- straddles a local midnight). `changed_at` is the transaction's start, like every other
+-- change stamp the jobs' watermarks are compared with, so the rollups job finds exactly the
+-- days touched since its last run, late and back-filled events included. The job prunes
+-- what its runs have seen.
+CREATE TABLE session_changes (
+    company_id     uuid NOT NULL,
+    started_bin    timestamptz NOT NULL,
+    changed_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX session_changes_by_time ON session_changes (company_id, changed_at);
+
 CREATE INDEX orders_by_attributed ON orders (company_id, attributed_at);
 
 DO $$
 DECLARE
     t text;
 BEGIN
+    FOREACH t IN ARRAY ARRAY['session_changes'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
+                        WITH CHECK (company_id = lux_current_company())', t);
+    END LOOP;
     FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
                              'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days']
     LOOP
@@ -145,5 +160,6 @@ END
 $$;
 
 GRANT SELECT, INSERT, UPDATE ON ad_spend TO lux_app;
+GRANT SELECT, INSERT, DELETE ON session_changes TO lux_app;
 GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
     rollup_conversions, rollup_customer_days TO lux_app;

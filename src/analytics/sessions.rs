@@ -202,6 +202,34 @@ pub async fn load_joinable(
     .await
 }
 
+/// Notes which sessions' days this batch changes, for the rollups job: their starts,
+/// binned to 15 minutes (see `session_changes` in the migrations). A batch touches a handful
+/// of bins, so this is one small insert per batch.
+async fn record_changes(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    sessions: &[TouchedSession],
+) -> Result<(), sqlx::Error> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO session_changes (company_id, started_bin)
+         SELECT DISTINCT $1, date_bin('15 minutes', t, timestamptz '2000-01-01 00:00+00')
+         FROM unnest($2::timestamptz[]) t",
+    )
+    .bind(company_id)
+    .bind(
+        sessions
+            .iter()
+            .map(|s| s.row.started_at)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Writes the touched sessions: new ones in full, existing ones' counters.
 pub async fn store(
     tx: &mut Transaction<'static, Postgres>,
@@ -209,6 +237,7 @@ pub async fn store(
     events: &[&AcceptedEvent],
     sessions: &[TouchedSession],
 ) -> Result<(), sqlx::Error> {
+    record_changes(tx, company_id, sessions).await?;
     let (new, old): (Vec<&TouchedSession>, Vec<&TouchedSession>) =
         sessions.iter().partition(|s| s.opened_by.is_some());
     if !old.is_empty() {

@@ -27,11 +27,6 @@ use self::settings::RollupSettings;
 /// small while a full rebuild still moves along in large statements.
 const DAYS_PER_CHUNK: usize = 7;
 
-/// How long an event can wait between its receipt (`received_at`, stamped by the ingestion
-/// node) and its commit. Events received this long before the last run's watermark are looked
-/// at again; the requests that carry them time out well before.
-const RECEIPT_TO_COMMIT: &str = "5 minutes";
-
 /// Which days a run recomputes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -137,12 +132,14 @@ async fn all_days(
     })
 }
 
-/// The days whose data may have changed since `watermark`:
-/// - the start days of sessions that received an event since then (events are found by the
-///   time they were received, a few minutes earlier than the watermark to cover the time
-///   between receipt and commit; new sessions come with their first event);
+/// The days whose data changed since `watermark`:
+/// - the start days of sessions that an event opened or extended since then (the ingestion
+///   writer notes them in `session_changes`: late and back-filled events too);
 /// - the placement days of orders written since then (new orders, payments, refunds, a
 ///   first-order flag moving) or whose attribution changed since then.
+///
+/// Change notes older than a day before the watermark have been seen by an earlier run and
+/// are pruned here.
 async fn touched_days(
     pool: &PgPool,
     company_id: Uuid,
@@ -150,22 +147,25 @@ async fn touched_days(
     watermark: DateTime<Utc>,
 ) -> Result<Vec<NaiveDate>, sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-    let days: Vec<NaiveDate> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "WITH touched_sessions AS (
-             SELECT DISTINCT session_id FROM raw_events
-             WHERE company_id = $1 AND session_id IS NOT NULL
-               AND received_at >= $3::timestamptz - interval '{RECEIPT_TO_COMMIT}')
-         SELECT (s.started_at AT TIME ZONE $2)::date AS day
-         FROM sessions s JOIN touched_sessions t USING (session_id)
-         WHERE s.company_id = $1
+    sqlx::query(
+        "DELETE FROM session_changes
+         WHERE company_id = $1 AND changed_at < $2::timestamptz - interval '1 day'",
+    )
+    .bind(company_id)
+    .bind(watermark)
+    .execute(&mut *tx)
+    .await?;
+    let days: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT (started_bin AT TIME ZONE $2)::date AS day FROM session_changes
+         WHERE company_id = $1 AND changed_at >= $3
          UNION
          SELECT (placed_at AT TIME ZONE $2)::date FROM orders
          WHERE company_id = $1 AND updated_at >= $3
          UNION
          SELECT (placed_at AT TIME ZONE $2)::date FROM orders
          WHERE company_id = $1 AND attributed_at >= $3
-         ORDER BY day"
-    )))
+         ORDER BY day",
+    )
     .bind(company_id)
     .bind(timezone)
     .bind(watermark)

@@ -281,6 +281,21 @@ impl Story {
         reports
     }
 
+    /// Moves every change stamp an hour back, as if everything so far had been written long
+    /// ago: the next incremental run then finds days only through what changes after this
+    /// (not because they were written within the watermark's few seconds of margin).
+    pub async fn age_change_stamps(&self) {
+        for sql in [
+            "UPDATE session_changes SET changed_at = changed_at - interval '1 hour'",
+            "UPDATE orders SET updated_at = updated_at - interval '1 hour',
+                               attributed_at = attributed_at - interval '1 hour'",
+            "UPDATE sessions SET created_at = created_at - interval '1 hour'",
+            "UPDATE identity_keys SET linked_at = linked_at - interval '1 hour'",
+        ] {
+            sqlx::query(sql).execute(&self.app.owner).await.unwrap();
+        }
+    }
+
     /// Every rollup row of a company, as text, in a stable order.
     pub async fn rollups(&self, company: Uuid) -> Vec<String> {
         let mut all = Vec::new();
@@ -521,4 +536,194 @@ async fn the_hand_made_data_set_rolls_up_to_the_numbers_worked_out_by_hand() {
             .await,
         strings(&["2025-03-09 1", "2025-03-10 1"])
     );
+}
+
+#[tokio::test]
+async fn running_every_job_twice_changes_nothing_and_a_late_event_changes_only_its_day() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    let first = story.run_all(Mode::Incremental).await;
+    assert!(
+        first.iter().all(|r| r.full_run),
+        "the first runs do everything"
+    );
+    let rollups = story.rollups(a).await;
+    assert!(rollups.len() > 30, "{rollups:?}");
+    story.age_change_stamps().await;
+
+    // Again, through the command line: nothing new, so the same rows.
+    let url = story.app.db.url.clone();
+    let second = lux_json_lines(&url, &["jobs", "run", "all"]);
+    assert_eq!(second.len(), 4, "{second:?}");
+    assert_eq!(story.rollups(a).await, rollups);
+    // A full rebuild gives the same rows too.
+    lux_json_lines(
+        &url,
+        &[
+            "jobs",
+            "run",
+            "rollups",
+            "--company",
+            &a.to_string(),
+            "--full",
+        ],
+    );
+    assert_eq!(story.rollups(a).await, rollups);
+
+    // A visitor's page view on 8 March arrives late (a backfill): only the 8th moves.
+    story
+        .visit(
+            &story.a,
+            Uuid::new_v4(),
+            &[("page_view", PAID_SEARCH, "2025-03-08T15:00:00Z")],
+        )
+        .await;
+    let report = story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert!(!report.full_run);
+    assert_eq!(report.days_count, Some(1));
+    let after = story.rollups(a).await;
+    let of_day = |rows: &[String], day: &str| -> Vec<String> {
+        rows.iter().filter(|r| r.contains(day)).cloned().collect()
+    };
+    let others = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| !r.contains("2025-03-08"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&after), others(&rollups));
+    assert_ne!(of_day(&after, "2025-03-08"), of_day(&rollups, "2025-03-08"));
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, channel, sessions, visitors, engaged_sessions)
+                 FROM rollup_sessions_daily WHERE company_id = $1 AND day = '2025-03-08'",
+                a,
+            )
+            .await,
+        strings(&["2025-03-08 Paid Search 2 2 1"])
+    );
+
+    // Every run is recorded with what it covered.
+    let runs: Vec<(String, String, bool, Option<i32>)> = sqlx::query_as(
+        "SELECT job, status, full_run, days_count FROM job_runs
+         WHERE company_id = $1 ORDER BY started_at",
+    )
+    .bind(a)
+    .fetch_all(&story.app.owner)
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 6, "{runs:?}");
+    assert!(runs.iter().all(|r| r.1 == "succeeded"), "{runs:?}");
+    let rollup_runs: Vec<_> = runs.iter().filter(|r| r.0 == "rollups").collect();
+    // First run: 8 March to 15 May, every day; then none; then the full rebuild; then the
+    // late event's day.
+    assert_eq!(rollup_runs[0].3, Some(69));
+    assert_eq!(rollup_runs[1].3, Some(0));
+    assert!(rollup_runs[2].2);
+    assert_eq!(report.days_from, Some("2025-03-08".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    story.run_all(Mode::Incremental).await;
+    let before = story.rollups(a).await;
+    story.age_change_stamps().await;
+
+    // Another $10 of A4 refunded: its day (the 9th) changes, net $30.
+    let created = chrono::DateTime::parse_from_rfc3339("2025-03-09T16:10:00Z")
+        .unwrap()
+        .timestamp();
+    let refund = json!({"id": "evt_a4_2", "object": "event", "type": "charge.refunded",
+        "created": created + 86_400, "data": {"object": {
+            "id": "ch_A4", "object": "charge", "amount": 6000, "amount_captured": 6000,
+            "amount_refunded": 3000, "refunded": false, "currency": "usd",
+            "status": "succeeded", "payment_intent": "pi_A4", "created": created,
+            "billing_details": {"email": "buyer.four@example.com"},
+            "metadata": {"order_id": "A4"}}}});
+    lux::commerce::import::run(
+        &story.app.owner,
+        &secrets_key(),
+        a,
+        lux::commerce::secrets::Provider::Stripe,
+        &refund.to_string(),
+    )
+    .await
+    .unwrap();
+    let report = story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert!(!report.full_run);
+    assert_eq!(report.days_count, Some(1));
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, refunded_minor::float8, net_minor::float8)
+                 FROM rollup_revenue_daily
+                 WHERE company_id = $1 AND model = 'last_touch' AND channel = 'Organic Search'",
+                a,
+            )
+            .await,
+        strings(&["2025-03-09 3000 3000"])
+    );
+    let after = story.rollups(a).await;
+    let not_ninth = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| !r.contains("2025-03-09"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(not_ninth(&after), not_ninth(&before));
+
+    // Engaged from 60 s on: S5 (15 s) is no longer engaged; every day is recomputed.
+    lux_json(
+        &story.app.db.url,
+        &[
+            "company",
+            "rollups",
+            &a.to_string(),
+            "--engaged-seconds",
+            "60",
+        ],
+    );
+    let report = story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert!(report.full_run);
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', channel, engaged_sessions) FROM rollup_sessions_daily
+                 WHERE company_id = $1 AND day = '2025-03-09' ORDER BY channel",
+                a,
+            )
+            .await,
+        strings(&["Direct 0", "Email 1", "Organic Search 0"])
+    );
+
+    // Given days only: nothing else is read or written.
+    let report = story
+        .run(
+            a,
+            Job::Rollups,
+            Mode::Days {
+                from: "2025-03-10".parse().unwrap(),
+                to: "2025-03-10".parse().unwrap(),
+            },
+        )
+        .await;
+    assert_eq!(report.days_count, Some(1));
+    assert_eq!(report.range_from, report.range_to);
+}
+
+/// Runs `lux`, which must succeed, and parses each line it printed as JSON.
+fn lux_json_lines(database_url: &str, args: &[&str]) -> Vec<Value> {
+    let output = crate::helpers::lux_command(database_url, args);
+    assert!(
+        output.status.success(),
+        "lux {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
 }
