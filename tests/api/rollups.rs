@@ -91,9 +91,7 @@ impl Story {
         company: &Company,
         visitor: Uuid,
         user: &str,
-        order: &str,
-        value: &str,
-        currency: &str,
+        (order, value, currency): (&str, &str, &str),
         at: &str,
     ) {
         let event = json!({"event_id": Uuid::now_v7(), "event_name": "purchase",
@@ -160,7 +158,7 @@ impl Story {
             ],
         )
         .await;
-        self.purchase(a, v1, "u1", "A1", "100.00", "USD", "2025-03-09T05:12:00Z")
+        self.purchase(a, v1, "u1", ("A1", "100.00", "USD"), "2025-03-09T05:12:00Z")
             .await;
         // S3: after the clocks went forward (03:30 EDT = 07:30 UTC).
         self.visit_extra(
@@ -205,17 +203,17 @@ impl Story {
             ],
         )
         .await;
-        self.purchase(a, v2, "u2", "A3", "80.00", "USD", "2025-03-10T04:35:00Z")
+        self.purchase(a, v2, "u2", ("A3", "80.00", "USD"), "2025-03-10T04:35:00Z")
             .await;
         // S2
         self.visit(a, v1, &[("page_view", PAGE, "2025-03-10T14:00:00Z")])
             .await;
-        self.purchase(a, v1, "u1", "A2", "50.00", "USD", "2025-03-10T14:05:00Z")
+        self.purchase(a, v1, "u1", ("A2", "50.00", "USD"), "2025-03-10T14:05:00Z")
             .await;
         // S8, two months later.
         self.visit(a, v1, &[("page_view", PAGE, "2025-05-15T16:00:00Z")])
             .await;
-        self.purchase(a, v1, "u1", "A5", "30.00", "USD", "2025-05-15T16:05:00Z")
+        self.purchase(a, v1, "u1", ("A5", "30.00", "USD"), "2025-05-15T16:05:00Z")
             .await;
         // A4: paid through Stripe, $20 of $60 refunded, linked to V3 by the checkout's
         // metadata.
@@ -253,7 +251,7 @@ impl Story {
             ],
         )
         .await;
-        self.purchase(b, v, "b1", "B1", "70.00", "EUR", "2025-03-09T09:05:00Z")
+        self.purchase(b, v, "b1", ("B1", "70.00", "EUR"), "2025-03-09T09:05:00Z")
             .await;
         self.visit(
             b,
