@@ -5,6 +5,7 @@
 //! - [`commerce`]: orders from purchase events, Stripe and WooCommerce;
 //! - [`attribution`]: which sessions and channels earned each order;
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
+//! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
@@ -21,5 +22,6 @@ pub mod identity;
 pub mod jobs;
 pub mod privacy;
 pub mod server;
+pub mod spend;
 pub mod telemetry;
 pub mod tenancy;
