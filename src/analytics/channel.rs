@@ -526,7 +526,10 @@ mod tests {
         for channel in Channel::ALL {
             assert_eq!(Channel::from_name(channel.as_str()), Some(channel));
         }
-        assert_eq!(Channel::from_name(" paid search "), Some(Channel::PaidSearch));
+        assert_eq!(
+            Channel::from_name(" paid search "),
+            Some(Channel::PaidSearch)
+        );
         assert_eq!(Channel::from_name("sms"), Some(Channel::Sms));
         assert_eq!(Channel::from_name("Paid Serch"), None);
     }

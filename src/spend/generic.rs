@@ -99,15 +99,22 @@ impl Columns {
     }
 
     fn try_row(&self, line: &Line, company_currency: Currency) -> Result<SpendRow, String> {
-        let [date, platform, channel, source, medium, campaign, ad_id, spend, impressions, clicks] =
-            self.at.map(|i| line.cell(Some(i)));
+        let [
+            date,
+            platform,
+            channel,
+            source,
+            medium,
+            campaign,
+            ad_id,
+            spend,
+            impressions,
+            clicks,
+        ] = self.at.map(|i| line.cell(Some(i)));
         let day = parse_iso_day(date).map_err(|e| format!("date: {e}"))?;
         let channel_name = Channel::from_name(channel).ok_or_else(|| {
             let names: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
-            format!(
-                "channel {channel:?} is not one of {}",
-                names.join(", ")
-            )
+            format!("channel {channel:?} is not one of {}", names.join(", "))
         })?;
         if spend.is_empty() {
             return Err("spend is empty".into());
@@ -124,9 +131,8 @@ impl Columns {
         let currency = if currency_text.is_empty() {
             company_currency
         } else {
-            Currency::parse(currency_text).ok_or_else(|| {
-                format!("currency {currency_text:?} is not an ISO 4217 code")
-            })?
+            Currency::parse(currency_text)
+                .ok_or_else(|| format!("currency {currency_text:?} is not an ISO 4217 code"))?
         };
         Ok(SpendRow {
             day,

@@ -29,7 +29,14 @@ pub const EXPECTED: &str = "google: a Google Ads report downloaded as CSV, with 
     allowed; or the CSV of Google's API example script, header \
     Account,Date,Campaign,Impressions,Clicks,Cost (Cost in micros)";
 
-const API_SCRIPT_COLUMNS: [&str; 6] = ["account", "campaign", "clicks", "cost", "date", "impressions"];
+const API_SCRIPT_COLUMNS: [&str; 6] = [
+    "account",
+    "campaign",
+    "clicks",
+    "cost",
+    "date",
+    "impressions",
+];
 
 pub fn looks_like(header: &Header) -> bool {
     header.has("Campaign") && header.has("Cost")
@@ -62,12 +69,15 @@ impl Columns {
                     .into(),
             });
         }
-        let day = header.find_any(&["Day", "Date"]).ok_or_else(|| FileError::Header {
-            line: header.line,
-            message: "the Google Ads report has no Day column: spend is imported by day, so add \
+        let day = header
+            .find_any(&["Day", "Date"])
+            .ok_or_else(|| FileError::Header {
+                line: header.line,
+                message:
+                    "the Google Ads report has no Day column: spend is imported by day, so add \
                       the Day segment (Segments → Time → Day) and download the report again"
-                .into(),
-        })?;
+                        .into(),
+            })?;
         Ok(Columns {
             micros: api_script,
             campaign: header.find("Campaign").expect("looks_like checked it"),

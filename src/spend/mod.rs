@@ -104,14 +104,19 @@ pub enum FileError {
     #[error(
         "cannot tell the format: no known header in the first {HEADER_SEARCH_LINES} lines; \
          expected one of\n  - {}\n  - {}\n  - {}\n(or give --format google|meta|generic)",
-        google::EXPECTED, meta::EXPECTED, generic::EXPECTED
+        google::EXPECTED,
+        meta::EXPECTED,
+        generic::EXPECTED
     )]
     UnknownFormat,
     #[error(
         "line {line}: the header fits more than one format ({}): give --format",
         formats.join(", ")
     )]
-    Ambiguous { line: u64, formats: Vec<&'static str> },
+    Ambiguous {
+        line: u64,
+        formats: Vec<&'static str>,
+    },
     #[error(
         "no {} header in the first {HEADER_SEARCH_LINES} lines; expected {}{}",
         format.as_str(), format.expected(),
@@ -317,6 +322,24 @@ pub fn parse(
     let mut rows: BTreeMap<_, (u64, SpendRow)> = BTreeMap::new();
     for line in &lines[at + 1..] {
         parsed.data_lines += 1;
+        // More cells than the header is how an unquoted comma in a name shows: every later
+        // cell would be read from the wrong column.
+        if line
+            .cells
+            .iter()
+            .skip(header.names.len())
+            .any(|c| !c.is_empty())
+        {
+            parsed.skipped.push(Skipped {
+                line: line.number,
+                reason: format!(
+                    "{} cells where the header has {} (a comma in a name without quotes?)",
+                    line.cells.len(),
+                    header.names.len()
+                ),
+            });
+            continue;
+        }
         let row = match columns.row(line, company_currency)? {
             Outcome::Row(row) => row.check(),
             Outcome::Summary => {
@@ -549,4 +572,164 @@ async fn upsert(
         updated += fresh.len() - new;
     }
     Ok((inserted, updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    fn parse_text(text: &str) -> Result<Parsed, FileError> {
+        parse(text.as_bytes(), None, eur())
+    }
+
+    fn reasons(parsed: &Parsed) -> Vec<(u64, &str)> {
+        parsed
+            .skipped
+            .iter()
+            .map(|s| (s.line, s.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn lines_with_one_key_but_another_currency_or_channel_are_not_summed() {
+        let parsed = parse_text(
+            "date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks,currency\n\
+             2025-01-01,x,Paid Search,s,m,c,,1.10,1,1,USD\n\
+             2025-01-01,x,Paid Search,s,m,c,,2.20,2,2,EUR\n\
+             2025-01-01,x,Display,s,m,c,,2.20,2,2,USD\n\
+             2025-01-01,x,Paid Search,s,m,c,,0.01,3,3,usd\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].spend.to_string(), "1.110000");
+        assert_eq!((parsed.rows[0].impressions, parsed.rows[0].clicks), (4, 4));
+        assert_eq!(parsed.summed, 1);
+        let skipped = reasons(&parsed);
+        assert_eq!(skipped.len(), 2);
+        assert!(
+            skipped[0].1.contains("as line 2 but currency \"USD\""),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].1.contains("channel \"Paid Search\""),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn rows_that_the_table_would_refuse_are_skipped_one_by_one() {
+        let long = "c".repeat(501);
+        let parsed = parse_text(&format!(
+            "date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks\n\
+             2025-01-01,Google Ads,Paid Search,s,m,c,,1,0,0\n\
+             2025-01-01,x,Paid Search,s,m,{long},,1,0,0\n\
+             2025-01-01,x,Paid Search,s,m,c\0,,1,0,0\n\
+             2025-01-01,x,Paid Search,s,m,c,,1,-5,0\n\
+             2025-01-01,x,Paid Search,s,m,c,,1,0,0,EURO\n\
+             2025-01-01,x,Paid Search,s,m,c,,,0,0\n\
+             2025-01-01,x,Paid Search,s,m,ok,,1,0,0\n"
+        ))
+        .unwrap();
+        let skipped = reasons(&parsed);
+        let expected = [
+            (2, "platform \"google ads\""),
+            (3, "longer than 500"),
+            (4, "NUL"),
+            (5, "negative"),
+            (6, "11 cells where the header has 10"),
+            (7, "spend is empty"),
+        ];
+        assert_eq!(skipped.len(), expected.len(), "{skipped:?}");
+        for ((line, reason), (want_line, want)) in skipped.iter().zip(expected) {
+            assert_eq!(*line, want_line, "{reason}");
+            assert!(reason.contains(want), "line {line}: {reason}");
+        }
+        assert_eq!(parsed.rows.len(), 1, "line 8");
+    }
+
+    #[test]
+    fn a_utf16_tab_separated_google_download_is_read() {
+        let text = "Campaign report\n\"Jan 1, 2025 - Jan 1, 2025\"\n\
+                    Campaign\tAd ID\tDay\tCurrency code\tCost\tImpr.\tClicks\n\
+                    Brand\t--\tJan 1, 2025\tusd\t\"1,234.56\"\t10\t1\n\
+                    Total: Account\t\t\tUSD\t\"1,234.56\"\t10\t1\n";
+        let bytes: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let parsed = parse(&bytes, Some(Format::Google), eur()).unwrap();
+        assert_eq!(parsed.layout, Layout::GoogleUi);
+        assert_eq!(parsed.summary_rows, 1);
+        let row = &parsed.rows[0];
+        assert_eq!(row.day, NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        assert_eq!((row.ad_id.as_str(), row.currency.code()), ("", "USD"));
+        assert_eq!(row.spend.to_string(), "1234.560000");
+    }
+
+    #[test]
+    fn a_google_campaign_named_total_is_still_a_campaign_when_it_has_a_day() {
+        let parsed =
+            parse_text("Campaign,Day,Cost\nTotal: brand,2025-01-01,5\nTotal: Account,--,5\n")
+                .unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].campaign, "Total: brand");
+        assert_eq!(parsed.rows[0].currency, eur(), "no Currency code column");
+        assert_eq!(parsed.summary_rows, 1);
+    }
+
+    #[test]
+    fn meta_summary_rows_are_ignored_and_a_single_day_report_needs_no_day_column() {
+        let parsed = parse_text(
+            "Reporting starts,Reporting ends,Campaign name,Ad name,Ad ID,Impressions,Clicks (all),Amount spent (EUR)\n\
+             2025-03-30,2025-03-30,,,,300,9,30.00\n\
+             2025-03-30,2025-03-30,Spring,Video A,120210000000000001,100,3,10.00\n\
+             2025-03-30,2025-03-30,Spring,Video B,120210000000000002,200,6,20.00\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.summary_rows, 1);
+        let ads: Vec<(&str, i64)> = parsed
+            .rows
+            .iter()
+            .map(|r| (r.ad_id.as_str(), r.clicks))
+            .collect();
+        assert_eq!(
+            ads,
+            [("120210000000000001", 3), ("120210000000000002", 6)],
+            "Clicks (all) when there is no Link clicks column"
+        );
+    }
+
+    #[test]
+    fn headers_are_found_in_any_case_and_order_and_the_guess_is_reported() {
+        let parsed = parse_text(
+            "CLICKS,Spend,Date,Platform,Channel,Source,Medium,Campaign,Ad_ID,Impressions\n\
+             1,2,2025-01-01,p,Email,s,m,c,a,3\n",
+        )
+        .unwrap();
+        assert_eq!((parsed.format, parsed.guessed), (Format::Generic, true));
+        assert_eq!(parsed.rows[0].channel, "Email");
+        assert_eq!(parsed.rows[0].spend.to_string(), "2.000000");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for text in [
+            "",
+            "\u{feff}",
+            "\"",
+            "Campaign,Cost\n",
+            "Campaign,Cost,Day\n\"unterminated,1,2025-01-01\n",
+            "Amount spent (),Day\n1,2\n",
+            "Amount spent (ÉÉÉ),Day\n1,2\n",
+            "Total:\u{e9},Campaign,Cost,Day\n\u{e9}\u{e9}\u{e9},a,1,2025-01-01\nTot\u{e9}l:,--,1,--\n",
+        ] {
+            let _ = parse_text(text);
+            let _ = parse(text.as_bytes(), Some(Format::Meta), eur());
+        }
+        let _ = parse(&[0xFF, 0xFE, 0x00], None, eur());
+    }
 }

@@ -155,10 +155,10 @@ fn all_digits(text: &str) -> bool {
 /// A day as `YYYY-MM-DD`, the only form the generic CSV and Meta use.
 pub fn parse_iso_day(text: &str) -> Result<NaiveDate, String> {
     let text = text.trim();
-    if text.len() == 10 {
-        if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            return Ok(day);
-        }
+    if text.len() == 10
+        && let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    {
+        return Ok(day);
     }
     Err(format!("{text:?} is not a day as YYYY-MM-DD"))
 }
@@ -211,18 +211,29 @@ mod tests {
     #[test]
     fn numbers_in_other_locales_or_shapes_are_refused() {
         for bad in [
-            "0,19", "1 234,56", "1,23", "12,3456", ",123", "1.2.3", "1.", "$12", "12%", "1E+5",
-            "", "-", "abc", "1,234,56",
+            "0,19", "1 234,56", "1,23", "12,3456", ",123", "1.2.3", "1.", "$12", "12%", "1E+5", "",
+            "-", "abc", "1,234,56",
         ] {
             assert!(major(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(major("1.0000001").unwrap_err().contains("more than 6 decimal places"));
-        assert!(major("99999999999999999999").unwrap_err().contains("too large"));
+        assert!(
+            major("1.0000001")
+                .unwrap_err()
+                .contains("more than 6 decimal places")
+        );
+        assert!(
+            major("99999999999999999999")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
     fn micros_are_whole_numbers() {
-        assert_eq!(Micros::parse_micros("12500000").unwrap().to_string(), "12.500000");
+        assert_eq!(
+            Micros::parse_micros("12500000").unwrap().to_string(),
+            "12.500000"
+        );
         assert_eq!(Micros::parse_micros("0").unwrap(), Micros::ZERO);
         assert!(Micros::parse_micros("12.5").is_err());
         assert!(Micros::parse_micros("1,250,000").is_err());

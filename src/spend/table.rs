@@ -62,7 +62,7 @@ pub fn decode(bytes: &[u8]) -> Result<String, FileError> {
         return String::from_utf8(rest.to_vec()).map_err(|_| FileError::Encoding);
     }
     let utf16 = |rest: &[u8], from: fn([u8; 2]) -> u16| {
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(FileError::Encoding);
         }
         let units = rest.chunks_exact(2).map(|p| from([p[0], p[1]]));

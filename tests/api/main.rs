@@ -14,4 +14,5 @@ mod privacy;
 mod resilience;
 mod sessions;
 mod snippet;
+mod spend;
 mod tenancy;
