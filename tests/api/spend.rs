@@ -491,6 +491,15 @@ async fn an_import_for_one_company_never_writes_another_companys_rows() {
     assert_eq!(s.stamps(s.b.id).await, b_before, "B's stamps");
     assert_eq!(s.rows(s.a.id).await.len(), 7);
     assert_eq!(s.count().await, 11);
+
+    // The import writes as the service's role, so row-level security applies to it: without
+    // that role's INSERT right it cannot write at all.
+    sqlx::query("REVOKE INSERT ON ad_spend FROM lux_app")
+        .execute(&s.owner)
+        .await
+        .unwrap();
+    let error = s.refused(s.b.id, &fixture("meta_ads_daily_by_ad_set.csv"), None);
+    assert!(error.contains("permission denied"), "{error}");
 }
 
 #[tokio::test]
