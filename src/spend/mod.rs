@@ -716,6 +716,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_generic_sample_imports_whole() {
+        let parsed = parse(
+            include_bytes!("../../docs/samples/ad_spend_generic.csv"),
+            None,
+            eur(),
+        )
+        .unwrap();
+        assert_eq!((parsed.rows.len(), parsed.skipped.len()), (5, 0));
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for text in [
             "",
