@@ -6,6 +6,7 @@
 //! - [`attribution`]: which sessions and channels earned each order;
 //! - [`rollups`]: the daily per-company tables every report reads;
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
+//! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
@@ -23,5 +24,6 @@ pub mod jobs;
 pub mod privacy;
 pub mod rollups;
 pub mod server;
+pub mod spend;
 pub mod telemetry;
 pub mod tenancy;

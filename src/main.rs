@@ -48,14 +48,18 @@ enum Command {
     /// Run jobs (attribution, ...) now, for one company or all.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Import orders: exported Stripe events or WooCommerce REST API v3 orders.
+    /// Import orders (exported Stripe events or WooCommerce REST API v3 orders) or ad spend
+    /// (a CSV export of Google Ads, Meta Ads, or the generic layout).
     Import {
-        /// stripe or woocommerce.
+        /// stripe, woocommerce or spend.
         provider: String,
-        /// A JSON array, one JSON object, or JSON lines.
+        /// Orders: a JSON array, one JSON object, or JSON lines. Spend: a CSV file.
         file: PathBuf,
         #[arg(long)]
         company: Uuid,
+        /// Spend only: the CSV's layout; guessed from its header when absent.
+        #[arg(long, value_parser = ["google", "meta", "generic"])]
+        format: Option<String>,
     },
 }
 
@@ -348,8 +352,40 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
             provider,
             file,
             company,
-        } => import(&provider, &file, company, ctx).await,
+            format,
+        } if provider == "spend" => import_spend(&file, company, format.as_deref(), url).await,
+        Command::Import {
+            provider,
+            file,
+            company,
+            format,
+        } => {
+            if format.is_some() {
+                anyhow::bail!("--format is for `lux import spend` only");
+            }
+            import(&provider, &file, company, ctx).await
+        }
     }
+}
+
+/// `lux import spend`: prints what was imported as one JSON object; fails when the file is
+/// refused or has no valid row.
+async fn import_spend(
+    file: &std::path::Path,
+    company: Uuid,
+    format: Option<&str>,
+    url: &str,
+) -> anyhow::Result<()> {
+    let format = format.and_then(lux::spend::Format::parse);
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    // Migrated as the owner, written as the service (row-level security applies).
+    owner_pool(url).await?.close().await;
+    let pool = lux::db::connect_app(url, 1)?;
+    let result = lux::spend::import(&pool, company, &bytes, format).await;
+    pool.close().await;
+    let summary = result.with_context(|| format!("importing {}", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 async fn import(
@@ -362,7 +398,7 @@ async fn import(
     let key = ctx.require_secrets_key()?;
     let provider = match Provider::parse(provider) {
         Some(p @ (Provider::Stripe | Provider::WooCommerce)) => p,
-        _ => anyhow::bail!("cannot import {provider:?}: use stripe or woocommerce"),
+        _ => anyhow::bail!("cannot import {provider:?}: use stripe, woocommerce or spend"),
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;

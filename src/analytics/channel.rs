@@ -35,6 +35,38 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel, in GA4's order of evaluation.
+    pub const ALL: [Channel; 19] = [
+        Channel::Direct,
+        Channel::CrossNetwork,
+        Channel::PaidShopping,
+        Channel::PaidSearch,
+        Channel::PaidSocial,
+        Channel::PaidVideo,
+        Channel::Display,
+        Channel::PaidOther,
+        Channel::OrganicShopping,
+        Channel::OrganicSocial,
+        Channel::OrganicVideo,
+        Channel::OrganicSearch,
+        Channel::Referral,
+        Channel::Email,
+        Channel::Affiliates,
+        Channel::Audio,
+        Channel::Sms,
+        Channel::MobilePushNotifications,
+        Channel::Unassigned,
+    ];
+
+    /// The channel named `name` in any case (`paid search` is Paid Search), for names that
+    /// come from outside (the generic ad spend CSV).
+    pub fn from_name(name: &str) -> Option<Channel> {
+        let name = name.trim();
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// The name GA4 shows, which is also what we store.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -487,6 +519,19 @@ mod tests {
         assert!(is_shopping_campaign("holiday shopping"));
         assert!(!is_shopping_campaign("workshop"));
         assert!(!is_shopping_campaign("brand"));
+    }
+
+    #[test]
+    fn channel_names_read_back_in_any_case() {
+        for channel in Channel::ALL {
+            assert_eq!(Channel::from_name(channel.as_str()), Some(channel));
+        }
+        assert_eq!(
+            Channel::from_name(" paid search "),
+            Some(Channel::PaidSearch)
+        );
+        assert_eq!(Channel::from_name("sms"), Some(Channel::Sms));
+        assert_eq!(Channel::from_name("Paid Serch"), None);
     }
 
     #[test]

@@ -15,4 +15,5 @@ mod resilience;
 mod rollups;
 mod sessions;
 mod snippet;
+mod spend;
 mod tenancy;
