@@ -5,21 +5,25 @@
 //! - [`commerce`]: orders from purchase events, Stripe and WooCommerce;
 //! - [`attribution`]: which sessions and channels earned each order;
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
+//! - [`reports`]: the metrics API, read from the rollups as `lux_reader`;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the router that merges the domains' routes;
-//! - [`server`]: running it all.
+//! - [`server`]: running it all;
+//! - [`clock`]: the current time, fixed in tests.
 
 pub mod analytics;
 pub mod attribution;
+pub mod clock;
 pub mod commerce;
 pub mod db;
 pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod privacy;
+pub mod reports;
 pub mod server;
 pub mod telemetry;
 pub mod tenancy;
