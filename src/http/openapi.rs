@@ -281,8 +281,11 @@ pub fn document() -> Value {
                         {"name": "company_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
                     ],
                     "responses": {
-                        "200": {"description": "applied, or a duplicate"},
-                        "400": error_response("bad signature or payload")
+                        "200": {"description": "received: applied (with its order_id), a duplicate, or ignored (another event type)"},
+                        "400": error_response("signature verification failed; nothing was applied"),
+                        "404": error_response("unknown provider or company"),
+                        "422": error_response("verified, but not an order that can be applied"),
+                        "503": error_response("no webhook secrets key configured, or the database is unavailable")
                     }
                 }
             },

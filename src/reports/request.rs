@@ -223,7 +223,7 @@ pub enum RequestError {
         "keys go in the header `Authorization: Bearer SECRET_KEY`, never in the URL; revoke this key"
     )]
     KeyInUrl,
-    #[error("report {report} does not take `{param}`; it takes: {}", takes(*.report))]
+    #[error("report {report} does not take `{param}`; it takes: {}", takes(.report))]
     UnknownParameter { report: &'static str, param: String },
     #[error("unknown funnel or no sessions in range; funnels with data: {}", if .0.is_empty() { "none".to_string() } else { .0.join(", ") })]
     NoFunnelData(Vec<String>),
