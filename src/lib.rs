@@ -7,21 +7,25 @@
 //! - [`rollups`]: the daily per-company tables every report reads;
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
 //! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
+//! - [`reports`]: the metrics API, read from the rollups as `lux_reader`;
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the router that merges the domains' routes;
-//! - [`server`]: running it all.
+//! - [`server`]: running it all;
+//! - [`clock`]: the current time, fixed in tests.
 
 pub mod analytics;
 pub mod attribution;
+pub mod clock;
 pub mod commerce;
 pub mod db;
 pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod privacy;
+pub mod reports;
 pub mod rollups;
 pub mod server;
 pub mod spend;

@@ -445,6 +445,7 @@ async fn serve(args: ServeArgs, ctx: &Context) -> anyhow::Result<()> {
             Ok(key) => key.clone(),
             Err(e) => anyhow::bail!("{e:#}"),
         },
+        clock: lux::clock::Clock::System,
     };
     if options.secrets_key.is_none() {
         tracing::warn!("LUX_SECRETS_KEY is not set: webhooks will answer 503");

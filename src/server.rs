@@ -27,6 +27,8 @@ pub struct ServeOptions {
     pub secrets_key: Option<crate::commerce::secrets::SecretsKey>,
     /// How often the jobs (attribution, ...) run for every company; `None`: never.
     pub jobs_interval: Option<Duration>,
+    /// "Now" for the reports (fixed in tests).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for ServeOptions {
@@ -39,6 +41,7 @@ impl Default for ServeOptions {
             pool_size: 16,
             secrets_key: None,
             jobs_interval: Some(Duration::from_secs(60)),
+            clock: crate::clock::Clock::System,
         }
     }
 }
@@ -75,6 +78,8 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
     owner.close().await;
 
     let pool = crate::db::connect_app(database_url, options.pool_size)?;
+    // Reports are few and heavier than ingestion: a quarter of the pool, at least 2.
+    let reader = crate::db::connect_reader(database_url, (options.pool_size / 4).max(2))?;
     crate::db::ensure_partitions(&pool)
         .await
         .context("creating raw_events partitions")?;
@@ -89,6 +94,8 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
     let order_worker = tokio::spawn(crate::commerce::inbox::run_worker(pool.clone(), purchases));
     let state = AppState {
         pool: pool.clone(),
+        reader: reader.clone(),
+        clock: options.clock,
         tenancy: Arc::new(Tenancy::new(pool.clone(), options.key_cache_ttl)),
         writer,
         ip_hasher: Arc::new(IpHasher::new(pool.clone())),
@@ -129,6 +136,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         // Purchases still in the inbox are merged by the next start (or another node).
         order_worker.abort();
         pool.close().await;
+        reader.close().await;
         tracing::info!("stopped");
         Ok(())
     });

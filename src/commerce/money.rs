@@ -9,12 +9,12 @@ pub struct Currency {
 }
 
 /// ISO 4217 currencies without a minor unit.
-const ZERO_DECIMAL: &[&str] = &[
+pub(crate) const ZERO_DECIMAL: &[&str] = &[
     "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
     "VUV", "XAF", "XOF", "XPF",
 ];
 /// ISO 4217 currencies with three decimals.
-const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+pub(crate) const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 /// Stripe's zero-decimal list differs from ISO for MGA (ISO: 2 decimals, Stripe: 0)...
 const STRIPE_ZERO_DECIMAL_EXTRA: &[&str] = &["MGA"];
 /// ...and for ISK (ISO: 0 decimals, Stripe's API: 2, `100` = 1 króna).

@@ -32,6 +32,21 @@ pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<Pg
 /// `connect_lazy` so the service starts (and answers `/readyz` 503) while the database is down,
 /// and reconnects by itself when it comes back.
 pub fn connect_app(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_lazy_as(url, max_connections, "SET ROLE lux_app")
+}
+
+/// Connects for the metrics API: every connection switches to `lux_reader`, which can read
+/// the rollup tables and nothing else (no raw events, sessions or orders), under row-level
+/// security. Lazy, like [`connect_app`].
+pub fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_lazy_as(url, max_connections, "SET ROLE lux_reader")
+}
+
+fn connect_lazy_as(
+    url: &str,
+    max_connections: u32,
+    set_role: &'static str,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url
         .parse()
         .context("DATABASE_URL is not a valid postgres URL")?;
@@ -39,9 +54,9 @@ pub fn connect_app(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute("SET ROLE lux_app").await?;
+                conn.execute(set_role).await?;
                 Ok(())
             })
         })

@@ -2,6 +2,7 @@
 //! route shares (tracing without personal data, JSON errors for 404/405/panics).
 
 pub mod error;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,10 @@ pub use error::ApiError;
 pub struct AppState {
     /// Connections that run as `lux_app` (row-level security applies).
     pub pool: PgPool,
+    /// Connections that run as `lux_reader` (rollups only): the metrics API's queries.
+    pub reader: PgPool,
+    /// "Now" for answers that depend on it (the LTV reports' today).
+    pub clock: crate::clock::Clock,
     pub tenancy: Arc<Tenancy>,
     pub writer: Writer,
     pub ip_hasher: Arc<IpHasher>,
@@ -52,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(analytics::router())
         .merge(crate::commerce::router())
+        .merge(crate::reports::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -11,6 +11,7 @@ mod helpers;
 mod identity;
 mod ingest;
 mod privacy;
+mod reports;
 mod resilience;
 mod rollups;
 mod sessions;

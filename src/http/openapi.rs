@@ -1,0 +1,322 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `GET /api/openapi.json`.
+//!
+//! Written as JSON here rather than derived with utoipa (see `docs/decisions.md`, "Reports
+//! API"): the lists that could drift (report names, models, `by` values, the range limit,
+//! the paths) come from the constants the code itself validates with, and a test reads the
+//! served document back.
+
+use axum::Router;
+use axum::routing::get;
+use axum::{Json, response::IntoResponse};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::attribution::settings::Model;
+use crate::reports::REPORTS_PATH;
+use crate::reports::request::{DEFAULT_FUNNEL, DEFAULT_MODEL, MAX_RANGE_DAYS, ReportName, RoasKey};
+
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        OPENAPI_PATH,
+        get(|| async { Json(document()).into_response() }),
+    )
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn money(description: &str) -> Value {
+    json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": description})
+}
+
+fn nullable_money(description: &str) -> Value {
+    json!({"type": ["string", "null"], "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": description})
+}
+
+fn ratio(description: &str) -> Value {
+    json!({"type": ["number", "null"], "description": description})
+}
+
+fn credits(description: &str) -> Value {
+    json!({"type": "string", "pattern": "^[0-9]+\\.[0-9]{2}$", "description": description})
+}
+
+fn object(properties: Value) -> Value {
+    let required: Vec<&String> = properties
+        .as_object()
+        .expect("properties is an object")
+        .keys()
+        .collect();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+/// The row schemas, one per report.
+fn row_schemas() -> Value {
+    let currency =
+        json!({"type": "string", "description": "ISO 4217 code of the amounts in this row"});
+    json!({
+        "RevenueByChannelRow": object(json!({
+            "channel": {"type": "string"},
+            "currency": currency,
+            "orders": credits("orders credited to the channel (credit-weighted)"),
+            "gross": money("Σ gross"),
+            "refunds": money("Σ refunded"),
+            "revenue": money("Σ net = gross − refunds"),
+            "aov": nullable_money("revenue ÷ orders; null with 0 orders"),
+        })),
+        "CacRow": object(json!({
+            "channel": {"type": "string", "description": "a channel with spend, or \"All\" (blended)"},
+            "currency": currency,
+            "spend": money("Σ ad spend"),
+            "new_customers": credits("first orders credited to the channel (All: every channel)"),
+            "cac": nullable_money("spend ÷ new_customers; null with 0 new customers"),
+        })),
+        "RoasRow": {
+            "type": "object",
+            "required": ["channel", "currency", "spend", "impressions", "clicks", "revenue", "roas"],
+            "properties": {
+                "channel": {"type": "string"},
+                "campaign": {"type": "string", "description": "by=campaign and by=creative"},
+                "creative": {"type": "string", "description": "by=creative: the ad id"},
+                "currency": currency,
+                "spend": money("Σ ad spend"),
+                "impressions": {"type": "integer"},
+                "clicks": {"type": "integer"},
+                "revenue": money("Σ attributed net revenue of the same key and currency"),
+                "roas": ratio("revenue ÷ spend; null with 0 spend"),
+            }
+        },
+        "FunnelRow": object(json!({
+            "step": {"type": "integer", "minimum": 1},
+            "event_name": {"type": "string"},
+            "sessions": {"type": "integer"},
+            "conversion_from_previous": ratio("sessions ÷ previous step's sessions"),
+            "conversion_from_start": ratio("sessions ÷ step 1's sessions"),
+            "drop_off": {"type": "integer", "description": "previous step's sessions − sessions"},
+            "drop_off_rate": ratio("drop_off ÷ previous step's sessions"),
+        })),
+        "TimeToConversionRow": object(json!({
+            "bucket": {"type": "string", "examples": ["0-1h", "1h-24h", "30d+"]},
+            "min_seconds": {"type": "integer"},
+            "max_seconds": {"type": ["integer", "null"], "description": "excluded; null for the last bucket"},
+            "orders": {"type": "integer"},
+            "share": ratio("orders ÷ all orders"),
+        })),
+        "TimeToConversionSummary": object(json!({
+            "orders": {"type": "integer"},
+            "median_seconds": {"type": ["integer", "null"]},
+            "p75_seconds": {"type": ["integer", "null"]},
+            "p90_seconds": {"type": ["integer", "null"]},
+        })),
+        "QualifiedSessionsRow": object(json!({
+            "channel": {"type": "string", "description": "a channel, or \"All\" (last row)"},
+            "sessions": {"type": "integer"},
+            "engaged_sessions": {"type": "integer"},
+            "rate": ratio("engaged_sessions ÷ sessions"),
+        })),
+        "RepeatPurchaseRow": object(json!({
+            "cohort": {"type": "string", "description": "\"all\", then first-order months YYYY-MM"},
+            "customers": {"type": "integer"},
+            "repeat_customers": {"type": "integer"},
+            "rate": ratio("repeat_customers ÷ customers"),
+        })),
+        "LtvRollingRow": object(json!({
+            "window_days": {"type": "integer", "enum": [30, 90, 180, 365]},
+            "currency": currency,
+            "customers": {"type": "integer", "description": "customers whose window has passed"},
+            "revenue": money("their net revenue within the window"),
+            "ltv": nullable_money("revenue ÷ customers"),
+        })),
+        "LtvCohortsRow": object(json!({
+            "cohort": {"type": "string", "description": "first-order month YYYY-MM"},
+            "months_since": {"type": "integer"},
+            "currency": currency,
+            "customers": {"type": "integer"},
+            "revenue": money("cumulative net revenue up to the end of month cohort + months_since"),
+            "ltv": nullable_money("revenue ÷ customers"),
+        })),
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let reports: Vec<&str> = ReportName::ALL.iter().map(|r| r.as_str()).collect();
+    let models: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+    let by: Vec<&str> = RoasKey::ALL.iter().map(|k| k.as_str()).collect();
+    let row_refs: Vec<Value> = [
+        "RevenueByChannelRow",
+        "CacRow",
+        "RoasRow",
+        "FunnelRow",
+        "TimeToConversionRow",
+        "QualifiedSessionsRow",
+        "RepeatPurchaseRow",
+        "LtvRollingRow",
+        "LtvCohortsRow",
+    ]
+    .iter()
+    .map(|name| json!({"$ref": format!("#/components/schemas/{name}")}))
+    .collect();
+    let mut schemas = row_schemas();
+    let extra = json!({
+        "Error": object(json!({"error": {"type": "string", "description": "what was wrong and what to do"}})),
+        "ReportResponse": {
+            "type": "object",
+            "required": ["report", "from", "to", "rows"],
+            "properties": {
+                "report": {"type": "string", "enum": reports},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "summary": {
+                    "$ref": "#/components/schemas/TimeToConversionSummary",
+                    "description": "time_to_conversion only"
+                },
+                "rows": {"type": "array", "items": {"oneOf": row_refs}},
+            }
+        },
+        "IngestResponse": object(json!({
+            "accepted": {"type": "integer"},
+            "visitor_id": {"type": ["string", "null"], "format": "uuid"},
+            "session_id": {"type": ["string", "null"], "format": "uuid"},
+            "rejected": {"type": "array", "items": object(json!({
+                "index": {"type": "integer"}, "error": {"type": "string"}
+            }))},
+        })),
+    });
+    let map = schemas.as_object_mut().expect("schemas is an object");
+    map.extend(extra.as_object().expect("an object").clone());
+    let date_param = |name: &str, description: &str| {
+        json!({
+            "name": name, "in": "query", "required": true,
+            "description": description,
+            "schema": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+        })
+    };
+    let reports_path = REPORTS_PATH;
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LUX Analytics API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "First-party marketing analytics. Every error answer is JSON with an `error` field."
+        },
+        "components": {
+            "securitySchemes": {
+                "secretKey": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "The company's secret key (`lux company create` prints it): `Authorization: Bearer SECRET_KEY`. Server-side only."
+                },
+                "writeKey": {
+                    "type": "apiKey", "in": "query", "name": "key",
+                    "description": "The site's public write key, for the snippet (`/e` only)."
+                },
+                "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Lux-Key"}
+            },
+            "schemas": schemas
+        },
+        "paths": {
+            reports_path: {
+                "get": {
+                    "operationId": "getReport",
+                    "summary": "A metric over company-local days, read from the daily rollups",
+                    "description": format!(
+                        "Reads only rollup tables. Money: decimal strings in major units with `currency` beside them; ratios: numbers rounded to 4 decimals, null when the denominator is 0; credit-weighted counts: decimal strings with 2 decimals. Formulas: docs/metrics.md. At most {MAX_RANGE_DAYS} days per request. A parameter the report does not take is refused (400)."
+                    ),
+                    "security": [{"secretKey": []}],
+                    "parameters": [
+                        {"name": "report", "in": "path", "required": true,
+                         "schema": {"type": "string", "enum": reports}},
+                        date_param("from", "first local day, included (YYYY-MM-DD)"),
+                        date_param("to", "last local day, included (YYYY-MM-DD)"),
+                        {"name": "model", "in": "query", "required": false,
+                         "description": "attribution model (revenue_by_channel, cac, roas)",
+                         "schema": {"type": "string", "enum": models, "default": DEFAULT_MODEL.as_str()}},
+                        {"name": "by", "in": "query", "required": false,
+                         "description": "roas grouping",
+                         "schema": {"type": "string", "enum": by, "default": "channel"}},
+                        {"name": "funnel", "in": "query", "required": false,
+                         "description": "funnel name (funnel); 400 lists the funnels with data when it has none",
+                         "schema": {"type": "string", "default": DEFAULT_FUNNEL}}
+                    ],
+                    "responses": {
+                        "200": {"description": "the report",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportResponse"}}}},
+                        "400": error_response("bad dates or range, unknown report, model, by or funnel, a parameter the report does not take"),
+                        "401": error_response("no key, or an unknown or revoked one"),
+                        "403": error_response("a write key: reports need the secret key"),
+                        "503": error_response("the database is unavailable or busy; retry")
+                    }
+                }
+            },
+            "/e": {
+                "post": {
+                    "operationId": "collectEvents",
+                    "summary": "Ingest events: one object, an array, or {\"events\": [...]}",
+                    "description": "Event fields: event_id, event_name, occurred_at, visitor_id, session_id, user_id, page_url, referrer, properties, consent, creative_id (docs/events.md).",
+                    "security": [{"writeKey": []}, {"writeKeyHeader": []}, {"secretKey": []}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}},
+                    "responses": {
+                        "202": {"description": "accepted (some events may be rejected, each with its reason)",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResponse"}}}},
+                        "400": error_response("nothing could be accepted"),
+                        "401": error_response("no key, or an unknown one"),
+                        "403": error_response("origin not allowed for this site"),
+                        "413": error_response("body too large"),
+                        "503": error_response("busy or database unavailable; retry after Retry-After")
+                    }
+                }
+            },
+            "/webhooks/{provider}/{company_id}": {
+                "post": {
+                    "operationId": "webhook",
+                    "summary": "Stripe and WooCommerce webhooks, verified by their signatures",
+                    "parameters": [
+                        {"name": "provider", "in": "path", "required": true, "schema": {"type": "string", "enum": ["stripe", "woocommerce"]}},
+                        {"name": "company_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
+                    ],
+                    "responses": {
+                        "200": {"description": "received: applied (with its order_id), a duplicate, or ignored (another event type)"},
+                        "400": error_response("signature verification failed; nothing was applied"),
+                        "404": error_response("unknown provider or company"),
+                        "422": error_response("verified, but not an order that can be applied"),
+                        "503": error_response("no webhook secrets key configured, or the database is unavailable")
+                    }
+                }
+            },
+            "/healthz": {"get": {"operationId": "healthz", "summary": "200 while the process is up",
+                                 "responses": {"200": {"description": "up"}}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "200 only while the database answers",
+                                "responses": {"200": {"description": "ready"},
+                                              "503": error_response("database unavailable")}}},
+            OPENAPI_PATH: {"get": {"operationId": "openapi", "summary": "this document",
+                                   "responses": {"200": {"description": "OpenAPI 3.1 JSON"}}}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_report_row_schema_is_defined() {
+        let doc = document();
+        for reference in
+            doc["components"]["schemas"]["ReportResponse"]["properties"]["rows"]["items"]["oneOf"]
+                .as_array()
+                .unwrap()
+        {
+            let name = reference["$ref"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("#/components/schemas/");
+            assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The metrics API: `GET /api/v1/reports/{report}?from=YYYY-MM-DD&to=YYYY-MM-DD` with
+//! `Authorization: Bearer SECRET_KEY` (SPEC §7, §11).
+//!
+//! Reports read only the rollup tables and `ad_spend`, and they read them as `lux_reader`
+//! (which can read nothing else) in a transaction scoped to the key's company, so both the
+//! grants and row-level security stand between a report and anything it should not see. The
+//! company's time zone (for "today" in the LTV reports) is the one thing read through the
+//! service's own pool, since `lux_reader` cannot read `companies`.
+//!
+//! Every formula is on the function that computes it (and in `docs/metrics.md`):
+//! [`revenue`] (revenue by channel, CAC, ROAS), [`funnel`], [`conversion`] (time to
+//! conversion, qualified sessions), [`customers`] (repeat purchase, LTV rolling and by
+//! cohort). How values are written: [`format`].
+
+pub mod conversion;
+pub mod customers;
+pub mod format;
+pub mod funnel;
+pub mod request;
+pub mod revenue;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::http::{ApiError, AppState};
+use crate::tenancy::KeyKind;
+use conversion::ConversionSummary;
+pub use request::{Report, ReportName, ReportRequest, RequestError};
+
+/// The path of the reports endpoint, as axum routes it.
+pub const REPORTS_PATH: &str = "/api/v1/reports/{report}";
+
+/// Longest a report's queries may run before PostgreSQL cancels them.
+const STATEMENT_TIMEOUT: &str = "30s";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(REPORTS_PATH, get(report))
+}
+
+/// Why a report could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request asks for something that does not exist (a 400).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("reading the rollups")]
+    Database(#[from] sqlx::Error),
+    /// A rollup row the report cannot show (a bug in whatever wrote it).
+    #[error("unexpected rollup data: {0}")]
+    Data(String),
+}
+
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> Self {
+        match error {
+            ReportError::Request(e) => ApiError::BadRequest(e.to_string()),
+            ReportError::Database(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("57014") =>
+            {
+                tracing::warn!(error = %e, "report query cancelled (statement timeout)");
+                ApiError::Overloaded
+            }
+            // An error the database answered (permission, SQL) is ours: a 500, logged.
+            ReportError::Database(sqlx::Error::Database(e)) => ApiError::Internal(
+                anyhow::Error::new(sqlx::Error::Database(e)).context("report query"),
+            ),
+            // Connections, pool timeouts: the database is unavailable, retry.
+            ReportError::Database(e) => ApiError::from(e),
+            ReportError::Data(_) => ApiError::Internal(anyhow::Error::new(error)),
+        }
+    }
+}
+
+/// What a report answers.
+#[derive(Debug, Serialize)]
+pub struct ReportBody {
+    pub report: &'static str,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// `time_to_conversion` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ConversionSummary>,
+    pub rows: Value,
+}
+
+/// `GET /api/v1/reports/{report}`: the key first (401/403), then the request (400).
+async fn report(
+    State(state): State<AppState>,
+    Path(report): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<ReportBody>, ApiError> {
+    let company_id = authenticate(&state, &headers).await?;
+    let request = ReportRequest::parse(&report, query.as_deref()).map_err(ReportError::from)?;
+    let body = run(
+        &state.reader,
+        &state.pool,
+        state.clock.now(),
+        company_id,
+        &request,
+    )
+    .await?;
+    Ok(Json(body))
+}
+
+/// The company of a request's secret key. Reports are for servers and scripts: only the
+/// secret key, only in the `Authorization` header.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized(
+            "missing key: send the header `Authorization: Bearer SECRET_KEY` with the company's \
+             secret key"
+                .into(),
+        ));
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("Authorization must be `Bearer SECRET_KEY`".into())
+        })?;
+    let tenant = state.tenancy.resolve(key).await?.ok_or_else(|| {
+        ApiError::Unauthorized(
+            "unknown or revoked key: send `Authorization: Bearer SECRET_KEY` with a current \
+             secret key (`lux company keys`)"
+                .into(),
+        )
+    })?;
+    if tenant.kind != KeyKind::Secret {
+        return Err(ApiError::Forbidden(
+            "this is a write key (public, for the snippet); reports need the company's secret \
+             key: `Authorization: Bearer SECRET_KEY`"
+                .into(),
+        ));
+    }
+    Ok(tenant.settings.company_id)
+}
+
+/// Runs one report for one company: every query as `lux_reader` in one transaction scoped
+/// to the company (`lux.company_id`), with a statement timeout. `app` (the service's pool)
+/// is only used to read the company's time zone, and `now` gives "today" in it.
+#[tracing::instrument(skip_all, fields(company_id = %company_id, report = request.report.name().as_str()))]
+pub async fn run(
+    reader: &PgPool,
+    app: &PgPool,
+    now: DateTime<Utc>,
+    company_id: Uuid,
+    request: &ReportRequest,
+) -> Result<ReportBody, ReportError> {
+    let today = match request.report {
+        Report::LtvRolling | Report::LtvCohorts => Some(company_today(app, company_id, now).await?),
+        _ => None,
+    };
+    let mut tx = crate::db::begin_for_company(reader, company_id).await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(STATEMENT_TIMEOUT)
+        .execute(&mut *tx)
+        .await?;
+    let range = request.range;
+    let conn = &mut *tx;
+    let mut summary = None;
+    let rows = match &request.report {
+        Report::RevenueByChannel { model } => {
+            json!(revenue::revenue_by_channel(conn, range, *model).await?)
+        }
+        Report::Cac { model } => json!(revenue::cac(conn, range, *model).await?),
+        Report::Roas { model, by } => json!(revenue::roas(conn, range, *model, *by).await?),
+        Report::Funnel { funnel } => json!(funnel::funnel(conn, range, funnel).await?),
+        Report::TimeToConversion => {
+            let (totals, buckets) = conversion::time_to_conversion(conn, range).await?;
+            summary = Some(totals);
+            json!(buckets)
+        }
+        Report::QualifiedSessions => json!(conversion::qualified_sessions(conn, range).await?),
+        Report::RepeatPurchase => json!(customers::repeat_purchase(conn, range).await?),
+        Report::LtvRolling => {
+            let today = today.expect("computed above");
+            json!(customers::ltv_rolling(conn, range, today).await?)
+        }
+        Report::LtvCohorts => {
+            let today = today.expect("computed above");
+            json!(customers::ltv_cohorts(conn, range, today).await?)
+        }
+    };
+    tx.commit().await?;
+    Ok(ReportBody {
+        report: request.report.name().as_str(),
+        from: range.from(),
+        to: range.to(),
+        summary,
+        rows,
+    })
+}
+
+/// The company's current local date, from its IANA time zone.
+async fn company_today(
+    app: &PgPool,
+    company_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<NaiveDate, ReportError> {
+    let mut tx = crate::db::begin_for_company(app, company_id).await?;
+    let timezone: String =
+        sqlx::query_scalar("SELECT timezone FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let tz: chrono_tz::Tz = timezone
+        .parse()
+        .map_err(|_| ReportError::Data(format!("company time zone {timezone:?}")))?;
+    Ok(now.with_timezone(&tz).date_naive())
+}

@@ -1,0 +1,1068 @@
+//! The metrics API: every report's rows exactly, from rollup rows written here by hand (as the
+//! owner: the rollups job is not what is tested), for two companies; keys, validation, the
+//! reader role, and the OpenAPI document.
+//!
+//! The clock is fixed at 2026-03-15 23:30 UTC, which is already 2026-03-16 in Paris (the
+//! companies' time zone): "today" for the LTV reports is 2026-03-16.
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{Company, TestApp, answer, create_company, test_options};
+
+const NOW: &str = "2026-03-15T23:30:00Z";
+
+/// day, model, channel, source, medium, campaign, creative, currency,
+/// orders, gross_minor, refunded_minor, net_minor, new_customers
+type RevenueRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
+#[rustfmt::skip]
+const A_REVENUE: &[RevenueRow] = &[
+    // Last touch, January 2026.
+    ("2026-01-05", "last_touch", "Paid Search", "google", "cpc", "Winter", "ad-1", "EUR", "1", "10000", "0", "10000", "1"),
+    // Two orders, one refunded by 25.00.
+    ("2026-01-20", "last_touch", "Paid Search", "google", "cpc", "winter", "ad-2", "EUR", "2", "15000", "2500", "12500", "1"),
+    ("2026-01-10", "last_touch", "Organic Search", "google", "organic", "", "", "EUR", "1", "4000", "0", "4000", "1"),
+    // The range's last day is in; the days around the range are out.
+    ("2026-01-31", "last_touch", "Email", "newsletter", "email", "", "", "EUR", "1", "3000", "0", "3000", "0"),
+    ("2026-02-01", "last_touch", "Email", "newsletter", "email", "", "", "EUR", "5", "99999", "0", "99999", "5"),
+    ("2025-12-31", "last_touch", "Paid Search", "google", "cpc", "Winter", "ad-1", "EUR", "3", "77777", "0", "77777", "3"),
+    ("2026-01-15", "last_touch", "Paid Social", "facebook", "paid_social", "Spring", "", "JPY", "1", "20000", "0", "20000", "1"),
+    // Linear: fractional credits (billionths, as the attribution job writes them).
+    ("2026-01-05", "linear", "Paid Search", "google", "cpc", "Winter", "ad-1", "EUR", "0.5", "5000", "0", "5000", "0.5"),
+    ("2026-01-05", "linear", "Organic Search", "google", "organic", "", "", "EUR", "0.5", "5000", "0", "5000", "0.5"),
+    ("2026-01-20", "linear", "Paid Search", "google", "cpc", "winter", "ad-2", "EUR", "0.333333333", "4999.999995", "833.3333325", "4166.6666625", "0.333333333"),
+    ("2026-01-20", "linear", "Direct", "", "", "", "", "EUR", "0.666666667", "10000.000005", "1666.6666675", "8333.3333375", "0.666666667"),
+];
+
+/// day, platform, campaign, ad_id, channel, currency, spend (major units), impressions, clicks
+type SpendRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    i64,
+);
+
+#[rustfmt::skip]
+const A_SPEND: &[SpendRow] = &[
+    ("2026-01-05", "google_ads", "Winter", "ad-1", "Paid Search", "EUR", "100.004", 1000, 50),
+    ("2026-01-06", "google_ads", "Winter", "ad-2", "Paid Search", "EUR", "50.001", 500, 20),
+    ("2026-01-07", "google_ads", "Brand", "ad-3", "Paid Search", "EUR", "25.000", 300, 10),
+    // The rollup spells the campaign "Spring".
+    ("2026-01-15", "meta_ads", "spring", "", "Paid Social", "JPY", "5000", 2000, 40),
+    ("2026-01-31", "meta_ads", "Retarget", "ad-9", "Paid Social", "EUR", "10.00", 100, 1),
+    ("2026-02-01", "google_ads", "Winter", "ad-1", "Paid Search", "EUR", "999", 9999, 999),
+];
+
+#[rustfmt::skip]
+const B_REVENUE: &[RevenueRow] = &[
+    ("2026-01-05", "last_touch", "Paid Search", "google", "cpc", "Winter", "ad-1", "EUR", "7", "70000", "0", "70000", "7"),
+];
+
+#[rustfmt::skip]
+const B_SPEND: &[SpendRow] = &[
+    ("2026-01-05", "google_ads", "Winter", "ad-1", "Paid Search", "EUR", "700.00", 7000, 700),
+];
+
+/// day, funnel, step, event_name, sessions
+const A_FUNNEL: &[(&str, &str, i32, &str, i32)] = &[
+    ("2026-01-10", "commerce", 1, "page_view", 100),
+    ("2026-01-10", "commerce", 2, "add_to_cart", 30),
+    ("2026-01-10", "commerce", 3, "begin_checkout", 10),
+    ("2026-01-10", "commerce", 4, "purchase", 3),
+    ("2026-01-11", "commerce", 1, "page_view", 50),
+    ("2026-01-11", "commerce", 2, "add_to_cart", 15),
+    ("2026-01-11", "commerce", 3, "begin_checkout", 5),
+    ("2026-01-11", "commerce", 4, "purchase", 0),
+    ("2026-02-01", "commerce", 1, "page_view", 999),
+    ("2026-02-01", "commerce", 2, "add_to_cart", 999),
+    ("2026-02-01", "commerce", 3, "begin_checkout", 999),
+    ("2026-02-01", "commerce", 4, "purchase", 999),
+    ("2026-01-10", "lead", 1, "page_view", 40),
+    ("2026-01-10", "lead", 2, "lead_submit", 4),
+];
+
+/// day, seconds from first touch to purchase
+const A_CONVERSIONS: &[(&str, i64)] = &[
+    ("2026-01-03", 0),
+    ("2026-01-03", 3599),
+    // Exactly on a bound: the upper bucket.
+    ("2026-01-04", 3600),
+    ("2026-01-05", 86400),
+    ("2026-01-06", 100000),
+    ("2026-01-07", 700000),
+    ("2026-01-31", 2592000),
+    ("2026-01-31", 5000000),
+    ("2026-02-01", 10),
+];
+
+/// day, channel, campaign, sessions, engaged sessions
+const A_SESSIONS: &[(&str, &str, &str, i32, i32)] = &[
+    ("2026-01-10", "Paid Search", "Winter", 40, 30),
+    ("2026-01-11", "Paid Search", "Brand", 20, 5),
+    ("2026-01-10", "Direct", "", 60, 20),
+    ("2026-01-10", "Email", "", 70, 45),
+    ("2026-02-01", "Direct", "", 1000, 1000),
+];
+
+/// customer (index into the customers made by the test), day, currency, orders, net_minor
+const A_CUSTOMER_DAYS: &[(usize, &str, &str, i32, i64)] = &[
+    // c1: first order before January.
+    (1, "2025-11-20", "EUR", 1, 3000),
+    (1, "2026-01-10", "EUR", 1, 5000),
+    // c2: three orders in January.
+    (2, "2026-01-05", "EUR", 1, 10000),
+    (2, "2026-01-20", "EUR", 2, 12500),
+    // c3: first order on January's last day, second in February.
+    (3, "2026-01-31", "EUR", 1, 3000),
+    (3, "2026-02-10", "EUR", 1, 2001),
+    // c4: one order, in yen.
+    (4, "2026-01-15", "JPY", 1, 20000),
+    // c5: first order 2026-02-14: its 30-day window ends before 2026-03-16, today in Paris
+    // (not yet in UTC). A fully refunded order counts, worth 0.
+    (5, "2026-02-14", "EUR", 1, 4000),
+    (5, "2026-02-20", "EUR", 1, 0),
+    (5, "2026-03-15", "EUR", 1, 1000),
+    // c6: first order 2026-02-20, window not over.
+    (6, "2026-02-20", "EUR", 1, 6000),
+];
+
+async fn seed_revenue(owner: &PgPool, company: Uuid, rows: &[RevenueRow<'_>]) {
+    for (
+        day,
+        model,
+        channel,
+        source,
+        medium,
+        campaign,
+        creative,
+        currency,
+        orders,
+        gross,
+        refunded,
+        net,
+        new,
+    ) in rows
+    {
+        sqlx::query(
+            "INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
+                 campaign, creative, currency, orders, gross_minor, refunded_minor, net_minor,
+                 new_customers)
+             VALUES ($1, $2::date, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11::numeric,
+                     $12::numeric, $13::numeric, $14::numeric)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(model)
+        .bind(channel)
+        .bind(source)
+        .bind(medium)
+        .bind(campaign)
+        .bind(creative)
+        .bind(currency)
+        .bind(orders)
+        .bind(gross)
+        .bind(refunded)
+        .bind(net)
+        .bind(new)
+        .execute(owner)
+        .await
+        .expect("insert rollup_revenue_daily");
+    }
+}
+
+async fn seed_spend(owner: &PgPool, company: Uuid, rows: &[SpendRow<'_>]) {
+    for (day, platform, campaign, ad_id, channel, currency, spend, impressions, clicks) in rows {
+        sqlx::query(
+            "INSERT INTO ad_spend (company_id, day, platform, campaign, ad_id, channel, currency,
+                 spend, impressions, clicks)
+             VALUES ($1, $2::date, $3, $4, $5, $6, $7, $8::numeric, $9, $10)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(platform)
+        .bind(campaign)
+        .bind(ad_id)
+        .bind(channel)
+        .bind(currency)
+        .bind(spend)
+        .bind(impressions)
+        .bind(clicks)
+        .execute(owner)
+        .await
+        .expect("insert ad_spend");
+    }
+}
+
+async fn seed_funnel(owner: &PgPool, company: Uuid, rows: &[(&str, &str, i32, &str, i32)]) {
+    for (day, funnel, step, event_name, sessions) in rows {
+        sqlx::query(
+            "INSERT INTO rollup_funnel_daily (company_id, day, funnel, step, event_name, sessions)
+             VALUES ($1, $2::date, $3, $4, $5, $6)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(funnel)
+        .bind(step)
+        .bind(event_name)
+        .bind(sessions)
+        .execute(owner)
+        .await
+        .expect("insert rollup_funnel_daily");
+    }
+}
+
+async fn seed_conversions(owner: &PgPool, company: Uuid, rows: &[(&str, i64)]) {
+    for (day, seconds) in rows {
+        sqlx::query(
+            "INSERT INTO rollup_conversions (company_id, day, order_id, channel, seconds)
+             VALUES ($1, $2::date, $3, 'Paid Search', $4)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(Uuid::now_v7())
+        .bind(seconds)
+        .execute(owner)
+        .await
+        .expect("insert rollup_conversions");
+    }
+}
+
+async fn seed_sessions(owner: &PgPool, company: Uuid, rows: &[(&str, &str, &str, i32, i32)]) {
+    for (day, channel, campaign, sessions, engaged) in rows {
+        sqlx::query(
+            "INSERT INTO rollup_sessions_daily (company_id, day, channel, source, medium,
+                 campaign, sessions, engaged_sessions, visitors, page_views)
+             VALUES ($1, $2::date, $3, '', '', $4, $5, $6, $5, $5 * 2)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(channel)
+        .bind(campaign)
+        .bind(sessions)
+        .bind(engaged)
+        .execute(owner)
+        .await
+        .expect("insert rollup_sessions_daily");
+    }
+}
+
+async fn seed_customer_days(owner: &PgPool, company: Uuid, rows: &[(usize, &str, &str, i32, i64)]) {
+    let customers: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    for (customer, day, currency, orders, net) in rows {
+        sqlx::query(
+            "INSERT INTO rollup_customer_days (company_id, day, customer_id, currency, orders,
+                 net_minor)
+             VALUES ($1, $2::date, $3, $4, $5, $6)",
+        )
+        .bind(company)
+        .bind(day)
+        .bind(customers[*customer])
+        .bind(currency)
+        .bind(orders)
+        .bind(net)
+        .execute(owner)
+        .await
+        .expect("insert rollup_customer_days");
+    }
+}
+
+/// The service with the clock at [`NOW`], company A's rollups, and company B (also in
+/// Paris, EUR) with rollups of its own in every table.
+async fn spawn_with_rollups() -> (TestApp, Company) {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let app = TestApp::spawn_with(lux::server::ServeOptions {
+        clock: lux::clock::Clock::Fixed(now),
+        ..test_options()
+    })
+    .await;
+    let a = app.company.id;
+    seed_revenue(&app.owner, a, A_REVENUE).await;
+    seed_spend(&app.owner, a, A_SPEND).await;
+    seed_funnel(&app.owner, a, A_FUNNEL).await;
+    seed_conversions(&app.owner, a, A_CONVERSIONS).await;
+    seed_sessions(&app.owner, a, A_SESSIONS).await;
+    seed_customer_days(&app.owner, a, A_CUSTOMER_DAYS).await;
+
+    let b = create_company(&app.owner, "Beta").await;
+    seed_revenue(&app.owner, b.id, B_REVENUE).await;
+    seed_spend(&app.owner, b.id, B_SPEND).await;
+    seed_funnel(
+        &app.owner,
+        b.id,
+        &[("2026-01-10", "b_only", 1, "page_view", 9)],
+    )
+    .await;
+    seed_conversions(&app.owner, b.id, &[("2026-01-10", 42)]).await;
+    seed_sessions(
+        &app.owner,
+        b.id,
+        &[("2026-01-10", "Paid Search", "Winter", 9, 9)],
+    )
+    .await;
+    seed_customer_days(&app.owner, b.id, &[(1, "2026-01-10", "EUR", 1, 7000)]).await;
+    (app, b)
+}
+
+/// GET a report path (`/api/v1/reports/...`) with `key` as the bearer token.
+async fn get_report(app: &TestApp, key: &str, path: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("request");
+    answer(response).await
+}
+
+/// A report of company A that must succeed; returns its body.
+async fn report_ok(app: &TestApp, path: &str) -> Value {
+    let (status, body) = get_report(app, &app.company.secret_key, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn revenue_by_channel_sums_each_channel_and_currency_under_the_model() {
+    let (app, _) = spawn_with_rollups().await;
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31",
+    )
+    .await;
+    assert_eq!(body["report"], "revenue_by_channel");
+    assert_eq!(body["from"], "2026-01-01");
+    assert_eq!(body["to"], "2026-01-31");
+    // Default model last_touch; EUR channels by revenue, then JPY.
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "orders": "3.00", "gross": "250.00",
+             "refunds": "25.00", "revenue": "225.00", "aov": "75.00"},
+            {"channel": "Organic Search", "currency": "EUR", "orders": "1.00", "gross": "40.00",
+             "refunds": "0.00", "revenue": "40.00", "aov": "40.00"},
+            {"channel": "Email", "currency": "EUR", "orders": "1.00", "gross": "30.00",
+             "refunds": "0.00", "revenue": "30.00", "aov": "30.00"},
+            {"channel": "Paid Social", "currency": "JPY", "orders": "1.00", "gross": "20000",
+             "refunds": "0", "revenue": "20000", "aov": "20000"},
+        ])
+    );
+
+    // Linear: sums of fractional credits, rounded once at the end. Paid Search:
+    // gross 5000 + 4999.999995 → 10000; refunds 833.3333325 → 833; net 9166.6666625 → 9167;
+    // AOV 9166.6666625 ÷ 0.833333333 = 10999.9999994 → 11000.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=linear",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "orders": "0.83", "gross": "100.00",
+             "refunds": "8.33", "revenue": "91.67", "aov": "110.00"},
+            {"channel": "Direct", "currency": "EUR", "orders": "0.67", "gross": "100.00",
+             "refunds": "16.67", "revenue": "83.33", "aov": "125.00"},
+            {"channel": "Organic Search", "currency": "EUR", "orders": "0.50", "gross": "50.00",
+             "refunds": "0.00", "revenue": "50.00", "aov": "100.00"},
+        ])
+    );
+
+    // A range with nothing: no rows.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/revenue_by_channel?from=2026-03-01&to=2026-03-05&model=first_touch",
+    )
+    .await;
+    assert_eq!(body["rows"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cac_divides_spend_by_new_customers_per_channel_then_blended() {
+    let (app, _) = spawn_with_rollups().await;
+    // Paid Search EUR spend: 100.004 + 50.001 + 25.000 = 175.005 → 17500.5 minor → "175.01";
+    // CAC 17500.5 ÷ 2 = 8750.25 → "87.50". Blended EUR: 18500.5 ÷ 4 new customers of every
+    // channel (Paid Search 2, Organic 1, Paid Social 1) = 4625.125 → "46.25".
+    let body = report_ok(&app, "/api/v1/reports/cac?from=2026-01-01&to=2026-01-31").await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "spend": "175.01",
+             "new_customers": "2.00", "cac": "87.50"},
+            {"channel": "Paid Social", "currency": "EUR", "spend": "10.00",
+             "new_customers": "1.00", "cac": "10.00"},
+            {"channel": "Paid Social", "currency": "JPY", "spend": "5000",
+             "new_customers": "1.00", "cac": "5000"},
+            {"channel": "All", "currency": "EUR", "spend": "185.01",
+             "new_customers": "4.00", "cac": "46.25"},
+            {"channel": "All", "currency": "JPY", "spend": "5000",
+             "new_customers": "4.00", "cac": "1250"},
+        ])
+    );
+
+    // Linear: Paid Search 0.5 + 0.333333333 new customers, 17500.5 ÷ 0.833333333 =
+    // 21000.6000084 → "210.01"; no Paid Social credit: CAC null. All: 2 new customers.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/cac?from=2026-01-01&to=2026-01-31&model=linear",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "spend": "175.01",
+             "new_customers": "0.83", "cac": "210.01"},
+            {"channel": "Paid Social", "currency": "EUR", "spend": "10.00",
+             "new_customers": "0.00", "cac": null},
+            {"channel": "Paid Social", "currency": "JPY", "spend": "5000",
+             "new_customers": "0.00", "cac": null},
+            {"channel": "All", "currency": "EUR", "spend": "185.01",
+             "new_customers": "2.00", "cac": "92.50"},
+            {"channel": "All", "currency": "JPY", "spend": "5000",
+             "new_customers": "2.00", "cac": "2500"},
+        ])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn roas_matches_spend_to_revenue_by_channel_campaign_and_creative() {
+    let (app, _) = spawn_with_rollups().await;
+    // 22500 ÷ 17500.5 = 1.28568 → 1.2857.
+    let body = report_ok(&app, "/api/v1/reports/roas?from=2026-01-01&to=2026-01-31").await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "spend": "175.01",
+             "impressions": 1800, "clicks": 80, "revenue": "225.00", "roas": 1.2857},
+            {"channel": "Paid Social", "currency": "EUR", "spend": "10.00",
+             "impressions": 100, "clicks": 1, "revenue": "0.00", "roas": 0.0},
+            {"channel": "Paid Social", "currency": "JPY", "spend": "5000",
+             "impressions": 2000, "clicks": 40, "revenue": "20000", "roas": 4.0},
+        ])
+    );
+
+    // Campaigns match whatever their case ("Winter" and "winter"; "spring" and "Spring"):
+    // 22500 ÷ 15000.5 = 1.49995000… → 1.5.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/roas?from=2026-01-01&to=2026-01-31&by=campaign",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "campaign": "Brand", "currency": "EUR", "spend": "25.00",
+             "impressions": 300, "clicks": 10, "revenue": "0.00", "roas": 0.0},
+            {"channel": "Paid Search", "campaign": "Winter", "currency": "EUR", "spend": "150.01",
+             "impressions": 1500, "clicks": 70, "revenue": "225.00", "roas": 1.5},
+            {"channel": "Paid Social", "campaign": "Retarget", "currency": "EUR", "spend": "10.00",
+             "impressions": 100, "clicks": 1, "revenue": "0.00", "roas": 0.0},
+            {"channel": "Paid Social", "campaign": "spring", "currency": "JPY", "spend": "5000",
+             "impressions": 2000, "clicks": 40, "revenue": "20000", "roas": 4.0},
+        ])
+    );
+
+    // Creative = the ad id. 10000 ÷ 10000.4 = 0.99996 → 1.0; 12500 ÷ 5000.1 = 2.49995… → 2.5.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/roas?from=2026-01-01&to=2026-01-31&by=creative&model=last_touch",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Paid Search", "campaign": "Brand", "creative": "ad-3", "currency": "EUR",
+             "spend": "25.00", "impressions": 300, "clicks": 10, "revenue": "0.00", "roas": 0.0},
+            {"channel": "Paid Search", "campaign": "Winter", "creative": "ad-1", "currency": "EUR",
+             "spend": "100.00", "impressions": 1000, "clicks": 50, "revenue": "100.00", "roas": 1.0},
+            {"channel": "Paid Search", "campaign": "Winter", "creative": "ad-2", "currency": "EUR",
+             "spend": "50.00", "impressions": 500, "clicks": 20, "revenue": "125.00", "roas": 2.5},
+            {"channel": "Paid Social", "campaign": "Retarget", "creative": "ad-9", "currency": "EUR",
+             "spend": "10.00", "impressions": 100, "clicks": 1, "revenue": "0.00", "roas": 0.0},
+            {"channel": "Paid Social", "campaign": "spring", "creative": "", "currency": "JPY",
+             "spend": "5000", "impressions": 2000, "clicks": 40, "revenue": "20000", "roas": 4.0},
+        ])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn funnel_reports_conversion_and_drop_off_per_step_and_names_the_funnels_with_data() {
+    let (app, _) = spawn_with_rollups().await;
+    // Steps over two days: 150, 45, 15, 3 sessions.
+    let body = report_ok(&app, "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31").await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"step": 1, "event_name": "page_view", "sessions": 150,
+             "conversion_from_previous": 1.0, "conversion_from_start": 1.0,
+             "drop_off": 0, "drop_off_rate": 0.0},
+            {"step": 2, "event_name": "add_to_cart", "sessions": 45,
+             "conversion_from_previous": 0.3, "conversion_from_start": 0.3,
+             "drop_off": 105, "drop_off_rate": 0.7},
+            {"step": 3, "event_name": "begin_checkout", "sessions": 15,
+             "conversion_from_previous": 0.3333, "conversion_from_start": 0.1,
+             "drop_off": 30, "drop_off_rate": 0.6667},
+            {"step": 4, "event_name": "purchase", "sessions": 3,
+             "conversion_from_previous": 0.2, "conversion_from_start": 0.02,
+             "drop_off": 12, "drop_off_rate": 0.8},
+        ])
+    );
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/funnel?from=2026-01-10&to=2026-01-10&funnel=lead",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"step": 1, "event_name": "page_view", "sessions": 40,
+             "conversion_from_previous": 1.0, "conversion_from_start": 1.0,
+             "drop_off": 0, "drop_off_rate": 0.0},
+            {"step": 2, "event_name": "lead_submit", "sessions": 4,
+             "conversion_from_previous": 0.1, "conversion_from_start": 0.1,
+             "drop_off": 36, "drop_off_rate": 0.9},
+        ])
+    );
+
+    // Company B's funnel is not among A's.
+    let (status, body) = get_report(
+        &app,
+        &app.company.secret_key,
+        "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31&funnel=b_only",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "unknown funnel or no sessions in range; funnels with data: commerce, lead"
+    );
+    let (status, body) = get_report(
+        &app,
+        &app.company.secret_key,
+        "/api/v1/reports/funnel?from=2026-03-01&to=2026-03-05",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "unknown funnel or no sessions in range; funnels with data: none"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn time_to_conversion_has_nearest_rank_percentiles_and_bounds_go_to_the_upper_bucket() {
+    let (app, _) = spawn_with_rollups().await;
+    // Sorted: 0, 3599, 3600, 86400, 100000, 700000, 2592000, 5000000. Nearest rank:
+    // median = 4th, p75 = 6th, p90 = 8th (⌈7.2⌉).
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/time_to_conversion?from=2026-01-01&to=2026-01-31",
+    )
+    .await;
+    assert_eq!(
+        body["summary"],
+        json!({"orders": 8, "median_seconds": 86400, "p75_seconds": 700000,
+               "p90_seconds": 5000000})
+    );
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"bucket": "0-1h", "min_seconds": 0, "max_seconds": 3600, "orders": 2, "share": 0.25},
+            {"bucket": "1h-24h", "min_seconds": 3600, "max_seconds": 86400, "orders": 1, "share": 0.125},
+            {"bucket": "1d-3d", "min_seconds": 86400, "max_seconds": 259200, "orders": 2, "share": 0.25},
+            {"bucket": "3d-7d", "min_seconds": 259200, "max_seconds": 604800, "orders": 0, "share": 0.0},
+            {"bucket": "7d-14d", "min_seconds": 604800, "max_seconds": 1209600, "orders": 1, "share": 0.125},
+            {"bucket": "14d-30d", "min_seconds": 1209600, "max_seconds": 2592000, "orders": 0, "share": 0.0},
+            {"bucket": "30d+", "min_seconds": 2592000, "max_seconds": null, "orders": 2, "share": 0.25},
+        ])
+    );
+    // No orders: null percentiles and shares.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/time_to_conversion?from=2026-03-01&to=2026-03-05",
+    )
+    .await;
+    assert_eq!(
+        body["summary"],
+        json!({"orders": 0, "median_seconds": null, "p75_seconds": null, "p90_seconds": null})
+    );
+    assert_eq!(body["rows"].as_array().unwrap().len(), 7);
+    assert!(
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["orders"] == 0 && r["share"].is_null())
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn qualified_sessions_rate_per_channel_by_sessions_then_the_total() {
+    let (app, _) = spawn_with_rollups().await;
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/qualified_sessions?from=2026-01-01&to=2026-01-31",
+    )
+    .await;
+    // Direct and Paid Search tie on 60 sessions: by channel.
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"channel": "Email", "sessions": 70, "engaged_sessions": 45, "rate": 0.6429},
+            {"channel": "Direct", "sessions": 60, "engaged_sessions": 20, "rate": 0.3333},
+            {"channel": "Paid Search", "sessions": 60, "engaged_sessions": 35, "rate": 0.5833},
+            {"channel": "All", "sessions": 190, "engaged_sessions": 100, "rate": 0.5263},
+        ])
+    );
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/qualified_sessions?from=2026-03-01&to=2026-03-05",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([{"channel": "All", "sessions": 0, "engaged_sessions": 0, "rate": null}])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeat_purchase_over_the_range_and_per_first_order_month() {
+    let (app, _) = spawn_with_rollups().await;
+    // In range: c1 (2 orders), c2 (3), c3 (1: its second is in February), c4 (1).
+    // Cohorts by first order: 2025-11 = c1 (2 orders); 2026-01 = c2, c3 (2 orders in the
+    // whole table), c4.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/repeat_purchase?from=2025-11-01&to=2026-01-31",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"cohort": "all", "customers": 4, "repeat_customers": 2, "rate": 0.5},
+            {"cohort": "2025-11", "customers": 1, "repeat_customers": 1, "rate": 1.0},
+            {"cohort": "2026-01", "customers": 3, "repeat_customers": 2, "rate": 0.6667},
+        ])
+    );
+    // January alone: c1's first order is before it, so it is in "all" but in no cohort.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/repeat_purchase?from=2026-01-01&to=2026-01-31",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"cohort": "all", "customers": 4, "repeat_customers": 1, "rate": 0.25},
+            {"cohort": "2026-01", "customers": 3, "repeat_customers": 2, "rate": 0.6667},
+        ])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ltv_rolling_counts_only_customers_whose_window_has_passed_in_the_company_time_zone() {
+    let (app, _) = spawn_with_rollups().await;
+    // Today is 2026-03-16 in Paris. 30 days: c1 (3000), c2 (22500), c3 (3000 + 2001),
+    // c5 (4000 + 0 + 1000, first order 2026-02-14: matured today, not yet in UTC) — 35501
+    // over 4 = 8875.25 → "88.75"; c6 is too recent. JPY: c4. 90 days: only c1 (3000 + 5000).
+    // 180 and 365 days: nobody yet.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/ltv_rolling?from=2025-11-01&to=2026-02-28",
+    )
+    .await;
+    assert_eq!(
+        body["rows"],
+        json!([
+            {"window_days": 30, "currency": "EUR", "customers": 4, "revenue": "355.01", "ltv": "88.75"},
+            {"window_days": 30, "currency": "JPY", "customers": 1, "revenue": "20000", "ltv": "20000"},
+            {"window_days": 90, "currency": "EUR", "customers": 1, "revenue": "80.00", "ltv": "80.00"},
+            {"window_days": 90, "currency": "JPY", "customers": 0, "revenue": "0", "ltv": null},
+            {"window_days": 180, "currency": "EUR", "customers": 0, "revenue": "0.00", "ltv": null},
+            {"window_days": 180, "currency": "JPY", "customers": 0, "revenue": "0", "ltv": null},
+            {"window_days": 365, "currency": "EUR", "customers": 0, "revenue": "0.00", "ltv": null},
+            {"window_days": 365, "currency": "JPY", "customers": 0, "revenue": "0", "ltv": null},
+        ])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ltv_cohorts_accumulate_revenue_month_by_month_until_the_current_month() {
+    let (app, _) = spawn_with_rollups().await;
+    // The current month (Paris) is 2026-03.
+    let body = report_ok(
+        &app,
+        "/api/v1/reports/ltv_cohorts?from=2025-11-01&to=2026-02-28",
+    )
+    .await;
+    let row = |cohort: &str, k: i32, currency: &str, customers: i64, revenue: &str, ltv: &str| {
+        json!({"cohort": cohort, "months_since": k, "currency": currency,
+               "customers": customers, "revenue": revenue, "ltv": ltv})
+    };
+    assert_eq!(
+        body["rows"],
+        json!([
+            // c1: 3000 in November, 5000 in January.
+            row("2025-11", 0, "EUR", 1, "30.00", "30.00"),
+            row("2025-11", 1, "EUR", 1, "30.00", "30.00"),
+            row("2025-11", 2, "EUR", 1, "80.00", "80.00"),
+            row("2025-11", 3, "EUR", 1, "80.00", "80.00"),
+            row("2025-11", 4, "EUR", 1, "80.00", "80.00"),
+            // c2 and c3: 25500 in January, 2001 more in February; 27501 ÷ 2 = 13750.5 → 13751.
+            row("2026-01", 0, "EUR", 2, "255.00", "127.50"),
+            row("2026-01", 0, "JPY", 1, "20000", "20000"),
+            row("2026-01", 1, "EUR", 2, "275.01", "137.51"),
+            row("2026-01", 1, "JPY", 1, "20000", "20000"),
+            row("2026-01", 2, "EUR", 2, "275.01", "137.51"),
+            row("2026-01", 2, "JPY", 1, "20000", "20000"),
+            // c5 and c6: 10000 in February, 1000 more in March (to date).
+            row("2026-02", 0, "EUR", 2, "100.00", "50.00"),
+            row("2026-02", 1, "EUR", 2, "110.00", "55.00"),
+        ])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_company_key_never_reads_another_company_s_rows() {
+    let (app, b) = spawn_with_rollups().await;
+    let jan = "from=2026-01-01&to=2026-01-31";
+    let b_rows = |report: String| {
+        let app = &app;
+        let key = b.secret_key.clone();
+        async move {
+            let (status, body) = get_report(app, &key, &report).await;
+            assert_eq!(status, 200, "{report}: {body}");
+            body["rows"].clone()
+        }
+    };
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/revenue_by_channel?{jan}")).await,
+        json!([{"channel": "Paid Search", "currency": "EUR", "orders": "7.00",
+                "gross": "700.00", "refunds": "0.00", "revenue": "700.00", "aov": "100.00"}])
+    );
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/cac?{jan}")).await,
+        json!([
+            {"channel": "Paid Search", "currency": "EUR", "spend": "700.00",
+             "new_customers": "7.00", "cac": "100.00"},
+            {"channel": "All", "currency": "EUR", "spend": "700.00",
+             "new_customers": "7.00", "cac": "100.00"},
+        ])
+    );
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/roas?{jan}")).await,
+        json!([{"channel": "Paid Search", "currency": "EUR", "spend": "700.00",
+                "impressions": 7000, "clicks": 700, "revenue": "700.00", "roas": 1.0}])
+    );
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/funnel?{jan}&funnel=b_only")).await,
+        json!([{"step": 1, "event_name": "page_view", "sessions": 9,
+                "conversion_from_previous": 1.0, "conversion_from_start": 1.0,
+                "drop_off": 0, "drop_off_rate": 0.0}])
+    );
+    let (status, body) = get_report(
+        &app,
+        &b.secret_key,
+        &format!("/api/v1/reports/funnel?{jan}"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "unknown funnel or no sessions in range; funnels with data: b_only"
+    );
+    let (_, body) = get_report(
+        &app,
+        &b.secret_key,
+        &format!("/api/v1/reports/time_to_conversion?{jan}"),
+    )
+    .await;
+    assert_eq!(
+        body["summary"],
+        json!({"orders": 1, "median_seconds": 42, "p75_seconds": 42, "p90_seconds": 42})
+    );
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/qualified_sessions?{jan}")).await,
+        json!([
+            {"channel": "Paid Search", "sessions": 9, "engaged_sessions": 9, "rate": 1.0},
+            {"channel": "All", "sessions": 9, "engaged_sessions": 9, "rate": 1.0},
+        ])
+    );
+    assert_eq!(
+        b_rows(format!("/api/v1/reports/repeat_purchase?{jan}")).await,
+        json!([
+            {"cohort": "all", "customers": 1, "repeat_customers": 0, "rate": 0.0},
+            {"cohort": "2026-01", "customers": 1, "repeat_customers": 0, "rate": 0.0},
+        ])
+    );
+    let rolling = b_rows(format!("/api/v1/reports/ltv_rolling?{jan}")).await;
+    assert_eq!(
+        rolling[0],
+        json!({"window_days": 30, "currency": "EUR", "customers": 1, "revenue": "70.00", "ltv": "70.00"})
+    );
+    assert_eq!(rolling.as_array().unwrap().len(), 4, "{rolling}");
+    let cohorts = b_rows(format!("/api/v1/reports/ltv_cohorts?{jan}")).await;
+    assert_eq!(cohorts.as_array().unwrap().len(), 3, "{cohorts}");
+    assert!(
+        cohorts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["customers"] == 1 && r["revenue"] == "70.00"),
+        "{cohorts}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reports_need_the_secret_key_in_the_authorization_header() {
+    let app = TestApp::spawn().await;
+    let path = "/api/v1/reports/cac?from=2026-01-01&to=2026-01-31";
+    let url = format!("{}{path}", app.base);
+
+    let (status, body) = answer(app.client.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer SECRET_KEY"),
+        "{body}"
+    );
+    // The write key, in the header or in the URL.
+    let (status, body) = get_report(&app, &app.company.write_key, path).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"].as_str().unwrap().contains("secret key"),
+        "{body}"
+    );
+    let (status, body) = answer(
+        app.client
+            .get(format!("{url}&key={}", app.company.write_key))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get_report(&app, "lux_sk_not_a_key", path).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown or revoked"),
+        "{body}"
+    );
+    let (status, body) = answer(
+        app.client
+            .get(&url)
+            .header("authorization", format!("Basic {}", app.company.secret_key))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer SECRET_KEY"),
+        "{body}"
+    );
+    // And the secret key works.
+    let (status, body) = get_report(&app, &app.company.secret_key, path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_report_requests_get_a_400_naming_the_problem() {
+    let app = TestApp::spawn().await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "/api/v1/reports/cac?to=2026-01-31",
+            "missing `from`: add ?from=YYYY-MM-DD&to=YYYY-MM-DD (company-local days, both included)",
+        ),
+        (
+            "/api/v1/reports/cac?from=2026-01-01",
+            "missing `to`: add ?from=YYYY-MM-DD&to=YYYY-MM-DD (company-local days, both included)",
+        ),
+        (
+            "/api/v1/reports/cac?from=2026-01-01&to=31-01-2026",
+            "`to` must be a date as YYYY-MM-DD, got \"31-01-2026\"",
+        ),
+        (
+            "/api/v1/reports/cac?from=2026-02-01&to=2026-01-31",
+            "`from` (2026-02-01) is after `to` (2026-01-31)",
+        ),
+        (
+            "/api/v1/reports/cac?from=2023-01-01&to=2026-01-05",
+            "the range 2023-01-01 to 2026-01-05 is 1101 days; at most 1100 days per request",
+        ),
+        (
+            "/api/v1/reports/revenue?from=2026-01-01&to=2026-01-31",
+            "unknown report \"revenue\"; known reports: revenue_by_channel, cac, roas, funnel, \
+             time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts",
+        ),
+        (
+            "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=data_driven",
+            "unknown model \"data_driven\"; models: first_touch, last_touch, linear, time_decay, \
+             position_based, last_non_direct",
+        ),
+        (
+            "/api/v1/reports/roas?from=2026-01-01&to=2026-01-31&by=ad_group",
+            "unknown `by` \"ad_group\"; roas is grouped by one of: channel, campaign, creative",
+        ),
+        (
+            "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31&funnel=nope",
+            "unknown funnel or no sessions in range; funnels with data: none",
+        ),
+        (
+            "/api/v1/reports/qualified_sessions?from=2026-01-01&to=2026-01-31&model=linear",
+            "report qualified_sessions does not take `model`; it takes: from, to",
+        ),
+    ];
+    for (path, expected) in cases {
+        let (status, body) = get_report(&app, &app.company.secret_key, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], *expected, "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lux_reader_cannot_read_raw_events_sessions_or_orders_but_reads_the_rollups() {
+    let (app, b) = spawn_with_rollups().await;
+    // The pool the reports use.
+    let reader = lux::db::connect_reader(&app.db.url, 2).unwrap();
+    for table in ["raw_events", "sessions", "orders", "companies", "api_keys"] {
+        let mut tx = lux::db::begin_for_company(&reader, app.company.id)
+            .await
+            .unwrap();
+        let error = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM {table} LIMIT 1"
+        )))
+        .fetch_optional(&mut *tx)
+        .await
+        .expect_err(table);
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{table}: {error}");
+        assert!(error.to_string().contains("permission denied"), "{error}");
+    }
+    // Each rollup table: readable, and only the transaction's company's rows.
+    for (table, a_rows, b_rows) in [
+        ("ad_spend", A_SPEND.len(), 1),
+        ("rollup_sessions_daily", A_SESSIONS.len(), 1),
+        ("rollup_funnel_daily", A_FUNNEL.len(), 1),
+        ("rollup_revenue_daily", A_REVENUE.len(), 1),
+        ("rollup_conversions", A_CONVERSIONS.len(), 1),
+        ("rollup_customer_days", A_CUSTOMER_DAYS.len(), 1),
+    ] {
+        for (company, expected) in [(app.company.id, a_rows), (b.id, b_rows)] {
+            let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();
+            let seen: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+            assert_eq!(seen, expected as i64, "{table} for {company}");
+        }
+        // Without a company: nothing.
+        let mut tx = reader.begin().await.unwrap();
+        let seen: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(seen, 0, "{table} without a company");
+    }
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&reader)
+        .await
+        .unwrap();
+    assert_eq!(role, "lux_reader");
+    reader.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_reports_endpoint() {
+    let app = TestApp::spawn().await;
+    let (status, doc) = answer(app.get("/api/openapi.json").await).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert_eq!(doc["info"]["title"], "LUX Analytics API");
+    let get = &doc["paths"]["/api/v1/reports/{report}"]["get"];
+    let names: Vec<&str> = get["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["report", "from", "to", "model", "by", "funnel"]);
+    assert_eq!(
+        get["parameters"][0]["schema"]["enum"],
+        json!([
+            "revenue_by_channel",
+            "cac",
+            "roas",
+            "funnel",
+            "time_to_conversion",
+            "qualified_sessions",
+            "repeat_purchase",
+            "ltv_rolling",
+            "ltv_cohorts"
+        ])
+    );
+    assert_eq!(get["parameters"][3]["schema"]["default"], "last_touch");
+    assert_eq!(get["security"], json!([{"secretKey": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["secretKey"]["scheme"],
+        "bearer"
+    );
+    for code in ["200", "400", "401", "403"] {
+        assert!(get["responses"][code].is_object(), "{code}");
+    }
+    for path in ["/e", "/healthz", "/readyz"] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+    app.stop().await;
+}
