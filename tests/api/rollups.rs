@@ -331,6 +331,210 @@ impl Story {
     }
 }
 
+impl Story {
+    async fn report(&self, key: &str, path: &str) -> Value {
+        let response = self
+            .app
+            .client
+            .get(format!("{}/api/v1/reports/{path}", self.app.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::helpers::answer(response).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// Company A's reports for 8–10 March 2025, through the API, as worked out by hand.
+    async fn reports_answer_the_hand_made_figures(&self) {
+        let key = self.a.secret_key.clone();
+        let range = "from=2025-03-08&to=2025-03-10";
+        let rows = |body: Value| body["rows"].clone();
+
+        // Last touch: A1 Paid Search $100, A3 Paid Social $80, A2 Direct $50, A4 Organic
+        // Search $60 less $20.
+        assert_eq!(
+            rows(
+                self.report(&key, &format!("revenue_by_channel?{range}"))
+                    .await
+            ),
+            json!([
+                {"channel": "Paid Search", "currency": "USD", "orders": "1.00", "gross": "100.00",
+                 "refunds": "0.00", "revenue": "100.00", "aov": "100.00"},
+                {"channel": "Paid Social", "currency": "USD", "orders": "1.00", "gross": "80.00",
+                 "refunds": "0.00", "revenue": "80.00", "aov": "80.00"},
+                {"channel": "Direct", "currency": "USD", "orders": "1.00", "gross": "50.00",
+                 "refunds": "0.00", "revenue": "50.00", "aov": "50.00"},
+                {"channel": "Organic Search", "currency": "USD", "orders": "1.00",
+                 "gross": "60.00", "refunds": "20.00", "revenue": "40.00", "aov": "40.00"},
+            ])
+        );
+        // Linear: Paid Search A1 + half of A2 = $125 over 1.5 orders (AOV 83.33); Email and
+        // Paid Social half of A3 each; Direct half of A2.
+        assert_eq!(
+            rows(
+                self.report(&key, &format!("revenue_by_channel?{range}&model=linear"))
+                    .await
+            ),
+            json!([
+                {"channel": "Paid Search", "currency": "USD", "orders": "1.50", "gross": "125.00",
+                 "refunds": "0.00", "revenue": "125.00", "aov": "83.33"},
+                {"channel": "Email", "currency": "USD", "orders": "0.50", "gross": "40.00",
+                 "refunds": "0.00", "revenue": "40.00", "aov": "80.00"},
+                {"channel": "Organic Search", "currency": "USD", "orders": "1.00",
+                 "gross": "60.00", "refunds": "20.00", "revenue": "40.00", "aov": "40.00"},
+                {"channel": "Paid Social", "currency": "USD", "orders": "0.50", "gross": "40.00",
+                 "refunds": "0.00", "revenue": "40.00", "aov": "80.00"},
+                {"channel": "Direct", "currency": "USD", "orders": "0.50", "gross": "25.00",
+                 "refunds": "0.00", "revenue": "25.00", "aov": "50.00"},
+            ])
+        );
+        // CAC: $50 of Google spend for A1's new customer, $50 of Meta spend for A3's;
+        // blended $100 over all three new customers (A4's came organically).
+        assert_eq!(
+            rows(self.report(&key, &format!("cac?{range}")).await),
+            json!([
+                {"channel": "Paid Search", "currency": "USD", "spend": "50.00",
+                 "new_customers": "1.00", "cac": "50.00"},
+                {"channel": "Paid Social", "currency": "USD", "spend": "50.00",
+                 "new_customers": "1.00", "cac": "50.00"},
+                {"channel": "All", "currency": "USD", "spend": "100.00",
+                 "new_customers": "3.00", "cac": "33.33"},
+            ])
+        );
+        // ROAS: $100 on $50 for Google's "spring", $80 on $50 for Meta's "bf" / ad42.
+        assert_eq!(
+            rows(
+                self.report(&key, &format!("roas?{range}&by=creative"))
+                    .await
+            ),
+            json!([
+                {"channel": "Paid Search", "campaign": "spring", "creative": "",
+                 "currency": "USD", "spend": "50.00", "impressions": 1800, "clicks": 70,
+                 "revenue": "100.00", "roas": 2.0},
+                {"channel": "Paid Social", "campaign": "bf", "creative": "ad42",
+                 "currency": "USD", "spend": "50.00", "impressions": 2500, "clicks": 35,
+                 "revenue": "80.00", "roas": 1.6},
+            ])
+        );
+        // Commerce funnel over the six sessions: S1 and S4 go all the way.
+        assert_eq!(
+            rows(self.report(&key, &format!("funnel?{range}")).await),
+            json!([
+                {"step": 1, "event_name": "page_view", "sessions": 6,
+                 "conversion_from_previous": 1.0, "conversion_from_start": 1.0,
+                 "drop_off": 0, "drop_off_rate": 0.0},
+                {"step": 2, "event_name": "add_to_cart", "sessions": 2,
+                 "conversion_from_previous": 0.3333, "conversion_from_start": 0.3333,
+                 "drop_off": 4, "drop_off_rate": 0.6667},
+                {"step": 3, "event_name": "begin_checkout", "sessions": 2,
+                 "conversion_from_previous": 1.0, "conversion_from_start": 0.3333,
+                 "drop_off": 0, "drop_off_rate": 0.0},
+                {"step": 4, "event_name": "purchase", "sessions": 2,
+                 "conversion_from_previous": 1.0, "conversion_from_start": 0.3333,
+                 "drop_off": 0, "drop_off_rate": 0.0},
+            ])
+        );
+        // Time to conversion: 600, 1,320, 75,900 and 119,700 s; nearest rank.
+        let ttc = self
+            .report(&key, &format!("time_to_conversion?{range}"))
+            .await;
+        assert_eq!(
+            ttc["summary"],
+            json!({"orders": 4, "median_seconds": 1320, "p75_seconds": 75900,
+                   "p90_seconds": 119700})
+        );
+        let buckets: Vec<i64> = ttc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["orders"].as_i64().unwrap())
+            .collect();
+        assert_eq!(buckets, [2, 1, 1, 0, 0, 0, 0]);
+        // Qualified sessions: all but S7 engaged.
+        assert_eq!(
+            rows(
+                self.report(&key, &format!("qualified_sessions?{range}"))
+                    .await
+            ),
+            json!([
+                {"channel": "Direct", "sessions": 2, "engaged_sessions": 1, "rate": 0.5},
+                {"channel": "Email", "sessions": 1, "engaged_sessions": 1, "rate": 1.0},
+                {"channel": "Organic Search", "sessions": 1, "engaged_sessions": 1, "rate": 1.0},
+                {"channel": "Paid Search", "sessions": 1, "engaged_sessions": 1, "rate": 1.0},
+                {"channel": "Paid Social", "sessions": 1, "engaged_sessions": 1, "rate": 1.0},
+                {"channel": "All", "sessions": 6, "engaged_sessions": 5, "rate": 0.8333},
+            ])
+        );
+        // Repeat purchase: u1 bought twice in the range, u2 and the Stripe buyer once.
+        assert_eq!(
+            rows(self.report(&key, &format!("repeat_purchase?{range}")).await),
+            json!([
+                {"cohort": "all", "customers": 3, "repeat_customers": 1, "rate": 0.3333},
+                {"cohort": "2025-03", "customers": 3, "repeat_customers": 1, "rate": 0.3333},
+            ])
+        );
+        // LTV: $270 within 30 days of the three first orders; u1's $30 of 15 May (day 67)
+        // joins from the 90-day window on.
+        let ltv = rows(self.report(&key, &format!("ltv_rolling?{range}")).await);
+        let windows: Vec<(i64, i64, String, String)> = ltv
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["window_days"].as_i64().unwrap(),
+                    r["customers"].as_i64().unwrap(),
+                    r["revenue"].as_str().unwrap().to_string(),
+                    r["ltv"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                (30, 3, "270.00".into(), "90.00".into()),
+                (90, 3, "300.00".into(), "100.00".into()),
+                (180, 3, "300.00".into(), "100.00".into()),
+                (365, 3, "300.00".into(), "100.00".into()),
+            ]
+        );
+        let cohorts = rows(self.report(&key, &format!("ltv_cohorts?{range}")).await);
+        let first_three: Vec<(i64, String)> = cohorts.as_array().unwrap()[..3]
+            .iter()
+            .map(|r| {
+                assert_eq!(r["cohort"], "2025-03");
+                (
+                    r["months_since"].as_i64().unwrap(),
+                    r["ltv"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            first_three,
+            [
+                (0, "90.00".into()),
+                (1, "90.00".into()),
+                (2, "100.00".into())
+            ]
+        );
+
+        // Company B's key reads B's revenue only.
+        assert_eq!(
+            rows(
+                self.report(
+                    &self.app.company.secret_key,
+                    &format!("revenue_by_channel?{range}")
+                )
+                .await
+            ),
+            json!([{"channel": "Paid Search", "currency": "EUR", "orders": "1.00",
+                    "gross": "70.00", "refunds": "0.00", "revenue": "70.00", "aov": "70.00"}])
+        );
+    }
+}
+
 fn strings(expected: &[&str]) -> Vec<String> {
     expected.iter().map(|s| s.to_string()).collect()
 }
@@ -511,6 +715,29 @@ async fn the_hand_made_data_set_rolls_up_to_the_numbers_worked_out_by_hand() {
             "2025-05-15 1 3000",
         ])
     );
+
+    // Spend in two platforms, through the generic CSV import.
+    let csv = std::env::temp_dir().join(format!("lux-spend-{a}.csv"));
+    std::fs::write(
+        &csv,
+        "date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks,currency\n\
+         2025-03-08,google_ads,Paid Search,google,cpc,spring,,30.00,1000,40,USD\n\
+         2025-03-09,google_ads,Paid Search,google,cpc,spring,,20.00,800,30,USD\n\
+         2025-03-09,meta_ads,Paid Social,facebook,paid_social,bf,ad42,40.00,2000,25,USD\n\
+         2025-03-10,meta_ads,Paid Social,facebook,paid_social,bf,ad42,10.00,500,10,USD\n",
+    )
+    .unwrap();
+    lux_json(
+        &story.app.db.url,
+        &[
+            "import",
+            "spend",
+            csv.to_str().unwrap(),
+            "--company",
+            &a.to_string(),
+        ],
+    );
+    story.reports_answer_the_hand_made_figures().await;
 
     // Company B's day in Paris: its own rows, none of A's.
     let b = story.app.company.id;
