@@ -100,16 +100,17 @@ enum JobsCommand {
     /// Run a job now and print what it did as JSON lines. Waits if another process is
     /// running the same job for the same company.
     Run {
-        /// attribution, or all.
+        /// attribution, rollups, or all (attribution first).
         job: String,
         /// Only this company (default: every company).
         #[arg(long)]
         company: Option<Uuid>,
-        /// Redo everything, not only what changed since the last run.
+        /// Redo everything, not only what changed since the last run (rollups: rebuild every
+        /// day of the company).
         #[arg(long, conflicts_with_all = ["from", "to"])]
         full: bool,
         /// Redo what concerns these local days of the company (attribution: the orders
-        /// placed on them), from this day ...
+        /// placed on them; rollups: those days), from this day ...
         #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
         from: Option<chrono::NaiveDate>,
         /// ... to this day, included.
