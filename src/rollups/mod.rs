@@ -27,6 +27,11 @@ use self::settings::RollupSettings;
 /// small while a full rebuild still moves along in large statements.
 const DAYS_PER_CHUNK: usize = 7;
 
+/// Chunks in flight at once. Each chunk waits on PostgreSQL most of the time (its scans and
+/// inserts), so a second one keeps a two-core machine busy; chunks cover different days and
+/// never touch the same rows.
+const PARALLEL_CHUNKS: usize = 2;
+
 /// Which days a run recomputes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -47,6 +52,18 @@ pub struct Outcome {
     pub examined: u64,
     /// Rollup rows written.
     pub written: u64,
+}
+
+impl Outcome {
+    fn add(
+        &mut self,
+        chunk: Result<Result<(u64, u64), sqlx::Error>, tokio::task::JoinError>,
+    ) -> Result<(), sqlx::Error> {
+        let (examined, written) = chunk.map_err(|e| sqlx::Error::Protocol(e.to_string()))??;
+        self.examined += examined;
+        self.written += written;
+        Ok(())
+    }
 }
 
 pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<RollupSettings> {
@@ -86,13 +103,24 @@ pub async fn run(
         Scope::Days { from, to } => from.iter_days().take_while(|d| *d <= to).collect(),
     };
     let mut outcome = Outcome::default();
+    let settings = std::sync::Arc::new(settings.clone());
+    let timezone = std::sync::Arc::new(timezone);
+    let mut running = tokio::task::JoinSet::new();
     for chunk in days.chunks(DAYS_PER_CHUNK) {
-        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-        let (examined, written) =
-            recompute(&mut tx, company_id, &timezone, settings, chunk).await?;
-        tx.commit().await?;
-        outcome.examined += examined;
-        outcome.written += written;
+        if running.len() >= PARALLEL_CHUNKS {
+            outcome.add(running.join_next().await.expect("a chunk is running"))?;
+        }
+        let (pool, chunk) = (pool.clone(), chunk.to_vec());
+        let (settings, timezone) = (settings.clone(), timezone.clone());
+        running.spawn(async move {
+            let mut tx = crate::db::begin_for_company(&pool, company_id).await?;
+            let counts = recompute(&mut tx, company_id, &timezone, &settings, &chunk).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(counts)
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        outcome.add(done)?;
     }
     if scope == Scope::All {
         // Days with no data left (everything of theirs erased) keep no rows either.
