@@ -952,3 +952,53 @@ fn lux_json_lines(database_url: &str, args: &[&str]) -> Vec<Value> {
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()
 }
+
+#[tokio::test]
+async fn the_service_keeps_the_rollups_current_on_its_own() {
+    let mut options = crate::helpers::test_options();
+    options.jobs_interval = Some(std::time::Duration::from_millis(300));
+    options.pool_size = 8;
+    let app = TestApp::spawn_with(options).await;
+    let company = &app.company;
+    let visitor = Uuid::new_v4();
+    let event = json!({"event_id": Uuid::now_v7(), "event_name": "purchase",
+        "visitor_id": visitor, "user_id": "s1", "page_url": PAID_SEARCH,
+        "occurred_at": "2025-03-09T10:00:00Z",
+        "properties": {"order_id": "S1", "value": "12.50", "currency": "EUR"}});
+    let response = app
+        .client
+        .post(format!("{}/e", app.base))
+        .bearer_auth(&company.secret_key)
+        .header("user-agent", BROWSER_UA)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // The scheduler attributes the order, then rolls up its day: sessions and revenue.
+    let mut rolled_up = false;
+    for _ in 0..100 {
+        let revenue = app
+            .count(
+                "SELECT coalesce(sum(net_minor), 0)::int8 FROM rollup_revenue_daily
+                 WHERE model = 'last_touch' AND channel = 'Paid Search' AND day = '2025-03-09'",
+            )
+            .await;
+        if revenue == 1250 {
+            rolled_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rolled_up, "the scheduler rolled up the order's day");
+    assert_eq!(
+        app.count("SELECT sum(sessions)::int8 FROM rollup_sessions_daily")
+            .await,
+        1
+    );
+    assert!(
+        app.count("SELECT count(*) FROM job_runs WHERE job = 'rollups' AND status = 'succeeded'")
+            .await
+            >= 1
+    );
+}
