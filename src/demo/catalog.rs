@@ -305,6 +305,8 @@ struct Spec {
     landing: Landing,
     weight: f64,
     active: Span,
+    /// An exact window instead of `active` (the weekly newsletters).
+    window: Option<(i64, i64)>,
     ad: Option<Ad>,
 }
 
@@ -317,6 +319,7 @@ fn spec(arrival: Arrival, query: impl Into<String>, landing: Landing, weight: f6
         landing,
         weight,
         active: ALWAYS,
+        window: None,
         ad: None,
     }
 }
@@ -395,7 +398,9 @@ fn email(campaign: &str, source: &str, landing: Landing, weight: f64, active: Sp
 }
 
 /// The traffic templates of a window `[start, end)` (microseconds) in the company's zone.
-pub fn templates(start: i64, end: i64, tz: Tz) -> Vec<Template> {
+/// `day_at(f)` is the local midnight a fraction `f` of the way through the window, so that
+/// campaigns start and stop with whole local days whatever the time of day the window ends.
+pub fn templates(start: i64, end: i64, tz: Tz, day_at: &dyn Fn(f64) -> i64) -> Vec<Template> {
     use Arrival::*;
     let mut specs = vec![
         // Organic search: the engines' referrers only (they strip the query).
@@ -563,8 +568,6 @@ pub fn templates(start: i64, end: i64, tz: Tz) -> Vec<Template> {
     ];
     specs.extend(newsletters(start, end, tz));
 
-    let length = (end - start) as f64;
-    let at = |fraction: f64| start + (fraction * length) as i64;
     specs
         .into_iter()
         .map(|s| {
@@ -592,18 +595,18 @@ pub fn templates(start: i64, end: i64, tz: Tz) -> Vec<Template> {
             let referrer = s.referrer.map(|r| Url::parse(r).expect("valid referrer"));
             let landing = LandingParams::from_url(&url);
             let traffic = traffic_source(&landing, url.host_str(), referrer.as_ref());
-            let active = (
+            let active = s.window.unwrap_or((
                 if s.active.0 <= 0.0 {
                     i64::MIN
                 } else {
-                    at(s.active.0)
+                    day_at(s.active.0)
                 },
                 if s.active.1 > 1.0 {
                     i64::MAX
                 } else {
-                    at(s.active.1)
+                    day_at(s.active.1)
                 },
-            );
+            ));
             Template {
                 arrival: s.arrival,
                 query: s.query,
@@ -630,34 +633,34 @@ fn newsletters(start: i64, end: i64, tz: Tz) -> Vec<Spec> {
             .expect("UTC instants are unambiguous")
             .date_naive()
     };
+    let midnight = |day: chrono::NaiveDate| {
+        tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&day.and_hms_opt(1, 0, 0).expect("1 am"))
+                    .earliest()
+            })
+            .map(|t| t.timestamp_micros())
+            .expect("a local day has a start")
+    };
     let (first, last) = (local(start), local(end));
     let mut monday = first - chrono::Days::new(u64::from(first.weekday().num_days_from_monday()));
-    let length = (end - start) as f64;
     let mut specs = Vec::new();
     while monday <= last {
         let week = monday.iso_week();
-        let from = tz
-            .from_local_datetime(&monday.and_hms_opt(0, 0, 0).expect("midnight"))
-            .earliest()
-            .map_or(start, |t| t.timestamp_micros());
-        let to = from + 7 * 86_400_000_000;
-        let span = Span(
-            ((from - start) as f64 / length).max(0.0),
-            if to >= end {
-                1.1
-            } else {
-                (to - start) as f64 / length
-            },
-        );
+        let next = monday + chrono::Days::new(7);
         let landing = Landing::Collection(week.week() as usize % COLLECTIONS.len());
-        specs.push(email(
-            &format!("newsletter_{}_w{:02}", week.year(), week.week()),
-            "newsletter",
-            landing,
-            4.0,
-            span,
-        ));
-        monday = monday + chrono::Days::new(7);
+        specs.push(Spec {
+            window: Some((midnight(monday), midnight(next))),
+            ..email(
+                &format!("newsletter_{}_w{:02}", week.year(), week.week()),
+                "newsletter",
+                landing,
+                4.0,
+                ALWAYS,
+            )
+        });
+        monday = next;
     }
     specs
 }
@@ -676,7 +679,9 @@ mod tests {
     #[test]
     fn every_template_lands_in_the_channel_it_is_meant_for() {
         let (start, end) = window();
-        let templates = templates(start, end, chrono_tz::America::New_York);
+        let templates = templates(start, end, chrono_tz::America::New_York, &|f| {
+            start + (f * (end - start) as f64) as i64
+        });
         for arrival in Arrival::ALL {
             assert!(
                 templates
@@ -713,7 +718,9 @@ mod tests {
     #[test]
     fn the_newsletters_cover_the_window_week_by_week() {
         let (start, end) = window();
-        let templates = templates(start, end, chrono_tz::America::New_York);
+        let templates = templates(start, end, chrono_tz::America::New_York, &|f| {
+            start + (f * (end - start) as f64) as i64
+        });
         let weekly: Vec<&Template> = templates
             .iter()
             .filter(|t| t.query.contains("newsletter_"))

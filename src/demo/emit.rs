@@ -32,20 +32,26 @@ pub struct Chunk {
     pub bytes: Vec<u8>,
 }
 
-/// Where chunks go: the database writer, or nowhere (a dry run that only counts).
+/// Where chunks go: the database writers (raw events to one, the rest to the other), or
+/// nowhere (a dry run that only counts).
 pub enum Sink {
     Discard,
-    Channel(tokio::sync::mpsc::Sender<Chunk>),
+    Channels {
+        events: tokio::sync::mpsc::Sender<Chunk>,
+        rest: tokio::sync::mpsc::Sender<Chunk>,
+    },
 }
 
 impl Sink {
     fn send(&mut self, chunk: Chunk) -> anyhow::Result<()> {
-        match self {
-            Sink::Discard => Ok(()),
-            Sink::Channel(tx) => tx
-                .blocking_send(chunk)
-                .map_err(|_| anyhow::anyhow!("the database writer stopped")),
-        }
+        let channel = match self {
+            Sink::Discard => return Ok(()),
+            Sink::Channels { events, .. } if chunk.table == Table::RawEvents => events,
+            Sink::Channels { rest, .. } => rest,
+        };
+        channel
+            .blocking_send(chunk)
+            .map_err(|_| anyhow::anyhow!("the database writer stopped"))
     }
 }
 
@@ -98,6 +104,18 @@ struct Page {
     actions: Vec<Action>,
     /// The product shown, for product pages.
     product: Option<usize>,
+}
+
+/// A visit's random streams. What decides how many rows a visit writes (engaged-time
+/// reports, refunds) draws from streams whose sequence never depends on the landing page or
+/// the campaign, which move with the date: the same seed gives the same counts any day.
+struct Rngs {
+    /// Pages, products, ids.
+    layout: Xoshiro256PlusPlus,
+    /// Times on the current page; seeded again for each page.
+    timing: Xoshiro256PlusPlus,
+    /// Coupons, refunds, order ids.
+    commerce: Xoshiro256PlusPlus,
 }
 
 /// What a visit's events share.
@@ -186,7 +204,12 @@ impl<'w> Emitter<'w> {
 
     /// Writes one visit: its events, then its session.
     pub fn visit(&mut self, person: &Person, visit: &Visit) -> anyhow::Result<()> {
-        let mut rng = world::rng(visit.seed, 0, 0);
+        let mut rngs = Rngs {
+            layout: world::rng(visit.seed, 1, 0),
+            timing: world::rng(visit.seed, 2, 0),
+            commerce: world::rng(visit.seed, 3, 0),
+        };
+        let rng = &mut rngs.layout;
         let world = self.world;
         let template = &world.templates[visit.template as usize];
         let device = usize::from(visit.device);
@@ -203,16 +226,14 @@ impl<'w> Emitter<'w> {
                 self.counts.two_device_persons += u64::from(device == 1);
             }
         }
-        let pages = plan_pages(&mut rng, visit, template, is_bot);
+        let pages = plan_pages(rng, visit, template, is_bot);
         let click = match template.click {
             Click::None => None,
-            Click::Gclid => Some(format!("Cj0KCQiA{}", token(&mut rng, 40))),
-            Click::Fbclid => Some(format!("IwAR{}", token(&mut rng, 52))),
+            Click::Gclid => Some(format!("Cj0KCQiA{}", token(rng, 40))),
+            Click::Fbclid => Some(format!("IwAR{}", token(rng, 52))),
         };
-        let message_id = template
-            .message
-            .then(|| format!("m_{}", token(&mut rng, 16)));
-        let first_event = world::uuid4(&mut rng);
+        let message_id = template.message.then(|| format!("m_{}", token(rng, 16)));
+        let first_event = world::uuid4(rng);
         let context = VisitContext {
             session_id: session_id_for(world.company_id, first_event),
             visitor_id: person.visitors[device],
@@ -272,10 +293,26 @@ impl<'w> Emitter<'w> {
                 referrer: referrer.as_deref(),
                 landing: on_landing,
             };
-            let id = first_id.take().unwrap_or_else(|| world::uuid4(&mut rng));
+            // The page's times, drawn before anything whose number varies, so that whether
+            // engaged time is reported depends on the seed and the page's place only.
+            rngs.timing = world::rng(visit.seed, 2, p as u64 + 1);
+            let report = rngs.timing.random::<f64>();
+            let dwell = if is_bot {
+                rngs.timing.random_range(SECOND..6 * SECOND)
+            } else if visit.flags & flag::BOUNCE != 0 {
+                rngs.timing.random_range(2 * SECOND..60 * SECOND)
+            } else {
+                // Mostly short looks, now and then a long read.
+                5 * SECOND + (115.0 * SECOND as f64 * rngs.timing.random::<f64>().powf(2.5)) as i64
+            };
+            let engaged = (dwell as f64 * rngs.timing.random_range(0.55..0.95) / 1000.0) as i64;
+            let next_page = rngs.timing.random_range(300_000..2_500_000);
+            let id = first_id
+                .take()
+                .unwrap_or_else(|| world::uuid4(&mut rngs.layout));
             let title = page.title.as_str();
             self.event(
-                &mut rng,
+                &mut rngs.timing,
                 &context,
                 &mut totals,
                 id,
@@ -288,19 +325,13 @@ impl<'w> Emitter<'w> {
                     write!(json, r#""title":"{title}""#).expect("vec");
                 },
             );
-            let dwell = if is_bot {
-                rng.random_range(SECOND..6 * SECOND)
-            } else if visit.flags & flag::BOUNCE != 0 {
-                rng.random_range(2 * SECOND..60 * SECOND)
-            } else {
-                // Mostly short looks, now and then a long read.
-                5 * SECOND + (115.0 * SECOND as f64 * rng.random::<f64>().powf(2.5)) as i64
-            };
             let mut at = t;
             for action in &page.actions {
-                at += rng.random_range(2 * SECOND..(dwell / 4).max(3 * SECOND));
+                at += rngs
+                    .timing
+                    .random_range(2 * SECOND..(dwell / 4).max(3 * SECOND));
                 self.action(
-                    &mut rng,
+                    &mut rngs,
                     &context,
                     &mut totals,
                     person,
@@ -313,14 +344,13 @@ impl<'w> Emitter<'w> {
                 )?;
             }
             let last = p + 1 == pages.len();
-            let report = if last { 0.75 } else { 0.3 };
-            if !is_bot && dwell > SECOND && rng.random::<f64>() < report {
-                let engaged = (dwell as f64 * rng.random_range(0.55..0.95) / 1000.0) as i64;
+            let reported = if last { 0.75 } else { 0.3 };
+            if !is_bot && dwell > SECOND && report < reported {
                 let at = (t + dwell).max(at + SECOND);
-                let id = world::uuid4(&mut rng);
+                let id = world::uuid4(&mut rngs.layout);
                 totals.engagement_ms += engaged;
                 self.event(
-                    &mut rng,
+                    &mut rngs.timing,
                     &context,
                     &mut totals,
                     id,
@@ -334,7 +364,7 @@ impl<'w> Emitter<'w> {
                     },
                 );
             }
-            t = (t + dwell).max(totals.last_seen) + rng.random_range(300_000..2_500_000);
+            t = (t + dwell).max(totals.last_seen) + next_page;
             previous_url = Some(url);
         }
         self.session_row(visit, &context, &totals, &landing_url)?;
@@ -426,7 +456,7 @@ impl<'w> Emitter<'w> {
     #[allow(clippy::too_many_arguments)]
     fn action(
         &mut self,
-        rng: &mut Xoshiro256PlusPlus,
+        rngs: &mut Rngs,
         context: &VisitContext<'_>,
         totals: &mut SessionTotals,
         person: &Person,
@@ -437,7 +467,7 @@ impl<'w> Emitter<'w> {
         shown: &Page,
         cart: &mut Vec<(usize, i64)>,
     ) -> anyhow::Result<()> {
-        let id = world::uuid4(rng);
+        let id = world::uuid4(&mut rngs.layout);
         let device = usize::from(visit.device);
         let user_id = person.user_id();
         let world = self.world;
@@ -451,13 +481,13 @@ impl<'w> Emitter<'w> {
         let currency = world.currency.as_str();
         match action {
             Action::Login => {
-                let method = if rng.random::<f64>() < 0.7 {
+                let method = if rngs.layout.random::<f64>() < 0.7 {
                     "email"
                 } else {
                     "google"
                 };
                 self.event(
-                    rng,
+                    &mut rngs.timing,
                     context,
                     totals,
                     id,
@@ -470,12 +500,12 @@ impl<'w> Emitter<'w> {
                         write!(json, r#""method":"{method}""#).expect("vec");
                     },
                 );
-                self.link(rng, person, device, t, Some(&user_id), None);
+                self.link(&mut rngs.layout, person, device, t, Some(&user_id), None);
             }
             Action::Lead => {
                 let email = email_hash();
                 self.event(
-                    rng,
+                    &mut rngs.timing,
                     context,
                     totals,
                     id,
@@ -488,17 +518,17 @@ impl<'w> Emitter<'w> {
                         json.extend_from_slice(br#""form_id":"newsletter_popup""#);
                     },
                 );
-                self.link(rng, person, device, t, None, Some(&email));
+                self.link(&mut rngs.layout, person, device, t, None, Some(&email));
             }
             Action::Signup => {
                 let email = email_hash();
-                let method = if rng.random::<f64>() < 0.75 {
+                let method = if rngs.layout.random::<f64>() < 0.75 {
                     "email"
                 } else {
                     "google"
                 };
                 self.event(
-                    rng,
+                    &mut rngs.timing,
                     context,
                     totals,
                     id,
@@ -511,15 +541,26 @@ impl<'w> Emitter<'w> {
                         write!(json, r#""method":"{method}""#).expect("vec");
                     },
                 );
-                self.link(rng, person, device, t, Some(&user_id), Some(&email));
+                self.link(
+                    &mut rngs.layout,
+                    person,
+                    device,
+                    t,
+                    Some(&user_id),
+                    Some(&email),
+                );
             }
             Action::AddToCart => {
                 let product = shown.product.unwrap_or(0);
-                let quantity = if rng.random::<f64>() < 0.1 { 2 } else { 1 };
+                let quantity = if rngs.layout.random::<f64>() < 0.1 {
+                    2
+                } else {
+                    1
+                };
                 cart.push((product, quantity));
                 // Now and then a second item, added from the same page.
-                if rng.random::<f64>() < 0.3 {
-                    let other = rng.random_range(0..PRODUCTS.len());
+                if rngs.layout.random::<f64>() < 0.3 {
+                    let other = rngs.layout.random_range(0..PRODUCTS.len());
                     if other != product {
                         cart.push((other, 1));
                     }
@@ -530,7 +571,7 @@ impl<'w> Emitter<'w> {
                     .map(|(p, q)| PRODUCTS[*p].price_cents * q)
                     .sum();
                 self.event(
-                    rng,
+                    &mut rngs.timing,
                     context,
                     totals,
                     id,
@@ -553,7 +594,7 @@ impl<'w> Emitter<'w> {
             Action::BeginCheckout => {
                 let value: i64 = cart.iter().map(|(p, q)| PRODUCTS[*p].price_cents * q).sum();
                 self.event(
-                    rng,
+                    &mut rngs.timing,
                     context,
                     totals,
                     id,
@@ -574,7 +615,7 @@ impl<'w> Emitter<'w> {
             }
             Action::Purchase => {
                 let subtotal: i64 = cart.iter().map(|(p, q)| PRODUCTS[*p].price_cents * q).sum();
-                let coupon = rng.random::<f64>() < 0.15;
+                let coupon = rngs.commerce.random::<f64>() < 0.15;
                 let discount = if coupon { subtotal / 10 } else { 0 };
                 let tax = ((subtotal - discount) as f64 * 0.07).round() as i64;
                 let shipping = if subtotal >= 7_500 { 0 } else { 695 };
@@ -584,7 +625,7 @@ impl<'w> Emitter<'w> {
                 let email = email_hash();
                 let user = (visit.flags & flag::ACCOUNT != 0).then_some(user_id.as_str());
                 let items = cart.clone();
-                self.event(rng, context, totals, id, "purchase", t, page, user, Some(&email), |json| {
+                self.event(&mut rngs.timing, context, totals, id, "purchase", t, page, user, Some(&email), |json| {
                     write!(
                         json,
                         r#""order_id":"{number}","value":"{}","currency":"{currency}","tax":"{}","shipping":"{}","#,
@@ -598,7 +639,7 @@ impl<'w> Emitter<'w> {
                     }
                     write_items(json, &items);
                 });
-                self.link(rng, person, device, t, user, Some(&email));
+                self.link(&mut rngs.layout, person, device, t, user, Some(&email));
                 let order = NewOrder {
                     number,
                     placed_at: t,
@@ -611,7 +652,7 @@ impl<'w> Emitter<'w> {
                     visitor_id: context.visitor_id,
                     session_id: context.session_id,
                 };
-                self.order(rng, person, &order)?;
+                self.order(&mut rngs.commerce, person, &order)?;
             }
         }
         Ok(())
@@ -997,6 +1038,12 @@ fn plan_pages(
         };
         pages.push(page_for(rng, next));
     }
+    if f(flag::CART) && !pages.iter().any(|p| p.product.is_some()) {
+        // Something to put in the cart: the last page browsed shows a product. (Replaced,
+        // not added: the number of pages stays what the plan says.)
+        let product = rng.random_range(0..PRODUCTS.len());
+        *pages.last_mut().expect("a landing page") = page_for(rng, Landing::Product(product));
+    }
     if f(flag::LEAD) {
         // The newsletter pop-up, on one of the pages browsed.
         let i = rng.random_range(0..pages.len());
@@ -1010,10 +1057,6 @@ fn plan_pages(
         ));
     }
     if f(flag::CART) {
-        if !pages.iter().any(|p| p.product.is_some()) {
-            let product = rng.random_range(0..PRODUCTS.len());
-            pages.push(page_for(rng, Landing::Product(product)));
-        }
         let shown = pages
             .iter()
             .rposition(|p| p.product.is_some())
@@ -1127,6 +1170,68 @@ fn token(rng: &mut Xoshiro256PlusPlus, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::demo::world::DAY;
+
+    /// The campaign a visit comes from depends on the date (campaigns start and stop), so
+    /// for the same seed to give the same counts any day, what a visit writes must not
+    /// depend on it.
+    #[test]
+    fn how_much_a_visit_writes_does_not_depend_on_its_campaign() {
+        let end = 1_790_000_000_000_000;
+        let tz = chrono_tz::America::New_York;
+        let world = World::new(Uuid::nil(), "USD".into(), vec![7; 32], tz, 1, 30, end);
+        let plans = [
+            flag::BOUNCE,
+            0,
+            flag::CART,
+            flag::CART | flag::CHECKOUT,
+            flag::CART | flag::CHECKOUT | flag::PURCHASE,
+            flag::LEAD | flag::SIGNUP,
+            flag::LOGIN | flag::CART | flag::CHECKOUT | flag::PURCHASE | flag::ACCOUNT,
+            flag::CART | flag::CHECKOUT | flag::PURCHASE | flag::SIGNUP_AT_CHECKOUT | flag::ACCOUNT,
+        ];
+        for seed in 0..25u64 {
+            for flags in plans {
+                let mut first = None;
+                for template in 0..world.templates.len() {
+                    let person = Person {
+                        index: 1,
+                        visitors: [Uuid::from_u128(1), Uuid::from_u128(2)],
+                        user_agents: [0, 0],
+                        state: Default::default(),
+                    };
+                    let visit = Visit {
+                        start: end - DAY,
+                        device: 0,
+                        template: template as u16,
+                        pages: if flags & flag::BOUNCE != 0 {
+                            1
+                        } else {
+                            2 + (seed % 5) as u8
+                        },
+                        flags,
+                        seed,
+                    };
+                    let mut emitter = Emitter::new(&world, Sink::Discard);
+                    emitter.visit(&person, &visit).unwrap();
+                    let c = &emitter.counts;
+                    let written = (
+                        c.events,
+                        c.page_views,
+                        c.identity_keys,
+                        c.orders,
+                        c.refunded_orders + c.partially_refunded_orders,
+                    );
+                    assert_eq!(
+                        *first.get_or_insert(written),
+                        written,
+                        "seed {seed}, flags {flags:#b}, template {}",
+                        world.templates[template].query
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn money_is_a_decimal_string() {

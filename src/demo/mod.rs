@@ -10,8 +10,9 @@
 //! it (session ids, channel rules, keyed email hashes, order refs and sources), so the jobs,
 //! reports and dashboards treat it like real data. See docs/decisions.md, "Demo data".
 //!
-//! The generator runs on a blocking thread and streams binary `COPY` chunks to one
-//! connection, all in one transaction: the data appears whole or not at all.
+//! The generator runs on a blocking thread and streams binary `COPY` chunks to two
+//! connections (raw events on one, the rest on the other), one transaction each, committed
+//! so that the data appears whole or not at all.
 
 mod catalog;
 mod copy;
@@ -114,13 +115,17 @@ pub struct DemoSummary {
 
 /// Generates the demo data set for `company_id` (an existing company, best a new one) into
 /// the database of `owner` (the owner role: it writes past row-level security, as COPY
-/// needs). Creates the `raw_events` partitions it needs first. Commits once, at the end.
+/// needs; the pool must allow two connections). Creates the `raw_events` partitions it needs
+/// first. Commits at the end: nothing is visible before, everything after.
 pub async fn generate(
     owner: &PgPool,
     company_id: Uuid,
     spec: &DemoSpec,
 ) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
+    if owner.options().get_max_connections() < 2 {
+        anyhow::bail!("the demo writes on two connections: give its pool at least 2");
+    }
     let company: Option<(String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT timezone, currency::text, hash_key FROM companies WHERE company_id = $1",
     )
@@ -161,38 +166,67 @@ pub async fn generate(
         to.timestamp_micros(),
     );
     let target = spec.events;
-    // A few chunks in flight: the generator fills the next while the server loads one.
-    let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(4);
+    // A few chunks in flight per writer: the generator fills the next while the server
+    // loads one.
+    let (events_sender, events) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let (rest_sender, rest) = tokio::sync::mpsc::channel::<Chunk>(4);
     let generator = tokio::task::spawn_blocking(move || -> anyhow::Result<Counts> {
+        let pilot = Instant::now();
         let persons = persons_for(&world, target)?;
-        world.simulate(persons, 0, Sink::Channel(sender))
+        tracing::debug!(
+            persons,
+            seconds = pilot.elapsed().as_secs_f64(),
+            "demo: sized"
+        );
+        world.simulate(
+            persons,
+            0,
+            Sink::Channels {
+                events: events_sender,
+                rest: rest_sender,
+            },
+        )
     });
 
-    let mut tx = owner.begin().await?;
-    let mut rows = 0;
-    while let Some(chunk) = chunks.recv().await {
-        let table = chunk.table;
-        let mut copy = tx
-            .copy_in_raw(table.copy_statement())
-            .await
-            .with_context(|| format!("starting COPY into {table:?}"))?;
-        copy.send(chunk.bytes).await?;
-        rows += copy
-            .finish()
-            .await
-            .with_context(|| format!("COPY into {table:?}"))?;
-    }
+    // Two connections, so that the server loads raw events on one core and everything else
+    // (sessions: random keys in three indexes) on the other.
+    let mut events_tx = owner.begin().await?;
+    let mut rest_tx = owner.begin().await?;
+    let (event_rows, rest_rows) = tokio::try_join!(
+        copy_chunks(&mut events_tx, events),
+        copy_chunks(&mut rest_tx, rest)
+    )?;
     let counts = generator.await.context("the demo generator panicked")??;
-    tx.commit().await.context("committing the demo data")?;
-    // Fresh statistics, so that the jobs that follow get good plans on tables that grew from
-    // nothing in one transaction.
+    let rows = event_rows + rest_rows;
+    tracing::debug!(
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "demo: copied"
+    );
+    // Raw events can never be deleted, the other tables can: those commit first, and are
+    // deleted again should the raw events fail to commit. Their rows are stamped with the
+    // transaction's start (`now()`), which tells them from any other rows of the company.
+    let stamp: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *rest_tx)
+        .await?;
+    rest_tx.commit().await.context("committing the demo data")?;
+    if let Err(error) = events_tx.commit().await {
+        if let Err(undo) = undo_rest(owner, company_id, stamp).await {
+            tracing::error!(error = %undo, %company_id, "could not remove the demo's sessions and orders");
+        }
+        return Err(error).context("committing the demo's raw events");
+    }
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "demo: committed");
+    // Fresh statistics for what the jobs that follow read, on tables that grew from nothing
+    // in one transaction. Not raw events: sampling its wide rows took longer than the rest of
+    // the demo's writing, and autovacuum analyzes it soon anyway.
     sqlx::query(
-        "ANALYZE raw_events, sessions, identity_keys, orders, order_refs, order_sources,
-                 customers, ad_spend",
+        "ANALYZE sessions, identity_keys, orders, order_refs, order_sources, customers, ad_spend",
     )
     .execute(owner)
     .await
     .context("analyzing the demo tables")?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "demo: analyzed");
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(DemoSummary {
@@ -227,6 +261,51 @@ pub async fn generate(
     })
 }
 
+/// Loads chunks with `COPY` until the generator is done; returns the rows loaded.
+async fn copy_chunks(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    mut chunks: tokio::sync::mpsc::Receiver<Chunk>,
+) -> anyhow::Result<u64> {
+    let mut rows = 0;
+    while let Some(chunk) = chunks.recv().await {
+        let table = chunk.table;
+        let mut copy = tx
+            .copy_in_raw(table.copy_statement())
+            .await
+            .with_context(|| format!("starting COPY into {table:?}"))?;
+        copy.send(chunk.bytes).await?;
+        rows += copy
+            .finish()
+            .await
+            .with_context(|| format!("COPY into {table:?}"))?;
+    }
+    Ok(rows)
+}
+
+/// Deletes what the demo committed besides raw events (the rows stamped `stamp`).
+async fn undo_rest(owner: &PgPool, company_id: Uuid, stamp: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut tx = owner.begin().await?;
+    for sql in [
+        "DELETE FROM order_refs r USING orders o
+         WHERE r.company_id = $1 AND o.company_id = $1 AND r.order_id = o.order_id
+           AND o.updated_at = $2",
+        "DELETE FROM order_sources WHERE company_id = $1 AND updated_at = $2",
+        "DELETE FROM orders WHERE company_id = $1 AND updated_at = $2",
+        "DELETE FROM customers WHERE company_id = $1 AND created_at = $2",
+        "DELETE FROM identity_keys WHERE company_id = $1 AND linked_at = $2",
+        "DELETE FROM sessions WHERE company_id = $1 AND created_at = $2",
+        "DELETE FROM ad_spend WHERE company_id = $1 AND imported_at = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(company_id)
+            .bind(stamp)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// How many people give about `events` raw events: a dry run of a sample (in its own
 /// random stream, nothing written) measures events per person.
 fn persons_for(world: &World, events: u64) -> anyhow::Result<u64> {
@@ -254,4 +333,53 @@ pub async fn run_jobs(pool: &PgPool, company_id: Uuid) -> anyhow::Result<Vec<Run
     }
     // TODO(merge): also run Job::Rollups
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn counts(end: DateTime<Utc>, seed: u64) -> Counts {
+        let world = World::new(
+            Uuid::nil(),
+            "USD".into(),
+            vec![7; 32],
+            chrono_tz::America::New_York,
+            seed,
+            30,
+            end.timestamp_micros(),
+        );
+        world.simulate(3_000, 0, Sink::Discard).expect("a dry run")
+    }
+
+    fn key(c: &Counts) -> [u64; 14] {
+        [
+            c.persons,
+            c.visitors,
+            c.bot_visitors,
+            c.two_device_persons,
+            c.identified_persons,
+            c.sessions,
+            c.events,
+            c.page_views,
+            c.identity_keys,
+            c.orders,
+            c.refunded_orders + c.partially_refunded_orders,
+            c.customers,
+            c.repeat_customers,
+            c.spend_rows,
+        ]
+    }
+
+    #[test]
+    fn the_date_moves_times_never_counts() {
+        let monday_morning = Utc.with_ymd_and_hms(2026, 1, 12, 9, 13, 0).unwrap();
+        let saturday_night = Utc.with_ymd_and_hms(2026, 2, 7, 23, 47, 31).unwrap();
+        let a = counts(monday_morning, 42);
+        assert_eq!(key(&a), key(&counts(saturday_night, 42)), "{a:?}");
+        assert_ne!(key(&a), key(&counts(monday_morning, 43)));
+        assert!(a.orders > 0 && a.repeat_customers > 0 && a.two_device_persons > 0);
+    }
 }

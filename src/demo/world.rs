@@ -246,12 +246,18 @@ impl World {
         end: i64,
     ) -> World {
         let start = end - i64::from(days) * DAY;
-        let templates = catalog::templates(start, end, tz);
+        let local_days = Days::new(start, end, tz);
+        let first_day = local_days.index(start);
+        let last_day = local_days.midnights.len() - 1;
+        let day_at = |fraction: f64| {
+            let day = first_day + (fraction * f64::from(days)).round() as usize;
+            local_days.midnights[day.min(last_day)]
+        };
+        let templates = catalog::templates(start, end, tz, &day_at);
         let mut by_arrival = vec![Vec::new(); Arrival::ALL.len()];
         for (i, t) in templates.iter().enumerate() {
             by_arrival[t.arrival.index()].push(i as u16);
         }
-        let local_days = Days::new(start, end, tz);
         let mut noise = rng(seed, DAY_STREAM, 0);
         let slot_weights = (0..days)
             .map(|k| {
