@@ -11,6 +11,7 @@
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
+//! - [`demo`]: a realistic synthetic company (`lux demo`), and large data sets for benchmarks;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the router that merges the domains' routes;
 //! - [`server`]: running it all;
@@ -21,6 +22,7 @@ pub mod attribution;
 pub mod clock;
 pub mod commerce;
 pub mod db;
+pub mod demo;
 pub mod http;
 pub mod identity;
 pub mod jobs;
