@@ -87,7 +87,7 @@ struct Customer {
     orders: u32,
 }
 
-/// An event of a visit, before it is written.
+/// Something a visitor does on a page besides viewing it: an event of its own.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Action {
     Login,
@@ -947,7 +947,7 @@ impl<'w> Emitter<'w> {
     /// click-through rate, spend from a cost per click.
     fn ad_spend(&mut self, currency: &str) -> anyhow::Result<()> {
         let world = self.world;
-        let mut rng = world::rng(world.seed, 0x5350_454e_44, 0);
+        let mut rng = world::rng(world.seed, 0x0053_5045_4e44, 0);
         let first = world.days.index(world.start);
         let last = world.days.index(world.end - 1);
         for (i, template) in world.templates.iter().enumerate() {

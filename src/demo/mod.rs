@@ -12,7 +12,7 @@
 //!
 //! The generator runs on a blocking thread and streams binary `COPY` chunks to two
 //! connections (raw events on one, the rest on the other), one transaction each, committed
-//! so that the data appears whole or not at all.
+//! so that a failure leaves nothing behind.
 
 mod catalog;
 mod copy;
@@ -22,7 +22,7 @@ mod world;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -64,7 +64,7 @@ impl DemoSpec {
             days,
             events,
             seed,
-            end: Utc::now(),
+            end: Utc::now().trunc_subsecs(0),
         })
     }
 
@@ -116,7 +116,8 @@ pub struct DemoSummary {
 /// Generates the demo data set for `company_id` (an existing company, best a new one) into
 /// the database of `owner` (the owner role: it writes past row-level security, as COPY
 /// needs; the pool must allow two connections). Creates the `raw_events` partitions it needs
-/// first. Commits at the end: nothing is visible before, everything after.
+/// first. Commits at the end: nothing is visible before, everything after (sessions and
+/// orders an instant before their raw events).
 pub async fn generate(
     owner: &PgPool,
     company_id: Uuid,
@@ -309,7 +310,7 @@ async fn undo_rest(owner: &PgPool, company_id: Uuid, stamp: DateTime<Utc>) -> an
 /// How many people give about `events` raw events: a dry run of a sample (in its own
 /// random stream, nothing written) measures events per person.
 fn persons_for(world: &World, events: u64) -> anyhow::Result<u64> {
-    const PILOT_STREAM: u64 = 0x5049_4c4f_54;
+    const PILOT_STREAM: u64 = 0x0050_494c_4f54;
     let sample = (events / 40).clamp(5_000, 40_000);
     let pilot = world.simulate(sample, PILOT_STREAM, Sink::Discard)?;
     let per_person = pilot.events as f64 / sample as f64;

@@ -6,9 +6,13 @@
 //! (which weekday a day is, where midnight falls), never how many visits, events or orders
 //! there are: the same seed gives the same counts today and tomorrow.
 //!
-//! Streaming: people are created day by day; their visits wait in a queue ordered by start
-//! and are written out when their day comes, so memory holds the people still active, not
-//! the data set.
+//! Streaming: people are planned twice. A first pass notes the day of each person's
+//! earliest visit (4 bytes a person); the second creates people on that day, their visits
+//! wait in a queue ordered by start and are written out when their time comes. Rows go out
+//! in time order, and memory holds the people still active, not the data set.
+//!
+//! The window is taken as a circle: a visit planned after its end (now) comes round to its
+//! start, as in a steady state where the people seen early had arrived before the window.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -29,7 +33,7 @@ pub const MINUTE: i64 = 60 * SECOND;
 pub const HOUR: i64 = 60 * MINUTE;
 pub const DAY: i64 = 24 * HOUR;
 
-/// No visit lasts longer (see [`super::emit`]: at most 14 pages of at most 2 minutes).
+/// No visit lasts longer (see [`super::emit`]: at most 15 pages of at most 2 minutes each).
 pub const MAX_SESSION: i64 = 40 * MINUTE;
 /// Two visits of one person are at least this far apart, well over the 30-minute session
 /// timeout, so ingestion would have split them the same way.
@@ -132,8 +136,14 @@ impl Days {
         self.dates[self.index(t)]
     }
 
+    /// The local midnight starting `t`'s day; days past the window are taken as 24 hours.
     fn midnight(&self, t: i64) -> i64 {
-        self.midnights[self.index(t)]
+        let last = *self.midnights.last().expect("days");
+        if t >= last + DAY {
+            last + (t - last) / DAY * DAY
+        } else {
+            self.midnights[self.index(t)]
+        }
     }
 }
 
@@ -182,7 +192,7 @@ pub mod flag {
 
 /// One simulated person (or crawler), shared by its pending visits.
 pub struct Person {
-    pub index: u64,
+    pub index: u32,
     pub visitors: [Uuid; 2],
     pub user_agents: [usize; 2],
     pub state: RefCell<PersonState>,
@@ -201,7 +211,7 @@ pub struct PersonState {
 
 impl Person {
     pub fn user_id(&self) -> String {
-        format!("u{}", 10_000 + self.index)
+        format!("u{}", 10_000 + u64::from(self.index))
     }
 
     /// The person's email address. Synthetic, under a reserved domain; only its keyed hash
@@ -299,21 +309,46 @@ impl World {
     /// Plays out `persons` people (numbered from 0 in `stream`) and writes their data to
     /// `sink`, in time order.
     pub fn simulate(&self, persons: u64, stream: u64, sink: Sink) -> anyhow::Result<Counts> {
+        let persons = u32::try_from(persons)
+            .map_err(|_| anyhow::anyhow!("{persons} people are more than the demo can make"))?;
+        let slots = self.slot_weights.len();
+        // Who arrives on which day of the window: the first people on the first day, as many
+        // each day as its weight says.
+        let total: f64 = self.slot_weights.iter().sum();
+        let mut cumulative = 0.0;
+        let bounds: Vec<u32> = (self.slot_weights.iter().enumerate())
+            .map(|(k, weight)| {
+                cumulative += weight;
+                if k + 1 == slots {
+                    persons
+                } else {
+                    (f64::from(persons) * cumulative / total).round() as u32
+                }
+            })
+            .collect();
+        let arrival =
+            |person: u32| self.start + bounds.partition_point(|b| *b <= person) as i64 * DAY;
+        // First pass: the day of each person's earliest visit, which can come before the
+        // arrival (a visit planned after the window's end comes round to its start). Writing
+        // people from the day of their earliest visit keeps everything in time order.
+        let mut starting: Vec<Vec<u32>> = vec![Vec::new(); slots];
+        for person in 0..persons {
+            let (_, visits) = self.plan_person(person, stream, arrival(person));
+            let first = visits
+                .iter()
+                .map(|v| v.start)
+                .min()
+                .expect("one visit at least");
+            starting[((first - self.start) / DAY).clamp(0, slots as i64 - 1) as usize].push(person);
+        }
+        // Second pass: the same plans again, day by day, each visit written when its time
+        // comes.
         let mut emitter = Emitter::new(self, sink);
         let mut queue: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
-        let total: f64 = self.slot_weights.iter().sum();
-        let (mut created, mut cumulative, mut seq) = (0u64, 0.0, 0u64);
-        let slots = self.slot_weights.len();
-        for (k, weight) in self.slot_weights.iter().enumerate() {
-            cumulative += weight;
-            let upto = if k + 1 == slots {
-                persons
-            } else {
-                ((persons as f64) * cumulative / total).round() as u64
-            };
-            let slot_start = self.start + k as i64 * DAY;
-            while created < upto {
-                let (person, visits) = self.plan_person(created, stream, slot_start);
+        let mut seq = 0u64;
+        for (k, people) in starting.into_iter().enumerate() {
+            for index in people {
+                let (person, visits) = self.plan_person(index, stream, arrival(index));
                 let person = Rc::new(person);
                 for visit in visits {
                     seq += 1;
@@ -324,9 +359,8 @@ impl World {
                         visit,
                     }));
                 }
-                created += 1;
             }
-            let slot_end = slot_start + DAY;
+            let slot_end = self.start + (k as i64 + 1) * DAY;
             while queue
                 .peek()
                 .is_some_and(|p| p.0.start < slot_end || k + 1 == slots)
@@ -345,8 +379,8 @@ impl World {
     }
 
     /// A person's whole story: devices, the times of its visits and what happens in each.
-    fn plan_person(&self, index: u64, stream: u64, slot_start: i64) -> (Person, Vec<Visit>) {
-        let mut rng = rng(self.seed, PERSON_STREAM ^ stream, index);
+    fn plan_person(&self, index: u32, stream: u64, slot_start: i64) -> (Person, Vec<Visit>) {
+        let mut rng = rng(self.seed, PERSON_STREAM ^ stream, u64::from(index));
         let bot = rng.random::<f64>() < 0.025;
         // Casual visitors (one visit, maybe two), engaged ones, loyal ones.
         let archetype = rng.random::<f64>();
@@ -379,7 +413,7 @@ impl World {
         let two_devices = !bot && extra_visits >= 2 && rng.random::<f64>() < 0.12;
 
         // Times: the first visit in the arrival day, the others days later, each at an hour
-        // of the daily curve; then squeezed into the window if the story runs past its end.
+        // of the daily curve.
         let available = self.end - self.start - MAX_SESSION - 2 * END_MARGIN;
         let most = (available / MIN_GAP) as usize;
         let visits = (1 + extra_visits as usize).min(most.max(1));
@@ -400,7 +434,20 @@ impl World {
             };
             times.push(next.max(previous + MIN_GAP + rng.random_range(0..HOUR)));
         }
-        fit_into(&mut times, self.start, self.end - END_MARGIN - MAX_SESSION);
+        // The window ends now, and visits planned after it come round to its start: the
+        // window is taken as a circle, like a steady state where people seen at the start had
+        // arrived before it. (Dropping them would make the counts depend on the time of day;
+        // moving them to the end piled them up there.)
+        let last = self.end - END_MARGIN - MAX_SESSION;
+        for t in times.iter_mut() {
+            *t = self.start + (*t - self.start).rem_euclid(last - self.start);
+        }
+        times.sort_unstable();
+        for i in 1..times.len() {
+            times[i] = times[i].max(times[i - 1] + MIN_GAP);
+        }
+        // Stories longer than the window are squeezed into it.
+        fit_into(&mut times, self.start, last);
 
         let mut plans = Vec::with_capacity(visits);
         let (mut has_email, mut has_account, mut orders, mut second_device_seen) =

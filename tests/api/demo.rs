@@ -12,6 +12,20 @@ use uuid::Uuid;
 
 use crate::helpers::{BROWSER_UA, TestDb, lux_command, lux_error, pg_dump, wait_healthy};
 
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    session_id: Uuid,
+    /// The session's first event.
+    opening: Uuid,
+    landing_page: String,
+    referrer: Option<String>,
+    source: String,
+    medium: String,
+    campaign: Option<String>,
+    channel: String,
+    campaign_key: Option<String>,
+}
+
 /// Runs `lux demo --no-serve` with `args`; returns the company and the summary it printed.
 fn run_demo(url: &str, args: &[&str]) -> (Value, Value) {
     let mut all = vec!["demo", "--no-serve"];
@@ -131,23 +145,13 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
 
     // Sessions: ids derived from their opening event, traffic classified by ingestion's
     // own rules from the landing page and referrer.
-    let sessions: Vec<(
-        Uuid,
-        Uuid,
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-    )> = sqlx::query_as(
+    let sessions: Vec<SessionRow> = sqlx::query_as(
         "SELECT s.session_id,
-                    (SELECT e.event_id FROM raw_events e WHERE e.company_id = s.company_id
-                       AND e.session_id = s.session_id ORDER BY e.occurred_at LIMIT 1),
-                    s.landing_page, s.referrer, s.source, s.medium, s.campaign, s.channel,
-                    s.campaign_key
-             FROM sessions s WHERE s.company_id = $1",
+                (SELECT e.event_id FROM raw_events e WHERE e.company_id = s.company_id
+                   AND e.session_id = s.session_id ORDER BY e.occurred_at LIMIT 1) AS opening,
+                s.landing_page, s.referrer, s.source, s.medium, s.campaign, s.channel,
+                s.campaign_key
+         FROM sessions s WHERE s.company_id = $1",
     )
     .bind(id)
     .fetch_all(&owner)
@@ -155,15 +159,13 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
     .unwrap();
     assert_eq!(demo["sessions"].as_u64(), Some(sessions.len() as u64));
     let mut channels = HashSet::new();
-    for (session_id, opening, landing, referrer, source, medium, campaign, channel, key) in
-        &sessions
-    {
+    for s in &sessions {
         assert_eq!(
-            *session_id,
-            lux::analytics::sessions::session_id_for(id, *opening)
+            s.session_id,
+            lux::analytics::sessions::session_id_for(id, s.opening)
         );
-        let url = url::Url::parse(landing).unwrap();
-        let referrer = referrer.as_deref().map(|r| url::Url::parse(r).unwrap());
+        let url = url::Url::parse(&s.landing_page).unwrap();
+        let referrer = s.referrer.as_deref().map(|r| url::Url::parse(r).unwrap());
         let params = LandingParams::from_url(&url);
         let traffic = traffic_source(&params, url.host_str(), referrer.as_ref());
         assert_eq!(
@@ -174,15 +176,16 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
                 traffic.channel.as_str()
             ),
             (
-                source.as_str(),
-                medium.as_str(),
-                campaign.as_deref(),
-                channel.as_str()
+                s.source.as_str(),
+                s.medium.as_str(),
+                s.campaign.as_deref(),
+                s.channel.as_str()
             ),
-            "{landing}"
+            "{}",
+            s.landing_page
         );
-        assert_eq!(params.campaign_key(), *key, "{landing}");
-        channels.insert(channel.clone());
+        assert_eq!(params.campaign_key(), s.campaign_key, "{}", s.landing_page);
+        channels.insert(s.channel.clone());
     }
     for channel in [
         "Organic Search",
@@ -223,6 +226,23 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
                                e.utm_term, e.utm_content) > 0 END",
     )
     .await;
+
+    // Evenings are busier than nights, weekdays than Saturdays, and no day is empty.
+    let at = |hour: i32| {
+        format!(
+            "SELECT count(*) FROM sessions WHERE company_id = $1
+               AND extract(hour FROM started_at AT TIME ZONE 'America/New_York') = {hour}"
+        )
+    };
+    assert!(scalar(&owner, id, &at(20)).await > 3 * scalar(&owner, id, &at(4)).await);
+    let days = scalar(
+        &owner,
+        id,
+        "SELECT count(DISTINCT (started_at AT TIME ZONE 'America/New_York')::date)
+         FROM sessions WHERE company_id = $1",
+    )
+    .await;
+    assert!((90..=91).contains(&days), "{days} days with visits");
 
     // The funnel drops off step by step; a few percent of visits buy.
     let step = |name: &str| {
