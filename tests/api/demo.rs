@@ -510,8 +510,47 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
 
     // The jobs ran: every order is attributed (or says why not), and most to a touch.
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0]["job"], "attribution");
+    assert_eq!(jobs[1]["job"], "rollups");
+    // The rollups add up to what they were computed from: every session that is not a bot's,
+    // and every order's net revenue under each model.
+    assert_eq!(
+        scalar(
+            &owner,
+            id,
+            "SELECT coalesce(sum(sessions), 0)::int8 FROM rollup_sessions_daily
+             WHERE company_id = $1"
+        )
+        .await,
+        scalar(
+            &owner,
+            id,
+            "SELECT count(*) FROM sessions WHERE company_id = $1 AND NOT is_bot"
+        )
+        .await
+    );
+    for model in ["last_touch", "linear", "time_decay"] {
+        assert_eq!(
+            scalar(
+                &owner,
+                id,
+                &format!(
+                    "SELECT round(sum(net_minor))::int8 FROM rollup_revenue_daily
+                     WHERE company_id = $1 AND model = '{model}'"
+                )
+            )
+            .await,
+            scalar(
+                &owner,
+                id,
+                "SELECT sum(net_minor)::int8 FROM orders
+                 WHERE company_id = $1 AND status NOT IN ('cancelled', 'failed')"
+            )
+            .await,
+            "{model}"
+        );
+    }
     none(
         &owner,
         id,
@@ -536,7 +575,7 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
             "SELECT count(*) FROM job_runs WHERE company_id = $1 AND status = 'succeeded'"
         )
         .await,
-        1
+        2
     );
 }
 
