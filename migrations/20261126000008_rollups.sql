@@ -116,6 +116,20 @@ CREATE TABLE rollup_customer_days (
 );
 CREATE INDEX rollup_customer_days_by_customer ON rollup_customer_days (company_id, customer_id, day);
 
+-- One row per customer with an order: their first order day (the least day of theirs in
+-- rollup_customer_days), their orders in all, and the currencies they ordered in. Cohort
+-- reports start here instead of aggregating every customer day of the company; the rollups
+-- job refreshes the customers of the days it recomputed.
+CREATE TABLE rollup_customers (
+    company_id   uuid NOT NULL,
+    customer_id  uuid NOT NULL,
+    first_day    date NOT NULL,
+    orders       integer NOT NULL,
+    currencies   char(3)[] NOT NULL,
+    PRIMARY KEY (company_id, customer_id)
+);
+CREATE INDEX rollup_customers_by_first_day ON rollup_customers (company_id, first_day);
+
 -- The local days a run recomputed (rollups): first, last and how many. `range_from`/`range_to`
 -- stay what a run was asked for (`--from`/`--to`).
 ALTER TABLE job_runs
@@ -151,7 +165,8 @@ BEGIN
     -- `(SELECT lux_current_company())`: evaluated once per query (an init plan) instead of
     -- once per row, which halves a report's time when it scans a company's rows.
     FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
-                             'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days']
+                             'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days',
+                             'rollup_customers']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = (SELECT lux_current_company()))
@@ -164,4 +179,4 @@ $$;
 GRANT SELECT, INSERT, UPDATE ON ad_spend TO lux_app;
 GRANT SELECT, INSERT, DELETE ON session_changes TO lux_app;
 GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
-    rollup_conversions, rollup_customer_days TO lux_app;
+    rollup_conversions, rollup_customer_days, rollup_customers TO lux_app;

@@ -2,7 +2,7 @@
 //! `rollup_customer_days` (orders and net revenue per customer, local day and currency).
 //!
 //! A customer's **first order day** is their least day in the whole table, whatever the
-//! range; a report's cohort is the customers whose first order day is in the range.
+//! range (kept per customer in `rollup_customers`); a report's cohort is the customers whose first order day is in the range.
 //! A customer who ordered in several currencies (rare) counts in each currency's group, with
 //! that currency's revenue only: amounts in two currencies are never added.
 
@@ -15,17 +15,16 @@ use super::format::{money, money_or_null, ratio};
 use super::request::DateRange;
 
 /// The customers whose first order day is in `$1 ..= $2`, with that day, in each currency
-/// they ever ordered in. One pass over the company's customer days (a hash aggregate), then
-/// the currencies of those who qualify.
+/// they ever ordered in: a range scan of `rollup_customers` (one row per customer, kept by
+/// the rollups job), whatever the number of customer days.
 const COHORT_MEMBERS: &str = "
     cohort AS (
-        SELECT customer_id, min(day) AS first_day, sum(orders) AS orders
-        FROM rollup_customer_days
-        GROUP BY customer_id
-        HAVING min(day) BETWEEN $1 AND $2
+        SELECT customer_id, first_day, orders, currencies
+        FROM rollup_customers
+        WHERE first_day BETWEEN $1 AND $2
     ), members AS (
-        SELECT DISTINCT c.customer_id, c.first_day, r.currency::text AS currency
-        FROM cohort c JOIN rollup_customer_days r USING (customer_id)
+        SELECT customer_id, first_day, unnest(currencies)::text AS currency
+        FROM cohort
     )";
 
 #[derive(Debug, Serialize)]

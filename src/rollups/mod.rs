@@ -52,6 +52,9 @@ pub struct Outcome {
     pub examined: u64,
     /// Rollup rows written.
     pub written: u64,
+    /// Customers with orders on the days recomputed (before or after): their row in
+    /// `rollup_customers` is refreshed at the end.
+    customers: HashSet<Uuid>,
 }
 
 /// Runs of consecutive days, `DAYS_PER_CHUNK` at most: a chunk's queries read the instants
@@ -76,13 +79,53 @@ fn contiguous_chunks(days: &[NaiveDate]) -> Vec<Vec<NaiveDate>> {
 impl Outcome {
     fn add(
         &mut self,
-        chunk: Result<Result<(u64, u64), sqlx::Error>, tokio::task::JoinError>,
+        chunk: Result<Result<Recomputed, sqlx::Error>, tokio::task::JoinError>,
     ) -> Result<(), sqlx::Error> {
-        let (examined, written) = chunk.map_err(|e| sqlx::Error::Protocol(e.to_string()))??;
-        self.examined += examined;
-        self.written += written;
+        let done = chunk.map_err(|e| sqlx::Error::Protocol(e.to_string()))??;
+        self.examined += done.examined;
+        self.written += done.written;
+        self.customers.extend(done.customers);
         Ok(())
     }
+}
+
+/// What recomputing a chunk of days did.
+struct Recomputed {
+    examined: u64,
+    written: u64,
+    customers: Vec<Uuid>,
+}
+
+/// Rewrites the `rollup_customers` rows of `customers` (all of the company's with `None`)
+/// from their customer days: first order day, orders, currencies. A customer left with no
+/// order day loses their row.
+async fn refresh_customers(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    customers: Option<&[Uuid]>,
+) -> Result<u64, sqlx::Error> {
+    const ONLY: &str = "($2::uuid[] IS NULL OR customer_id = ANY($2))";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM rollup_customers WHERE company_id = $1 AND {ONLY}"
+    )))
+    .bind(company_id)
+    .bind(customers)
+    .execute(&mut **tx)
+    .await?;
+    let written = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
+         SELECT $1, customer_id, min(day), sum(orders),
+                array_agg(DISTINCT currency ORDER BY currency)
+         FROM rollup_customer_days
+         WHERE company_id = $1 AND {ONLY}
+         GROUP BY customer_id"
+    )))
+    .bind(company_id)
+    .bind(customers)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(written)
 }
 
 pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<RollupSettings> {
@@ -133,20 +176,26 @@ pub async fn run(
         let (settings, timezone) = (settings.clone(), timezone.clone());
         running.spawn(async move {
             let mut tx = crate::db::begin_for_company(&pool, company_id).await?;
-            let counts = recompute(&mut tx, company_id, &timezone, &settings, &chunk).await?;
+            let done = recompute(&mut tx, company_id, &timezone, &settings, &chunk).await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(counts)
+            Ok::<_, sqlx::Error>(done)
         });
     }
     while let Some(done) = running.join_next().await {
         outcome.add(done)?;
     }
+    // After every chunk, in one transaction: chunks in parallel could otherwise refresh the
+    // same customer from snapshots that miss each other's days.
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     if scope == Scope::All {
         // Days with no data left (everything of theirs erased) keep no rows either.
-        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
         clear_days_except(&mut tx, company_id, &days).await?;
-        tx.commit().await?;
+        outcome.written += refresh_customers(&mut tx, company_id, None).await?;
+    } else {
+        let customers: Vec<Uuid> = outcome.customers.iter().copied().collect();
+        outcome.written += refresh_customers(&mut tx, company_id, Some(&customers)).await?;
     }
+    tx.commit().await?;
     outcome.days = days;
     Ok(outcome)
 }
@@ -247,15 +296,15 @@ async fn clear_days_except(
     Ok(())
 }
 
-/// Recomputes every rollup of `days` in one transaction. Returns (rows examined, rows
-/// written).
+/// Recomputes every daily rollup of `days` in one transaction.
 async fn recompute(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
     timezone: &str,
     settings: &RollupSettings,
     days: &[NaiveDate],
-) -> Result<(u64, u64), sqlx::Error> {
+) -> Result<Recomputed, sqlx::Error> {
+    let mut customers = customers_of_days(tx, company_id, days).await?;
     for table in ROLLUP_TABLES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE company_id = $1 AND day = ANY($2)"
@@ -278,7 +327,27 @@ async fn recompute(
     let (sessions, session_rows) =
         sessions_and_funnels(tx, company_id, timezone, settings, days, span).await?;
     let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days, span).await?;
-    Ok((sessions + orders, session_rows + order_rows))
+    customers.extend(customers_of_days(tx, company_id, days).await?);
+    Ok(Recomputed {
+        examined: sessions + orders,
+        written: session_rows + order_rows,
+        customers,
+    })
+}
+
+async fn customers_of_days(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    days: &[NaiveDate],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT customer_id FROM rollup_customer_days
+         WHERE company_id = $1 AND day = ANY($2)",
+    )
+    .bind(company_id)
+    .bind(days)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// One row of `rollup_sessions_daily` being summed up.

@@ -149,6 +149,9 @@ const A_CUSTOMER_DAYS: &[(usize, &str, &str, i32, i64)] = &[
     (6, "2026-02-20", "EUR", 1, 6000),
 ];
 
+/// Customers c1 to c6 above.
+const A_CUSTOMERS: usize = 6;
+
 async fn seed_revenue(owner: &PgPool, company: Uuid, rows: &[RevenueRow<'_>]) {
     for (
         day,
@@ -287,6 +290,17 @@ async fn seed_customer_days(owner: &PgPool, company: Uuid, rows: &[(usize, &str,
         .await
         .expect("insert rollup_customer_days");
     }
+    // The per-customer rollup, as the rollups job derives it from the customer days.
+    sqlx::query(
+        "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
+         SELECT company_id, customer_id, min(day), sum(orders),
+                array_agg(DISTINCT currency ORDER BY currency)
+         FROM rollup_customer_days WHERE company_id = $1 GROUP BY company_id, customer_id",
+    )
+    .bind(company)
+    .execute(owner)
+    .await
+    .expect("insert rollup_customers");
 }
 
 /// The service with the clock at [`NOW`], company A's rollups, and company B (also in
@@ -995,6 +1009,7 @@ async fn lux_reader_cannot_read_raw_events_sessions_or_orders_but_reads_the_roll
         ("rollup_revenue_daily", A_REVENUE.len(), 1),
         ("rollup_conversions", A_CONVERSIONS.len(), 1),
         ("rollup_customer_days", A_CUSTOMER_DAYS.len(), 1),
+        ("rollup_customers", A_CUSTOMERS, 1),
     ] {
         for (company, expected) in [(app.company.id, a_rows), (b.id, b_rows)] {
             let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();

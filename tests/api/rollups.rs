@@ -309,6 +309,7 @@ impl Story {
             ),
             ("rollup_conversions", "day, order_id"),
             ("rollup_customer_days", "day, customer_id, currency"),
+            ("rollup_customers", "first_day, customer_id"),
         ] {
             let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT '{table} ' || t::text FROM {table} t WHERE company_id = $1 ORDER BY {order}"
@@ -739,6 +740,23 @@ async fn the_hand_made_data_set_rolls_up_to_the_numbers_worked_out_by_hand() {
     );
     story.reports_answer_the_hand_made_figures().await;
 
+    // Per customer: u1 first ordered on the 9th (three orders in all), the Stripe buyer on the
+    // 9th, u2 on the 10th.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', first_day, orders, currencies)
+                 FROM rollup_customers WHERE company_id = $1 ORDER BY first_day, orders",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 1 {USD}",
+            "2025-03-09 3 {USD}",
+            "2025-03-10 1 {USD}"
+        ])
+    );
+
     // Company B's day in Paris: its own rows, none of A's.
     let b = story.app.company.id;
     assert_eq!(
@@ -899,6 +917,32 @@ async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
             .collect()
     };
     assert_eq!(not_ninth(&after), not_ninth(&before));
+
+    // An older order of u2 turns up (imported late, 8 March): u2's first order day moves back
+    // although only the 8th is recomputed.
+    story.age_change_stamps().await;
+    story
+        .purchase(
+            &story.a,
+            Uuid::new_v4(),
+            "u2",
+            ("A0", "10.00", "USD"),
+            "2025-03-08T15:00:00Z",
+        )
+        .await;
+    story.run(a, Job::Attribution, Mode::Incremental).await;
+    let report = story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert_eq!(report.days_count, Some(2), "{report:?}");
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', first_day, orders) FROM rollup_customers
+                 WHERE company_id = $1 ORDER BY first_day, orders",
+                a,
+            )
+            .await,
+        strings(&["2025-03-08 2", "2025-03-09 1", "2025-03-09 3"])
+    );
 
     // Engaged from 60 s on: S5 (15 s) is no longer engaged; every day is recomputed.
     lux_json(
