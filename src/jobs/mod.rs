@@ -241,12 +241,66 @@ async fn run_locked(
     }))
 }
 
-/// Attribution. Everything when asked, on the first run, and when the rules differ from those
-/// of the last successful run or of any run since (one that failed halfway under other rules
-/// left some orders on them); the orders placed on the given days; otherwise what changed
-/// since the last run's watermark. `None`: a newer version of lux already attributes this
-/// company under newer rules, and this process leaves it to it (during a rolling deploy the
-/// two would otherwise redo everything in turn).
+/// What a run covers, decided by [`coverage`].
+#[derive(Debug, Clone, Copy)]
+enum Coverage {
+    /// Everything.
+    All,
+    /// What changed since this watermark.
+    ChangedSince(DateTime<Utc>),
+    /// These local days.
+    Days {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+}
+
+/// Decides what a run of `job` under `parameters` (its rules and settings in words, starting
+/// `v{version}`) covers, and records the parameters before any work: the given days when
+/// asked; what changed since the last run's watermark when the last successful run and every
+/// run since ran under the same parameters; otherwise everything (the first run, changed
+/// settings, or a run that failed halfway under other parameters and left some rows on
+/// them). `None`: a newer version of lux already runs this job for this company under newer
+/// rules, and this process leaves it to it (during a rolling deploy the two would otherwise
+/// redo everything in turn).
+async fn coverage(
+    pool: &PgPool,
+    company_id: Uuid,
+    (job, run_id, mode): (Job, Uuid, Mode),
+    last: Option<&LastRun>,
+    parameters: &str,
+    version: u32,
+) -> anyhow::Result<Option<Coverage>> {
+    let last_version = last
+        .and_then(|l| l.parameters.as_deref())
+        .and_then(rules_version);
+    if last_version.is_some_and(|v| v > version) {
+        tracing::warn!(%company_id, job = job.as_str(),
+            "rules of a newer lux are in use; skipping");
+        return Ok(None);
+    }
+    record_parameters(pool, company_id, run_id, parameters).await?;
+    Ok(Some(match (mode, last) {
+        (Mode::Days { from, to }, _) => Coverage::Days { from, to },
+        (Mode::Incremental, Some(last))
+            if last.parameters.as_deref() == Some(parameters)
+                && !other_rules_since(
+                    pool,
+                    company_id,
+                    job,
+                    run_id,
+                    last.started_at,
+                    parameters,
+                )
+                .await? =>
+        {
+            Coverage::ChangedSince(last.watermark)
+        }
+        _ => Coverage::All,
+    }))
+}
+
+/// Attribution: the orders of the run's coverage (for days, the orders placed on them).
 async fn run_attribution(
     pool: &PgPool,
     company_id: Uuid,
@@ -256,31 +310,15 @@ async fn run_attribution(
 ) -> anyhow::Result<Option<Work>> {
     let settings = attribution::load_settings(pool, company_id).await?;
     let rules = settings.rules();
-    let last_version = last
-        .and_then(|l| l.parameters.as_deref())
-        .and_then(rules_version);
-    if last_version.is_some_and(|v| v > attribution::settings::RULES_VERSION) {
-        tracing::warn!(%company_id, "attribution rules of a newer lux are in use; skipping");
+    let run = (Job::Attribution, run_id, mode);
+    let version = attribution::settings::RULES_VERSION;
+    let Some(coverage) = coverage(pool, company_id, run, last, &rules, version).await? else {
         return Ok(None);
-    }
-    record_parameters(pool, company_id, run_id, &rules).await?;
-    let scope = match (mode, last) {
-        (Mode::Days { from, to }, _) => attribution::Scope::PlacedOn { from, to },
-        (Mode::Incremental, Some(last))
-            if last.parameters.as_deref() == Some(rules.as_str())
-                && !other_rules_since(
-                    pool,
-                    company_id,
-                    Job::Attribution,
-                    run_id,
-                    last.started_at,
-                    &rules,
-                )
-                .await? =>
-        {
-            attribution::Scope::ChangedSince(last.watermark)
-        }
-        _ => attribution::Scope::All,
+    };
+    let scope = match coverage {
+        Coverage::All => attribution::Scope::All,
+        Coverage::ChangedSince(watermark) => attribution::Scope::ChangedSince(watermark),
+        Coverage::Days { from, to } => attribution::Scope::PlacedOn { from, to },
     };
     let outcome = attribution::run(pool, company_id, &settings, scope).await?;
     Ok(Some(Work {
@@ -291,9 +329,7 @@ async fn run_attribution(
     }))
 }
 
-/// Rollups. Every day on the first run and when the settings differ from the last
-/// successful run's or any run's since; the given days; otherwise the days whose data
-/// changed since the last run's watermark.
+/// Rollups: the days of the run's coverage (for changes, the days they touched).
 async fn run_rollups(
     pool: &PgPool,
     company_id: Uuid,
@@ -303,31 +339,15 @@ async fn run_rollups(
 ) -> anyhow::Result<Option<Work>> {
     let settings = rollups::load_settings(pool, company_id).await?;
     let parameters = settings.parameters();
-    let last_version = last
-        .and_then(|l| l.parameters.as_deref())
-        .and_then(rules_version);
-    if last_version.is_some_and(|v| v > rollups::settings::RULES_VERSION) {
-        tracing::warn!(%company_id, "rollup rules of a newer lux are in use; skipping");
+    let run = (Job::Rollups, run_id, mode);
+    let version = rollups::settings::RULES_VERSION;
+    let Some(coverage) = coverage(pool, company_id, run, last, &parameters, version).await? else {
         return Ok(None);
-    }
-    record_parameters(pool, company_id, run_id, &parameters).await?;
-    let scope = match (mode, last) {
-        (Mode::Days { from, to }, _) => rollups::Scope::Days { from, to },
-        (Mode::Incremental, Some(last))
-            if last.parameters.as_deref() == Some(parameters.as_str())
-                && !other_rules_since(
-                    pool,
-                    company_id,
-                    Job::Rollups,
-                    run_id,
-                    last.started_at,
-                    &parameters,
-                )
-                .await? =>
-        {
-            rollups::Scope::ChangedSince(last.watermark)
-        }
-        _ => rollups::Scope::All,
+    };
+    let scope = match coverage {
+        Coverage::All => rollups::Scope::All,
+        Coverage::ChangedSince(watermark) => rollups::Scope::ChangedSince(watermark),
+        Coverage::Days { from, to } => rollups::Scope::Days { from, to },
     };
     let outcome = rollups::run(pool, company_id, &settings, scope).await?;
     Ok(Some(Work {

@@ -57,6 +57,44 @@ pub struct Outcome {
     customers: HashSet<Uuid>,
 }
 
+/// The orders placed on some days, for the statements that roll them up.
+struct OrdersOfDays<'a> {
+    company_id: Uuid,
+    timezone: &'a str,
+    days: &'a [NaiveDate],
+    /// The instants the days span.
+    span: (DateTime<Utc>, DateTime<Utc>),
+}
+
+impl OrdersOfDays<'_> {
+    /// Those orders, with their local `day`, as a subquery (parameters $1 to $5).
+    const ORDERS: &'static str = "
+        SELECT o.*, (o.placed_at AT TIME ZONE $2)::date AS day
+        FROM orders o
+        WHERE o.company_id = $1 AND o.status NOT IN ('cancelled', 'failed')
+          AND o.placed_at >= $4 AND o.placed_at < $5
+          AND (o.placed_at AT TIME ZONE $2)::date = ANY($3)";
+
+    /// Runs `sql` with `{ORDERS}` standing for the orders; returns the rows it affected (or
+    /// returned).
+    async fn execute(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        sql: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let sql = sql.replace("{ORDERS}", Self::ORDERS);
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.company_id)
+            .bind(self.timezone)
+            .bind(self.days)
+            .bind(self.span.0)
+            .bind(self.span.1)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+    }
+}
+
 /// Runs of consecutive days, `DAYS_PER_CHUNK` at most: a chunk's queries read the instants
 /// from its first day to its last, so days far apart (a late event from March and today's)
 /// go in separate chunks.
@@ -567,86 +605,65 @@ async fn orders_rollups(
     company_id: Uuid,
     timezone: &str,
     days: &[NaiveDate],
-    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    span: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(u64, u64), sqlx::Error> {
-    const ORDERS_OF_DAYS: &str = "
-        SELECT o.*, (o.placed_at AT TIME ZONE $2)::date AS day
-        FROM orders o
-        WHERE o.company_id = $1 AND o.status NOT IN ('cancelled', 'failed')
-          AND o.placed_at >= $4 AND o.placed_at < $5
-          AND (o.placed_at AT TIME ZONE $2)::date = ANY($3)";
-    let examined: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM ({ORDERS_OF_DAYS}) o"
-    )))
-    .bind(company_id)
-    .bind(timezone)
-    .bind(days)
-    .bind(from)
-    .bind(until)
-    .fetch_one(&mut **tx)
-    .await?;
+    let orders = OrdersOfDays {
+        company_id,
+        timezone,
+        days,
+        span,
+    };
+    let examined = orders.execute(tx, "SELECT 1 FROM ({ORDERS}) o").await?;
     if examined == 0 {
         return Ok((0, 0));
     }
 
     // Revenue: each order's amounts times each touch's credit, by model. The creative is the
     // touch session's utm_content (the ad id, by the usual `utm_content={{ad.id}}` convention).
-    let revenue = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
-             campaign, creative, currency, orders, gross_minor, refunded_minor, net_minor,
-             new_customers)
-         SELECT $1, o.day, c.model, c.channel, coalesce(c.source, ''), coalesce(c.medium, ''),
-                coalesce(c.campaign, ''), coalesce(s.utm_content, ''), o.currency,
-                sum(c.credit), sum(c.credit * coalesce(o.gross_minor, 0)),
-                sum(c.credit * o.refunded_minor), sum(c.credit * coalesce(o.net_minor, 0)),
-                coalesce(sum(c.credit) FILTER (WHERE o.is_first_order), 0)
-         FROM ({ORDERS_OF_DAYS}) o
-         JOIN attribution_credits c ON c.company_id = o.company_id AND c.order_id = o.order_id
-         LEFT JOIN sessions s ON s.company_id = c.company_id AND s.session_id = c.session_id
-         GROUP BY 2, 3, 4, 5, 6, 7, 8, 9"
-    )))
-    .bind(company_id)
-    .bind(timezone)
-    .bind(days)
-    .bind(from)
-    .bind(until)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let revenue = orders
+        .execute(
+            tx,
+            "INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
+                 campaign, creative, currency, orders, gross_minor, refunded_minor, net_minor,
+                 new_customers)
+             SELECT $1, o.day, c.model, c.channel, coalesce(c.source, ''),
+                    coalesce(c.medium, ''), coalesce(c.campaign, ''),
+                    coalesce(s.utm_content, ''), o.currency,
+                    sum(c.credit), sum(c.credit * coalesce(o.gross_minor, 0)),
+                    sum(c.credit * o.refunded_minor), sum(c.credit * coalesce(o.net_minor, 0)),
+                    coalesce(sum(c.credit) FILTER (WHERE o.is_first_order), 0)
+             FROM ({ORDERS}) o
+             JOIN attribution_credits c
+               ON c.company_id = o.company_id AND c.order_id = o.order_id
+             LEFT JOIN sessions s ON s.company_id = c.company_id AND s.session_id = c.session_id
+             GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
+        )
+        .await?;
 
     // Time to conversion: from the first touch's start to the purchase.
-    let conversions = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rollup_conversions (company_id, day, order_id, channel, seconds)
-         SELECT $1, o.day, o.order_id, o.first_touch_channel,
-                greatest(0, floor(extract(epoch FROM o.placed_at - o.first_touch_at)))::bigint
-         FROM ({ORDERS_OF_DAYS}) o
-         WHERE o.first_touch_at IS NOT NULL AND o.first_touch_channel IS NOT NULL"
-    )))
-    .bind(company_id)
-    .bind(timezone)
-    .bind(days)
-    .bind(from)
-    .bind(until)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let conversions = orders
+        .execute(
+            tx,
+            "INSERT INTO rollup_conversions (company_id, day, order_id, channel, seconds)
+             SELECT $1, o.day, o.order_id, o.first_touch_channel,
+                    greatest(0, floor(extract(epoch FROM o.placed_at - o.first_touch_at)))::bigint
+             FROM ({ORDERS}) o
+             WHERE o.first_touch_at IS NOT NULL AND o.first_touch_channel IS NOT NULL",
+        )
+        .await?;
 
-    let customers = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rollup_customer_days (company_id, day, customer_id, currency, orders,
-             net_minor)
-         SELECT $1, o.day, o.customer_id, o.currency, count(*), sum(coalesce(o.net_minor, 0))
-         FROM ({ORDERS_OF_DAYS}) o
-         WHERE o.customer_id IS NOT NULL
-         GROUP BY 2, 3, 4"
-    )))
-    .bind(company_id)
-    .bind(timezone)
-    .bind(days)
-    .bind(from)
-    .bind(until)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let customers = orders
+        .execute(
+            tx,
+            "INSERT INTO rollup_customer_days (company_id, day, customer_id, currency, orders,
+                 net_minor)
+             SELECT $1, o.day, o.customer_id, o.currency, count(*),
+                    sum(coalesce(o.net_minor, 0))
+             FROM ({ORDERS}) o
+             WHERE o.customer_id IS NOT NULL
+             GROUP BY 2, 3, 4",
+        )
+        .await?;
 
     Ok((examined as u64, revenue + conversions + customers))
 }
