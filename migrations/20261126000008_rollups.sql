@@ -153,11 +153,35 @@ CREATE INDEX session_changes_by_time ON session_changes (company_id, changed_at)
 
 CREATE INDEX orders_by_attributed ON orders (company_id, attributed_at);
 
+-- The days orders leave: an order whose placement moves (a verified source's time replaces a
+-- browser's) or that is deleted (merged into another) leaves rows on its old day, which the
+-- order as it is now cannot point to. A trigger notes the old placement, stamped like
+-- `session_changes`, for the rollups job.
+CREATE TABLE order_changes (
+    company_id  uuid NOT NULL,
+    placed_at   timestamptz NOT NULL,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX order_changes_by_time ON order_changes (company_id, changed_at);
+
+CREATE FUNCTION lux_note_order_left_day() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR NEW.placed_at IS DISTINCT FROM OLD.placed_at THEN
+        INSERT INTO order_changes (company_id, placed_at) VALUES (OLD.company_id, OLD.placed_at);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER note_order_left_day AFTER UPDATE OF placed_at OR DELETE ON orders
+    FOR EACH ROW EXECUTE FUNCTION lux_note_order_left_day();
+
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['session_changes'] LOOP
+    FOREACH t IN ARRAY ARRAY['session_changes', 'order_changes'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
                         WITH CHECK (company_id = lux_current_company())', t);
@@ -177,6 +201,6 @@ END
 $$;
 
 GRANT SELECT, INSERT, UPDATE ON ad_spend TO lux_app;
-GRANT SELECT, INSERT, DELETE ON session_changes TO lux_app;
+GRANT SELECT, INSERT, DELETE ON session_changes, order_changes TO lux_app;
 GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
     rollup_conversions, rollup_customer_days, rollup_customers TO lux_app;

@@ -270,7 +270,9 @@ async fn all_days(
 /// - the start days of sessions that an event opened or extended since then (the ingestion
 ///   writer notes them in `session_changes`: late and back-filled events too);
 /// - the placement days of orders written since then (new orders, payments, refunds, a
-///   first-order flag moving) or whose attribution changed since then.
+///   first-order flag moving) or whose attribution changed since then;
+/// - the days orders left since then: their placement moved, or they were merged into another
+///   (`order_changes`, noted by a trigger).
 ///
 /// Change notes older than a day before the watermark have been seen by an earlier run and
 /// are pruned here.
@@ -281,14 +283,16 @@ async fn touched_days(
     watermark: DateTime<Utc>,
 ) -> Result<Vec<NaiveDate>, sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-    sqlx::query(
-        "DELETE FROM session_changes
-         WHERE company_id = $1 AND changed_at < $2::timestamptz - interval '1 day'",
-    )
-    .bind(company_id)
-    .bind(watermark)
-    .execute(&mut *tx)
-    .await?;
+    for table in ["session_changes", "order_changes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table}
+             WHERE company_id = $1 AND changed_at < $2::timestamptz - interval '1 day'"
+        )))
+        .bind(company_id)
+        .bind(watermark)
+        .execute(&mut *tx)
+        .await?;
+    }
     let days: Vec<NaiveDate> = sqlx::query_scalar(
         "SELECT (started_bin AT TIME ZONE $2)::date AS day FROM session_changes
          WHERE company_id = $1 AND changed_at >= $3
@@ -298,6 +302,9 @@ async fn touched_days(
          UNION
          SELECT (placed_at AT TIME ZONE $2)::date FROM orders
          WHERE company_id = $1 AND attributed_at >= $3
+         UNION
+         SELECT (placed_at AT TIME ZONE $2)::date FROM order_changes
+         WHERE company_id = $1 AND changed_at >= $3
          ORDER BY day",
     )
     .bind(company_id)

@@ -285,6 +285,7 @@ impl Story {
     pub async fn age_change_stamps(&self) {
         for sql in [
             "UPDATE session_changes SET changed_at = changed_at - interval '1 hour'",
+            "UPDATE order_changes SET changed_at = changed_at - interval '1 hour'",
             "UPDATE orders SET updated_at = updated_at - interval '1 hour',
                                attributed_at = attributed_at - interval '1 hour'",
             "UPDATE sessions SET created_at = created_at - interval '1 hour'",
@@ -981,6 +982,84 @@ async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
         .await;
     assert_eq!(report.days_count, Some(1));
     assert_eq!(report.range_from, report.range_to);
+}
+
+#[tokio::test]
+async fn an_order_that_moves_to_another_day_leaves_nothing_on_the_old_one() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    // The thank-you page reports M1 at 01:01 EDT on 10 March (the browser's clock)...
+    let visitor = Uuid::new_v4();
+    story
+        .visit(
+            &story.a,
+            visitor,
+            &[("page_view", PAID_SEARCH, "2025-03-10T04:50:00Z")],
+        )
+        .await;
+    story
+        .purchase(
+            &story.a,
+            visitor,
+            "u9",
+            ("M1", "25.00", "USD"),
+            "2025-03-10T05:01:00Z",
+        )
+        .await;
+    story.run_all(Mode::Incremental).await;
+    let m1_days = |story: &Story| {
+        let sql = "SELECT DISTINCT concat_ws(' ', r.day, r.net_minor) FROM rollup_customer_days r
+                   JOIN orders o ON o.company_id = r.company_id AND o.customer_id = r.customer_id
+                   WHERE r.company_id = $1 AND o.user_id = 'u9'";
+        let owner = story.app.owner.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(sql)
+                .bind(a)
+                .fetch_all(&owner)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(m1_days(&story).await, strings(&["2025-03-10 2500"]));
+    story.age_change_stamps().await;
+
+    // ... Stripe's charge for it says 23:58 EDT on the 9th: the verified time wins, and the
+    // order moves to the 9th. Only the 9th is the order's now; the 10th keeps nothing of it.
+    let created = chrono::DateTime::parse_from_rfc3339("2025-03-10T03:58:00Z")
+        .unwrap()
+        .timestamp();
+    let charge = json!({"id": "evt_m1", "object": "event", "type": "charge.succeeded",
+        "created": created, "data": {"object": {
+            "id": "ch_M1", "object": "charge", "amount": 2500, "amount_captured": 2500,
+            "amount_refunded": 0, "currency": "usd", "status": "succeeded",
+            "payment_intent": "pi_M1", "created": created,
+            "metadata": {"order_id": "M1"}}}});
+    lux::commerce::import::run(
+        &story.app.owner,
+        &secrets_key(),
+        a,
+        lux::commerce::secrets::Provider::Stripe,
+        &charge.to_string(),
+    )
+    .await
+    .unwrap();
+    let placed: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT placed_at FROM orders WHERE order_number = 'M1'")
+            .fetch_one(&story.app.owner)
+            .await
+            .unwrap();
+    assert_eq!(placed.to_rfc3339(), "2025-03-10T03:58:00+00:00");
+    story.run(a, Job::Attribution, Mode::Incremental).await;
+    let report = story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert_eq!(report.days_count, Some(2), "{report:?}");
+    assert_eq!(m1_days(&story).await, strings(&["2025-03-09 2500"]));
+    let full = story.rollups(a).await;
+    story.run(a, Job::Rollups, Mode::Full).await;
+    assert_eq!(
+        story.rollups(a).await,
+        full,
+        "incremental equals a full rebuild"
+    );
 }
 
 /// Runs `lux`, which must succeed, and parses each line it printed as JSON.
