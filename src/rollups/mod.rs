@@ -451,14 +451,18 @@ async fn sessions_and_funnels(
                AND started_at >= $5 AND started_at < $6
                AND (started_at AT TIME ZONE $2)::date = ANY($3)),
          e AS (
-             SELECT session_id, array_agg(event_name ORDER BY occurred_at, event_id) AS names
+             SELECT session_id,
+                    array_agg(event_name ORDER BY occurred_at, event_id)
+                        FILTER (WHERE event_name = ANY($4)) AS names,
+                    max(occurred_at) AS last_event_at
              FROM raw_events
-             WHERE company_id = $1 AND session_id IS NOT NULL AND event_name = ANY($4)
+             WHERE company_id = $1 AND session_id IS NOT NULL
                AND occurred_at >= $5 AND occurred_at <= $7
              GROUP BY session_id)
          SELECT s.day, s.visitor_id, s.channel, s.source, s.medium, s.campaign, s.page_views,
                 s.engagement_ms,
-                (extract(epoch FROM s.last_seen_at - s.started_at) * 1000)::bigint,
+                (extract(epoch FROM greatest(s.last_seen_at, e.last_event_at)
+                                    - s.started_at) * 1000)::bigint,
                 e.names
          FROM s LEFT JOIN e USING (session_id)",
     )

@@ -1062,6 +1062,36 @@ async fn an_order_that_moves_to_another_day_leaves_nothing_on_the_old_one() {
     );
 }
 
+#[tokio::test]
+async fn a_page_less_event_counts_in_the_time_from_first_to_last_event() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    // One page view, then 40 s later an event without a page (sent by the store's server):
+    // it joins the session and makes it 40 s long, so engaged.
+    let visitor = Uuid::new_v4();
+    story
+        .visit(
+            &story.a,
+            visitor,
+            &[("page_view", PAGE, "2025-04-01T15:00:00Z")],
+        )
+        .await;
+    let event = json!({"event_id": Uuid::now_v7(), "event_name": "video_progress",
+        "visitor_id": visitor, "occurred_at": "2025-04-01T15:00:40Z"});
+    story.send_as(&story.a, BROWSER_UA, event).await;
+    story.run(a, Job::Rollups, Mode::Incremental).await;
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', sessions, engaged_sessions, page_views)
+                 FROM rollup_sessions_daily WHERE company_id = $1 AND day = '2025-04-01'",
+                a,
+            )
+            .await,
+        strings(&["1 1 1"])
+    );
+}
+
 /// Runs `lux`, which must succeed, and parses each line it printed as JSON.
 fn lux_json_lines(database_url: &str, args: &[&str]) -> Vec<Value> {
     let output = crate::helpers::lux_command(database_url, args);
