@@ -161,7 +161,12 @@ pub async fn run(
         Report::LtvRolling | Report::LtvCohorts => Some(company_today(app, company_id, now).await?),
         _ => None,
     };
-    let mut tx = crate::db::begin_for_company(reader, company_id).await?;
+    // One snapshot for all of the report's statements (a summary and its rows, say): a
+    // rollup run committing between them cannot make them disagree.
+    let mut tx = reader
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    crate::db::set_company(&mut tx, company_id).await?;
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(STATEMENT_TIMEOUT)
         .execute(&mut *tx)

@@ -134,14 +134,19 @@ impl DateRange {
     }
 }
 
-/// A funnel's name as the rollups store it (1 to 200 characters; whether it has data is for
-/// the database to say).
+/// A funnel's name as funnels are named (`commerce`, `lead`, or a company's own: 1 to 64 of
+/// a-z, 0-9 and _); whether it has data is for the database to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunnelName(String);
 
 impl FunnelName {
     pub fn parse(text: &str) -> Result<FunnelName, RequestError> {
-        if text.is_empty() || text.chars().count() > 200 {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
             return Err(RequestError::InvalidFunnel(text.to_string()));
         }
         Ok(FunnelName(text.to_string()))
@@ -215,7 +220,7 @@ pub enum RequestError {
     UnknownModel(String),
     #[error("unknown `by` {name:?}; roas is grouped by one of: {known}", name = .0, known = known(RoasKey::ALL.map(RoasKey::as_str)))]
     UnknownBy(String),
-    #[error("`funnel` must be a funnel name of 1 to 200 characters, got {0:?}")]
+    #[error("`funnel` must be a funnel name (1 to 64 of a-z, 0-9 and _), got {0:?}")]
     InvalidFunnel(String),
     #[error("parameter `{0}` is given more than once")]
     Repeated(String),
@@ -416,6 +421,11 @@ mod tests {
                 "funnel",
                 "from=2026-01-01&to=2026-01-01&funnel=",
                 RequestError::InvalidFunnel("".into()),
+            ),
+            (
+                "funnel",
+                "from=2026-01-01&to=2026-01-01&funnel=%00",
+                RequestError::InvalidFunnel("\0".into()),
             ),
             (
                 "funnel",
