@@ -200,7 +200,9 @@ BEGIN
 END
 $$;
 
-GRANT SELECT, INSERT, UPDATE ON ad_spend TO lux_app;
+-- DELETE: a campaign's day is stored in total or by ad, and an import of one replaces the
+-- other (see `spend::replace_other_granularity`).
+GRANT SELECT, INSERT, UPDATE, DELETE ON ad_spend TO lux_app;
 GRANT SELECT, INSERT, DELETE ON session_changes, order_changes TO lux_app;
 GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
     rollup_conversions, rollup_customer_days, rollup_customers TO lux_app;

@@ -6,9 +6,10 @@
 //! column names (after any title lines), each data line becomes a row or is skipped with its
 //! line number and reason, lines with the same key are summed, and the rows are then upserted
 //! in one company-scoped transaction. A row whose values did not change is not touched, so
-//! importing the same file twice changes nothing, `imported_at` included (the rollups job
-//! redoes the days whose `imported_at` moved). Rows absent from a file are left alone: an
-//! export covers some days and campaigns, not all of them.
+//! importing the same file twice changes nothing, `imported_at` included. Rows absent from a
+//! file are left alone (an export covers some days and campaigns, not all of them), except
+//! that a campaign's day is stored in total or by ad, never both: the file's granularity
+//! replaces the other one for the days and campaigns it has.
 //!
 //! Days are stored as the platforms print them, in the ad account's time zone, which is
 //! assumed to be the company's: a daily total cannot be split across another zone's days.
@@ -445,6 +446,9 @@ pub struct ImportSummary {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Stored rows of the same days and campaigns at the other granularity (a campaign's
+    /// total where this file has its ads, or its ads where this file has the total), deleted.
+    pub replaced: u64,
     pub first_day: Option<NaiveDate>,
     pub last_day: Option<NaiveDate>,
     pub skipped_total: usize,
@@ -495,6 +499,9 @@ pub async fn import(
             reasons.join("\n")
         );
     }
+    let replaced = replace_other_granularity(&mut tx, company_id, &parsed.rows)
+        .await
+        .context("replacing rows of the other granularity")?;
     let (inserted, updated) = upsert(&mut tx, company_id, &parsed.rows)
         .await
         .context("writing ad_spend")?;
@@ -512,11 +519,56 @@ pub async fn import(
         inserted,
         updated,
         unchanged: parsed.rows.len() - inserted - updated,
+        replaced,
         first_day: parsed.rows.iter().map(|r| r.day).min(),
         last_day: parsed.rows.iter().map(|r| r.day).max(),
         skipped_total: parsed.skipped.len(),
         skipped: parsed.skipped.into_iter().take(SKIPPED_LISTED).collect(),
     })
+}
+
+/// A campaign's day is stored either as its total (ad id '') or by ad, never both: both
+/// would count its spend twice. Rows of this file replace the stored rows of the same day,
+/// platform and campaign at the other granularity (an export by campaign after one by ad, or
+/// the reverse). Returns how many were deleted.
+async fn replace_other_granularity(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    rows: &[SpendRow],
+) -> Result<u64, sqlx::Error> {
+    let mut keys: Vec<(NaiveDate, &str, &str, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.day,
+                r.platform.as_str(),
+                r.campaign.as_str(),
+                !r.ad_id.is_empty(),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut deleted = 0;
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        deleted += sqlx::query(
+            "DELETE FROM ad_spend s
+             USING unnest($2::date[], $3::text[], $4::text[], $5::bool[])
+                 AS k(day, platform, campaign, by_ad)
+             WHERE s.company_id = $1 AND s.day = k.day AND s.platform = k.platform
+               AND s.campaign = k.campaign
+               AND (CASE WHEN k.by_ad THEN s.ad_id = '' ELSE s.ad_id <> '' END)",
+        )
+        .bind(company_id)
+        .bind(chunk.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|k| k.1).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|k| k.2).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|k| k.3).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    Ok(deleted)
 }
 
 /// Inserts new rows and updates changed ones; returns (inserted, updated). A row equal to

@@ -606,3 +606,53 @@ async fn refused_files_say_why_and_write_nothing() {
     );
     assert_eq!(s.count().await, 0);
 }
+
+#[tokio::test]
+async fn a_campaigns_day_by_ad_replaces_its_total_and_the_reverse() {
+    let s = Spend::new().await;
+    let header =
+        "date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks,currency\n";
+    // By campaign first: one row for "bf" on the 1st, one for "brand" (untouched below).
+    s.import(
+        s.a.id,
+        &temp_csv(&format!(
+            "{header}2025-01-01,meta_ads,Paid Social,facebook,paid_social,bf,,50.00,1000,10,EUR\n\
+             2025-01-01,meta_ads,Paid Social,facebook,paid_social,brand,,5.00,100,1,EUR\n"
+        )),
+        None,
+    );
+    // Then the same day by ad: the campaign's total gives way to its ads.
+    let by_ad = s.import(
+        s.a.id,
+        &temp_csv(&format!(
+            "{header}2025-01-01,meta_ads,Paid Social,facebook,paid_social,bf,ad1,30.00,600,6,EUR\n\
+             2025-01-01,meta_ads,Paid Social,facebook,paid_social,bf,ad2,20.00,400,4,EUR\n"
+        )),
+        None,
+    );
+    assert_eq!(by_ad["replaced"], json!(1));
+    let kept: Vec<(String, String, String)> = s
+        .rows(s.a.id)
+        .await
+        .into_iter()
+        .map(|r| (r.2, r.3, r.8))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("bf".into(), "ad1".into(), "30.000000".into()),
+            ("bf".into(), "ad2".into(), "20.000000".into()),
+            ("brand".into(), "".into(), "5.000000".into()),
+        ]
+    );
+    // And back: a total replaces the ads.
+    let total = s.import(
+        s.a.id,
+        &temp_csv(&format!(
+            "{header}2025-01-01,meta_ads,Paid Social,facebook,paid_social,bf,,50.00,1000,10,EUR\n"
+        )),
+        None,
+    );
+    assert_eq!(total["replaced"], json!(2));
+    assert_eq!(s.count().await, 2);
+}
