@@ -98,12 +98,20 @@ pub fn parse_count(text: &str) -> Result<i64, String> {
     if frac.bytes().any(|b| b != b'0') || int.is_empty() {
         return Err(format!("{text:?} is not a whole number"));
     }
-    let value: i64 = int.parse().map_err(|_| format!("{text:?} is too large"))?;
+    let value: i64 = int
+        .parse()
+        .ok()
+        .filter(|v| *v <= MAX_COUNT)
+        .ok_or_else(|| format!("{text:?} is too large (at most {MAX_COUNT} a day)"))?;
     if negative && value != 0 {
         return Err(format!("{text:?} is negative"));
     }
     Ok(value)
 }
+
+/// The most impressions or clicks one row may count: far above any ad account's day, and low
+/// enough that years of rows sum without overflowing a report's 64-bit totals.
+pub const MAX_COUNT: i64 = 1_000_000_000_000;
 
 /// Google's UI prints `--` where a metric has no value; both platforms may leave a cell
 /// empty. Either means zero for spend, impressions and clicks.
@@ -248,6 +256,13 @@ mod tests {
         assert!(parse_count("1.5").is_err());
         assert!(parse_count("-3").unwrap_err().contains("negative"));
         assert!(parse_count("9.38%").is_err());
+        assert_eq!(parse_count("1000000000000"), Ok(MAX_COUNT));
+        assert!(
+            parse_count("1000000000001")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse_count("5000000000000000000").is_err());
         assert!(is_blank_metric(" -- ") && is_blank_metric(""));
     }
 
