@@ -433,6 +433,14 @@ async fn recompute(
     let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     let customer =
         customer_for(tx, company_id, email.as_deref(), user.as_deref(), placed_at).await?;
+    let previous_customer: Option<Uuid> = sqlx::query_scalar(
+        "SELECT customer_id FROM orders WHERE company_id = $1 AND order_id = $2",
+    )
+    .bind(company_id)
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
 
     sqlx::query(
         "INSERT INTO orders (company_id, order_id, order_number, status, currency, gross_minor,
@@ -477,35 +485,48 @@ async fn recompute(
     .execute(&mut **tx)
     .await?;
 
-    if let Some(customer) = customer {
-        // The customer's first order is the earliest that is revenue.
-        sqlx::query(
-            "WITH first AS (
-                 SELECT order_id FROM orders
-                 WHERE company_id = $1 AND customer_id = $2 AND status NOT IN ('cancelled', 'failed')
-                 ORDER BY placed_at, order_id LIMIT 1)
-             UPDATE orders SET is_first_order = (order_id = (SELECT order_id FROM first)),
-                               updated_at = now()
-             WHERE company_id = $1 AND customer_id = $2
-               -- Only the orders whose flag changes: their days' new-customer counts move,
-               -- and the rollups job finds them by `updated_at`.
-               AND is_first_order IS DISTINCT FROM (order_id = (SELECT order_id FROM first))",
-        )
-        .bind(company_id)
-        .bind(customer)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE customers SET first_order_at = (
-                 SELECT min(placed_at) FROM orders WHERE company_id = $1 AND customer_id = $2
-                   AND status NOT IN ('cancelled', 'failed'))
-             WHERE company_id = $1 AND customer_id = $2",
-        )
-        .bind(company_id)
-        .bind(customer)
-        .execute(&mut **tx)
-        .await?;
+    // The order's customer, and the one it had before if another (an email seen later moves
+    // it): both may have a new first order.
+    let mut customers: Vec<Uuid> = customer.into_iter().chain(previous_customer).collect();
+    customers.dedup();
+    for customer in customers {
+        refresh_first_order(tx, company_id, customer).await?;
     }
+    Ok(())
+}
+
+/// Marks the customer's first order: the earliest that is revenue.
+async fn refresh_first_order(
+    tx: &mut Transaction<'static, Postgres>,
+    company_id: Uuid,
+    customer: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH first AS (
+             SELECT order_id FROM orders
+             WHERE company_id = $1 AND customer_id = $2 AND status NOT IN ('cancelled', 'failed')
+             ORDER BY placed_at, order_id LIMIT 1)
+         UPDATE orders SET is_first_order = (order_id = (SELECT order_id FROM first)),
+                           updated_at = now()
+         WHERE company_id = $1 AND customer_id = $2
+           -- Only the orders whose flag changes: their days' new-customer counts move, and
+           -- the rollups job finds them by `updated_at`.
+           AND is_first_order IS DISTINCT FROM (order_id = (SELECT order_id FROM first))",
+    )
+    .bind(company_id)
+    .bind(customer)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE customers SET first_order_at = (
+             SELECT min(placed_at) FROM orders WHERE company_id = $1 AND customer_id = $2
+               AND status NOT IN ('cancelled', 'failed'))
+         WHERE company_id = $1 AND customer_id = $2",
+    )
+    .bind(company_id)
+    .bind(customer)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

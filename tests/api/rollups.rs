@@ -1092,6 +1092,84 @@ async fn a_page_less_event_counts_in_the_time_from_first_to_last_event() {
     );
 }
 
+/// A Stripe charge for order `number` of `cents`, placed at `at`, paid by `email`.
+fn stripe_charge(number: &str, cents: i64, at: &str, email: &str) -> String {
+    let created = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .timestamp();
+    json!({"id": format!("evt_{number}"), "object": "event", "type": "charge.succeeded",
+        "created": created, "data": {"object": {
+            "id": format!("ch_{number}"), "object": "charge", "amount": cents,
+            "amount_captured": cents, "amount_refunded": 0, "currency": "usd",
+            "status": "succeeded", "payment_intent": format!("pi_{number}"), "created": created,
+            "billing_details": {"email": email},
+            "metadata": {"order_id": number}}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_order_moving_to_another_customer_gives_the_first_its_next_order_as_first() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    let import = |charge: String| {
+        let owner = story.app.owner.clone();
+        async move {
+            lux::commerce::import::run(
+                &owner,
+                &secrets_key(),
+                a,
+                lux::commerce::secrets::Provider::Stripe,
+                &charge,
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // The email's customer bought first, on 1 April.
+    import(stripe_charge(
+        "E1",
+        1000,
+        "2025-04-01T15:00:00Z",
+        "seven@example.com",
+    ))
+    .await;
+    // u7 buys O1 (5 April) and O2 (6 April), known by user id only: O1 is u7's first.
+    let visitor = Uuid::new_v4();
+    for (number, at) in [
+        ("O1", "2025-04-05T15:00:00Z"),
+        ("O2", "2025-04-06T15:00:00Z"),
+    ] {
+        story
+            .purchase(&story.a, visitor, "u7", (number, "20.00", "USD"), at)
+            .await;
+    }
+    let first = |story: &Story| {
+        let owner = story.app.owner.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT order_number FROM orders
+                 WHERE company_id = $1 AND order_number IN ('E1', 'O1', 'O2') AND is_first_order
+                 ORDER BY order_number",
+            )
+            .bind(a)
+            .fetch_all(&owner)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(first(&story).await, ["E1", "O1"]);
+    // O1's charge names the email: O1 moves to the email's customer, where E1 is first; u7's
+    // customer is left with O2, now its first order.
+    import(stripe_charge(
+        "O1",
+        2000,
+        "2025-04-05T15:00:00Z",
+        "seven@example.com",
+    ))
+    .await;
+    assert_eq!(first(&story).await, ["E1", "O2"]);
+}
+
 /// Runs `lux`, which must succeed, and parses each line it printed as JSON.
 fn lux_json_lines(database_url: &str, args: &[&str]) -> Vec<Value> {
     let output = crate::helpers::lux_command(database_url, args);
