@@ -130,6 +130,23 @@ CREATE TABLE rollup_customers (
 );
 CREATE INDEX rollup_customers_by_first_day ON rollup_customers (company_id, first_day);
 
+-- Each customer's net revenue (minor units, per currency) within 30, 90, 180 and 365 days
+-- of their first order day (days first_day <= d < first_day + N): rolling LTV is then a sum
+-- over the cohort's rows. Refreshed with rollup_customers.
+CREATE TABLE rollup_customer_windows (
+    company_id   uuid NOT NULL,
+    customer_id  uuid NOT NULL,
+    currency     char(3) NOT NULL,
+    first_day    date NOT NULL,
+    net_30       bigint NOT NULL,
+    net_90       bigint NOT NULL,
+    net_180      bigint NOT NULL,
+    net_365      bigint NOT NULL,
+    PRIMARY KEY (company_id, customer_id, currency)
+);
+CREATE INDEX rollup_customer_windows_by_first_day
+    ON rollup_customer_windows (company_id, first_day);
+
 -- The local days a run recomputed (rollups): first, last and how many. `range_from`/`range_to`
 -- stay what a run was asked for (`--from`/`--to`).
 ALTER TABLE job_runs
@@ -190,7 +207,7 @@ BEGIN
     -- once per row, which halves a report's time when it scans a company's rows.
     FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
                              'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days',
-                             'rollup_customers']
+                             'rollup_customers', 'rollup_customer_windows']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = (SELECT lux_current_company()))
@@ -205,4 +222,5 @@ $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ad_spend TO lux_app;
 GRANT SELECT, INSERT, DELETE ON session_changes, order_changes TO lux_app;
 GRANT SELECT, INSERT, DELETE ON rollup_sessions_daily, rollup_funnel_daily, rollup_revenue_daily,
-    rollup_conversions, rollup_customer_days, rollup_customers TO lux_app;
+    rollup_conversions, rollup_customer_days, rollup_customers, rollup_customer_windows
+    TO lux_app;

@@ -114,20 +114,23 @@ pub async fn ltv_rolling(
     range: DateRange,
     today: NaiveDate,
 ) -> Result<Vec<RollingRow>, ReportError> {
-    let sums: Vec<RollingSums> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH {COHORT_MEMBERS}, windows AS (
+    // The windows are the columns of `rollup_customer_windows`.
+    const _: () = assert!(LTV_WINDOWS.len() == 4);
+    let sums: Vec<RollingSums> = sqlx::query_as(
+        "WITH windows AS (
              SELECT unnest($4::int[]) AS days
+         ), members AS (
+             SELECT customer_id, currency::text AS currency, first_day,
+                    net_30, net_90, net_180, net_365
+             FROM rollup_customer_windows
+             WHERE first_day BETWEEN $1 AND $2
          ), currencies AS (
              SELECT DISTINCT currency FROM members
-         ), per_window AS (
-             -- Each matured customer's net revenue within each window, in one hash join.
-             SELECT w.days, m.customer_id, m.currency, sum(r.net_minor) AS minor
-             FROM members m
-             JOIN windows w ON m.first_day + w.days <= $3
-             JOIN rollup_customer_days r
-               ON r.customer_id = m.customer_id AND r.currency::text = m.currency
-              AND r.day < m.first_day + w.days
-             GROUP BY w.days, m.customer_id, m.currency
+         ), matured AS (
+             SELECT w.days, m.customer_id, m.currency,
+                    CASE w.days WHEN 30 THEN m.net_30 WHEN 90 THEN m.net_90
+                                WHEN 180 THEN m.net_180 ELSE m.net_365 END AS minor
+             FROM members m JOIN windows w ON m.first_day + w.days <= $3
          )
          SELECT w.days AS window_days, cur.currency,
                 count(p.customer_id) AS customers,
@@ -135,10 +138,10 @@ pub async fn ltv_rolling(
                 round(sum(p.minor) / nullif(count(p.customer_id), 0))::bigint AS ltv
          FROM windows w
          CROSS JOIN currencies cur
-         LEFT JOIN per_window p ON p.days = w.days AND p.currency = cur.currency
+         LEFT JOIN matured p ON p.days = w.days AND p.currency = cur.currency
          GROUP BY w.days, cur.currency
-         ORDER BY w.days, cur.currency"
-    )))
+         ORDER BY w.days, cur.currency",
+    )
     .bind(range.from())
     .bind(range.to())
     .bind(today)

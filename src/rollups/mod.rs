@@ -134,35 +134,53 @@ struct Recomputed {
     customers: Vec<Uuid>,
 }
 
-/// Rewrites the `rollup_customers` rows of `customers` (all of the company's with `None`)
-/// from their customer days: first order day, orders, currencies. A customer left with no
-/// order day loses their row.
+/// Rewrites the `rollup_customers` and `rollup_customer_windows` rows of `customers` (all of
+/// the company's with `None`) from their customer days: first order day, orders, currencies,
+/// and net revenue within each LTV window of the first order day. A customer left with no
+/// order day loses their rows. Returns the rows inserted.
 async fn refresh_customers(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
     customers: Option<&[Uuid]>,
 ) -> Result<u64, sqlx::Error> {
     const ONLY: &str = "($2::uuid[] IS NULL OR customer_id = ANY($2))";
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM rollup_customers WHERE company_id = $1 AND {ONLY}"
-    )))
-    .bind(company_id)
-    .bind(customers)
-    .execute(&mut **tx)
-    .await?;
-    let written = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
-         SELECT $1, customer_id, min(day), sum(orders),
-                array_agg(DISTINCT currency ORDER BY currency)
-         FROM rollup_customer_days
-         WHERE company_id = $1 AND {ONLY}
-         GROUP BY customer_id"
-    )))
-    .bind(company_id)
-    .bind(customers)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let mut written = 0;
+    for sql in [
+        format!("DELETE FROM rollup_customers WHERE company_id = $1 AND {ONLY}"),
+        format!("DELETE FROM rollup_customer_windows WHERE company_id = $1 AND {ONLY}"),
+        format!(
+            "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
+             SELECT $1, customer_id, min(day), sum(orders),
+                    array_agg(DISTINCT currency ORDER BY currency)
+             FROM rollup_customer_days
+             WHERE company_id = $1 AND {ONLY}
+             GROUP BY customer_id"
+        ),
+        format!(
+            "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
+                 net_30, net_90, net_180, net_365)
+             SELECT $1, r.customer_id, r.currency, c.first_day,
+                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
+                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
+                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
+                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
+             FROM rollup_customer_days r
+             JOIN rollup_customers c USING (company_id, customer_id)
+             WHERE r.company_id = $1 AND {ONLY}
+             GROUP BY r.customer_id, r.currency, c.first_day"
+        ),
+    ] {
+        let inserting = sql.starts_with("INSERT");
+        let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(company_id)
+            .bind(customers)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if inserting {
+            written += affected;
+        }
+    }
     Ok(written)
 }
 

@@ -301,6 +301,22 @@ async fn seed_customer_days(owner: &PgPool, company: Uuid, rows: &[(usize, &str,
     .execute(owner)
     .await
     .expect("insert rollup_customers");
+    sqlx::query(
+        "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
+             net_30, net_90, net_180, net_365)
+         SELECT r.company_id, r.customer_id, r.currency, c.first_day,
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
+         FROM rollup_customer_days r JOIN rollup_customers c USING (company_id, customer_id)
+         WHERE r.company_id = $1
+         GROUP BY r.company_id, r.customer_id, r.currency, c.first_day",
+    )
+    .bind(company)
+    .execute(owner)
+    .await
+    .expect("insert rollup_customer_windows");
 }
 
 /// The service with the clock at [`NOW`], company A's rollups, and company B (also in
@@ -1010,6 +1026,7 @@ async fn lux_reader_cannot_read_raw_events_sessions_or_orders_but_reads_the_roll
         ("rollup_conversions", A_CONVERSIONS.len(), 1),
         ("rollup_customer_days", A_CUSTOMER_DAYS.len(), 1),
         ("rollup_customers", A_CUSTOMERS, 1),
+        ("rollup_customer_windows", A_CUSTOMERS, 1),
     ] {
         for (company, expected) in [(app.company.id, a_rows), (b.id, b_rows)] {
             let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();

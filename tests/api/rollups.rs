@@ -311,6 +311,10 @@ impl Story {
             ("rollup_conversions", "day, order_id"),
             ("rollup_customer_days", "day, customer_id, currency"),
             ("rollup_customers", "first_day, customer_id"),
+            (
+                "rollup_customer_windows",
+                "first_day, customer_id, currency",
+            ),
         ] {
             let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT '{table} ' || t::text FROM {table} t WHERE company_id = $1 ORDER BY {order}"
