@@ -194,24 +194,49 @@ $$;
 CREATE TRIGGER note_order_left_day AFTER UPDATE OF placed_at OR DELETE ON orders
     FOR EACH ROW EXECUTE FUNCTION lux_note_order_left_day();
 
+-- Reader logins: a login made for one company's dashboards (Metabase, say) reads that
+-- company's rollups whatever `lux.company_id` it sets. Logins not listed here (the service's
+-- own, which switches to lux_reader for the metrics API) use the setting.
+CREATE TABLE reader_logins (
+    company_id  uuid NOT NULL REFERENCES companies,
+    -- A role of the cluster: `lux company reader-login` creates it with its row, so a login
+    -- is listed once.
+    login       name NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (company_id, login)
+);
+CREATE INDEX reader_logins_by_login ON reader_logins (login);
+
+-- The company whose rows the current session may see in the reader's tables: its login's,
+-- for a reader login, else the transaction's setting. A definer function: readers cannot
+-- read reader_logins.
+CREATE FUNCTION lux_reader_company() RETURNS uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = public, pg_temp
+    AS $$ SELECT coalesce((SELECT company_id FROM reader_logins WHERE login = session_user
+                           ORDER BY created_at LIMIT 1),
+                          nullif(current_setting('lux.company_id', true), '')::uuid) $$;
+REVOKE EXECUTE ON FUNCTION lux_reader_company() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lux_reader_company() TO lux_app, lux_reader;
+
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['session_changes', 'order_changes'] LOOP
+    FOREACH t IN ARRAY ARRAY['session_changes', 'order_changes', 'reader_logins'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = lux_current_company())
                         WITH CHECK (company_id = lux_current_company())', t);
     END LOOP;
-    -- `(SELECT lux_current_company())`: evaluated once per query (an init plan) instead of
+    -- `(SELECT lux_reader_company())`: evaluated once per query (an init plan) instead of
     -- once per row, which halves a report's time when it scans a company's rows.
     FOREACH t IN ARRAY ARRAY['ad_spend', 'rollup_sessions_daily', 'rollup_funnel_daily',
                              'rollup_revenue_daily', 'rollup_conversions', 'rollup_customer_days',
                              'rollup_customers', 'rollup_customer_windows']
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = (SELECT lux_current_company()))
-                        WITH CHECK (company_id = (SELECT lux_current_company()))', t);
+        EXECUTE format('CREATE POLICY tenant ON %I USING (company_id = (SELECT lux_reader_company()))
+                        WITH CHECK (company_id = (SELECT lux_reader_company()))', t);
         EXECUTE format('GRANT SELECT ON %I TO lux_reader', t);
     END LOOP;
 END

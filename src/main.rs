@@ -189,6 +189,16 @@ enum CompanyCommand {
         #[command(flatten)]
         change: lux::rollups::settings::SettingsChange,
     },
+    /// Create a database login that reads this company's rollups only (for Metabase): it
+    /// sees the company's rows whatever company it asks for, and never raw events.
+    ReaderLogin {
+        company_id: Uuid,
+        #[arg(long)]
+        login: String,
+        /// At least 12 characters.
+        #[arg(long, env = "LUX_READER_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
         company_id: Uuid,
@@ -566,6 +576,17 @@ async fn company(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
             let settings = lux::attribution::settings::change(&owner, company_id, &change).await?;
             println!("{}", serde_json::to_string_pretty(&settings)?);
             eprintln!("lux: rules {}", settings.rules());
+        }
+        CompanyCommand::ReaderLogin {
+            company_id,
+            login,
+            password,
+        } => {
+            lux::tenancy::create_reader_login(&owner, company_id, &login, &password).await?;
+            println!(
+                "{}",
+                serde_json::json!({"company_id": company_id, "login": login, "role": "lux_reader"})
+            );
         }
         CompanyCommand::Rollups { company_id, change } => {
             let settings = lux::rollups::settings::change(&owner, company_id, &change).await?;

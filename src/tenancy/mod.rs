@@ -325,6 +325,55 @@ pub async fn require_company(owner: &PgPool, company_id: Uuid) -> anyhow::Result
     Ok(())
 }
 
+/// Creates a database login that reads one company's rollups and nothing else (for
+/// Metabase or another dashboard tool): a member of `lux_reader`, listed in `reader_logins`,
+/// so row-level security shows it that company's rows whatever `lux.company_id` it sets.
+/// Needs an owner that may create roles.
+pub async fn create_reader_login(
+    owner: &PgPool,
+    company_id: Uuid,
+    login: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let valid_login = login.len() <= 63
+        && login
+            .as_bytes()
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || *b == b'_')
+        && login
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_login || login.starts_with("pg_") || login.starts_with("lux_") {
+        anyhow::bail!(
+            "--login {login:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit, pg_ or lux_"
+        );
+    }
+    if password.chars().count() < 12 {
+        anyhow::bail!("--password: at least 12 characters");
+    }
+    require_company(owner, company_id).await?;
+    let mut tx = owner.begin().await?;
+    // PostgreSQL quotes the name and the password itself (%I, %L).
+    let create: String = sqlx::query_scalar(
+        "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE lux_reader', $1::text, $2::text)",
+    )
+    .bind(login)
+    .bind(password)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the login {login:?}: {e}"))?;
+    sqlx::query("INSERT INTO reader_logins (login, company_id) VALUES ($1, $2)")
+        .bind(login)
+        .bind(company_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A row of `lux company list`.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct CompanyListing {

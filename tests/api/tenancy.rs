@@ -247,3 +247,107 @@ async fn keys_rotate_a_new_key_works_and_a_revoked_one_stops() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reader_login_sees_its_own_company_s_rollups_whatever_company_it_asks_for() {
+    let app = TestApp::spawn().await;
+    let a = app.company.id;
+    let b = create_company(&app.owner, "Beta").await.id;
+    for (company, sessions) in [(a, 3), (b, 5)] {
+        sqlx::query(
+            "INSERT INTO rollup_sessions_daily (company_id, day, channel, source, medium,
+                 campaign, sessions, engaged_sessions, visitors, page_views)
+             VALUES ($1, '2025-03-09', 'Direct', '(direct)', '(none)', '', $2, 1, 1, 1)",
+        )
+        .bind(company)
+        .bind(sessions)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    }
+    let login = format!("metabase_{}", Uuid::new_v4().simple());
+    let printed = crate::helpers::lux_json(
+        &app.db.url,
+        &[
+            "company",
+            "reader-login",
+            &a.to_string(),
+            "--login",
+            &login,
+            "--password",
+            "correct horse battery",
+        ],
+    );
+    assert_eq!(printed["login"], json!(login));
+
+    // Connected as that login, asking for B's rows.
+    let mut url = url::Url::parse(&app.db.url).unwrap();
+    url.set_username(&login).unwrap();
+    url.set_password(Some("correct horse battery")).unwrap();
+    let reader = sqlx::PgPool::connect(url.as_str()).await.unwrap();
+    let mut tx = reader.begin().await.unwrap();
+    sqlx::query("SELECT set_config('lux.company_id', $1, true)")
+        .bind(b.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen: Vec<i32> = sqlx::query_scalar("SELECT sessions FROM rollup_sessions_daily")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, [3], "A's rows only, though it asked for B");
+    for table in [
+        "raw_events",
+        "sessions",
+        "orders",
+        "reader_logins",
+        "companies",
+    ] {
+        let denied = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table}")))
+            .execute(&mut *tx)
+            .await;
+        assert!(
+            denied.is_err_and(|e| e.to_string().contains("permission denied")),
+            "{table}"
+        );
+        // A failed statement aborts the transaction: start another one.
+        tx.rollback().await.unwrap();
+        tx = reader.begin().await.unwrap();
+    }
+    tx.rollback().await.unwrap();
+    reader.close().await;
+
+    // A bad login name or a short password is refused before anything is created.
+    let error = crate::helpers::lux_error(
+        &app.db.url,
+        &[
+            "company",
+            "reader-login",
+            &a.to_string(),
+            "--login",
+            "Robert'); DROP",
+            "--password",
+            "correct horse battery",
+        ],
+    );
+    assert!(error.contains("--login"), "{error}");
+    let error = crate::helpers::lux_error(
+        &app.db.url,
+        &[
+            "company",
+            "reader-login",
+            &a.to_string(),
+            "--login",
+            "short_pw",
+            "--password",
+            "x",
+        ],
+    );
+    assert!(error.contains("12 characters"), "{error}");
+
+    // Roles outlive the test database: drop this one.
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {login}")))
+        .execute(&app.owner)
+        .await
+        .unwrap();
+}
