@@ -123,21 +123,7 @@ impl Journey {
     }
 
     async fn wait_for_order(&self, company: Uuid, order: &str) {
-        for _ in 0..200 {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM orders WHERE company_id = $1 AND order_number = $2",
-            )
-            .bind(company)
-            .bind(order)
-            .fetch_one(&self.app.owner)
-            .await
-            .unwrap();
-            if n == 1 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("order {order} never appeared");
+        crate::helpers::wait_for_order(&self.app.owner, company, order).await;
     }
 
     /// Moves every change stamp an hour back, as if everything so far had been written long

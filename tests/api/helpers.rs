@@ -352,3 +352,22 @@ pub fn lux_error(database_url: &str, args: &[&str]) -> String {
     assert!(!output.status.success(), "lux {args:?} should have failed");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Waits until the order inbox's worker has written order `order` of `company`.
+pub async fn wait_for_order(owner: &PgPool, company: Uuid, order: &str) {
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orders WHERE company_id = $1 AND order_number = $2",
+        )
+        .bind(company)
+        .bind(order)
+        .fetch_one(owner)
+        .await
+        .unwrap();
+        if n == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("order {order} never appeared");
+}

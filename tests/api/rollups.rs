@@ -102,21 +102,7 @@ impl Story {
     }
 
     async fn wait_for_order(&self, company: Uuid, order: &str) {
-        for _ in 0..200 {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM orders WHERE company_id = $1 AND order_number = $2",
-            )
-            .bind(company)
-            .bind(order)
-            .fetch_one(&self.app.owner)
-            .await
-            .unwrap();
-            if n == 1 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("order {order} never appeared");
+        crate::helpers::wait_for_order(&self.app.owner, company, order).await;
     }
 
     /// Company A, New York. Times are local (EST −05:00 until 2025-03-09 02:00, then EDT
