@@ -1160,6 +1160,123 @@ async fn an_order_moving_to_another_customer_gives_the_first_its_next_order_as_f
     assert_eq!(first(&story).await, ["E1", "O2"]);
 }
 
+#[tokio::test]
+async fn two_orders_merged_into_one_count_once_on_the_survivor_s_day() {
+    let story = Story::new().await;
+    let a = story.a.id;
+    let import = |event: Value| {
+        let owner = story.app.owner.clone();
+        async move {
+            lux::commerce::import::run(
+                &owner,
+                &secrets_key(),
+                a,
+                lux::commerce::secrets::Provider::Stripe,
+                &event.to_string(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // The thank-you page reports P5 at 00:50 EDT on 10 March; Stripe's charge, without the
+    // order number, was created at 23:55 EDT on the 9th. Two orders for now, one on each day.
+    let visitor = Uuid::new_v4();
+    story
+        .visit(
+            &story.a,
+            visitor,
+            &[("page_view", PAID_SEARCH, "2025-03-10T04:40:00Z")],
+        )
+        .await;
+    story
+        .purchase(
+            &story.a,
+            visitor,
+            "u5",
+            ("P5", "20.00", "USD"),
+            "2025-03-10T04:50:00Z",
+        )
+        .await;
+    let created = chrono::DateTime::parse_from_rfc3339("2025-03-10T03:55:00Z")
+        .unwrap()
+        .timestamp();
+    import(
+        json!({"id": "evt_p5_ch", "object": "event", "type": "charge.succeeded",
+        "created": created, "data": {"object": {
+            "id": "ch_P5", "object": "charge", "amount": 2000, "amount_captured": 2000,
+            "amount_refunded": 0, "currency": "usd", "status": "succeeded",
+            "payment_intent": "pi_P5", "created": created, "metadata": {}}}}),
+    )
+    .await;
+    story.run_all(Mode::Incremental).await;
+    let revenue_by_day = |story: &Story| {
+        let owner = story.app.owner.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT concat_ws(' ', day, sum(net_minor)::float8) FROM rollup_revenue_daily
+                 WHERE company_id = $1 AND model = 'last_touch'
+                   AND day IN ('2025-03-09', '2025-03-10')
+                 GROUP BY day ORDER BY day",
+            )
+            .bind(a)
+            .fetch_all(&owner)
+            .await
+            .unwrap()
+        }
+    };
+    let before = revenue_by_day(&story).await;
+    let p5_orders_before = story
+        .app
+        .count(
+            "SELECT count(*) FROM orders WHERE net_minor = 2000
+             AND placed_at BETWEEN '2025-03-10T03:00:00Z' AND '2025-03-10T05:00:00Z'",
+        )
+        .await;
+    assert_eq!(p5_orders_before, 2, "the event's order and the charge's");
+    story.age_change_stamps().await;
+
+    // The payment intent names the order: the two are one, placed at Stripe's time (the
+    // 9th). Each day loses or keeps exactly the $20.
+    import(
+        json!({"id": "evt_p5_pi", "object": "event", "type": "payment_intent.succeeded",
+        "created": created, "data": {"object": {
+            "id": "pi_P5", "object": "payment_intent", "amount": 2000,
+            "amount_received": 2000, "currency": "usd", "status": "succeeded",
+            "created": created, "metadata": {"lux_order_id": "P5"}}}}),
+    )
+    .await;
+    let p5_orders = "SELECT count(*) FROM orders WHERE net_minor = 2000
+                     AND placed_at BETWEEN '2025-03-10T03:00:00Z' AND '2025-03-10T05:00:00Z'";
+    assert_eq!(story.app.count(p5_orders).await, 1, "one order left");
+    story.run(a, Job::Attribution, Mode::Incremental).await;
+    story.run(a, Job::Rollups, Mode::Incremental).await;
+    let after = revenue_by_day(&story).await;
+    // Before: the story's own orders plus $20 on each day; after: $20 on the 9th only.
+    let day_total = |rows: &[String], day: &str| -> f64 {
+        rows.iter()
+            .find(|r| r.starts_with(day))
+            .and_then(|r| r.split(' ').nth(1))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert_eq!(
+        day_total(&after, "2025-03-09"),
+        day_total(&before, "2025-03-09"),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(
+        day_total(&after, "2025-03-10"),
+        day_total(&before, "2025-03-10") - 2000.0,
+        "{before:?} {after:?}"
+    );
+    let full = story.rollups(a).await;
+    story.run(a, Job::Rollups, Mode::Full).await;
+    assert_eq!(
+        story.rollups(a).await,
+        full,
+        "incremental equals a full rebuild"
+    );
+}
+
 /// Runs `lux`, which must succeed, and parses each line it printed as JSON.
 fn lux_json_lines(database_url: &str, args: &[&str]) -> Vec<Value> {
     let output = crate::helpers::lux_command(database_url, args);
