@@ -75,23 +75,33 @@ impl OrdersOfDays<'_> {
           AND o.placed_at >= $4 AND o.placed_at < $5
           AND (o.placed_at AT TIME ZONE $2)::date = ANY($3)";
 
-    /// Runs `sql` with `{ORDERS}` standing for the orders; returns the rows it affected (or
-    /// returned).
-    async fn execute(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        sql: &str,
-    ) -> Result<u64, sqlx::Error> {
-        let sql = sql.replace("{ORDERS}", Self::ORDERS);
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+    /// `sql` with `{ORDERS}` standing for the orders, its parameters bound.
+    fn query(&self, sql: &str) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(sqlx::AssertSqlSafe(sql.replace("{ORDERS}", Self::ORDERS)))
             .bind(self.company_id)
             .bind(self.timezone)
             .bind(self.days)
             .bind(self.span.0)
             .bind(self.span.1)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected())
+    }
+
+    /// How many orders there are.
+    async fn count(&self, tx: &mut Transaction<'static, Postgres>) -> Result<u64, sqlx::Error> {
+        use sqlx::Row;
+        let row = self
+            .query("SELECT count(*) FROM ({ORDERS}) o")
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// Runs `sql` (see [`Self::query`]); returns the rows it affected.
+    async fn execute(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        sql: &str,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(self.query(sql).execute(&mut **tx).await?.rows_affected())
     }
 }
 
@@ -245,7 +255,7 @@ pub async fn run(
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     if scope == Scope::All {
         // Days with no data left (everything of theirs erased) keep no rows either.
-        clear_days_except(&mut tx, company_id, &days).await?;
+        delete_days(&mut tx, company_id, Which::AllBut, &days).await?;
         outcome.written += refresh_customers(&mut tx, company_id, None).await?;
     } else {
         let customers: Vec<Uuid> = outcome.customers.iter().copied().collect();
@@ -342,14 +352,27 @@ const ROLLUP_TABLES: [&str; 5] = [
     "rollup_customer_days",
 ];
 
-async fn clear_days_except(
+/// Which days' rows [`delete_days`] deletes.
+#[derive(Clone, Copy)]
+enum Which {
+    These,
+    AllBut,
+}
+
+/// Deletes the company's rows of `days` (or of every other day) from every daily rollup.
+async fn delete_days(
     tx: &mut Transaction<'static, Postgres>,
     company_id: Uuid,
+    which: Which,
     days: &[NaiveDate],
 ) -> Result<(), sqlx::Error> {
+    let condition = match which {
+        Which::These => "day = ANY($2)",
+        Which::AllBut => "NOT (day = ANY($2))",
+    };
     for table in ROLLUP_TABLES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE company_id = $1 AND NOT (day = ANY($2))"
+            "DELETE FROM {table} WHERE company_id = $1 AND {condition}"
         )))
         .bind(company_id)
         .bind(days)
@@ -368,15 +391,7 @@ async fn recompute(
     days: &[NaiveDate],
 ) -> Result<Recomputed, sqlx::Error> {
     let mut customers = customers_of_days(tx, company_id, days).await?;
-    for table in ROLLUP_TABLES {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE company_id = $1 AND day = ANY($2)"
-        )))
-        .bind(company_id)
-        .bind(days)
-        .execute(&mut **tx)
-        .await?;
-    }
+    delete_days(tx, company_id, Which::These, days).await?;
     // The instants the days span, computed once: plain parameters let the planner use the
     // time indexes and skip the months of raw events outside them.
     let span: (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
@@ -642,7 +657,7 @@ async fn orders_rollups(
         days,
         span,
     };
-    let examined = orders.execute(tx, "SELECT 1 FROM ({ORDERS}) o").await?;
+    let examined = orders.count(tx).await?;
     if examined == 0 {
         return Ok((0, 0));
     }
@@ -694,7 +709,7 @@ async fn orders_rollups(
         )
         .await?;
 
-    Ok((examined as u64, revenue + conversions + customers))
+    Ok((examined, revenue + conversions + customers))
 }
 
 #[cfg(test)]

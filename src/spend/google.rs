@@ -15,7 +15,7 @@
 use crate::analytics::channel::Channel;
 use crate::commerce::money::Currency;
 
-use super::numbers::{Micros, is_blank_metric, parse_count, parse_google_day};
+use super::numbers::{Micros, is_blank_metric, parse_google_day, parse_metric_counts};
 use super::table::{Header, Line};
 use super::{FileError, Layout, Outcome, SpendRow};
 
@@ -123,21 +123,11 @@ impl Columns {
             Ok(spend) => spend,
             Err(e) => return Outcome::Skip(format!("Cost: {e}")),
         };
-        let count = |index: Option<usize>, name: &str| {
-            let text = line.cell(index);
-            if is_blank_metric(text) {
-                Ok(0)
-            } else {
-                parse_count(text).map_err(|e| format!("{name}: {e}"))
-            }
-        };
-        let (impressions, clicks) = match (
-            count(self.impressions, "Impressions"),
-            count(self.clicks, "Clicks"),
-        ) {
-            (Ok(i), Ok(c)) => (i, c),
-            (Err(e), _) | (_, Err(e)) => return Outcome::Skip(e),
-        };
+        let (impressions, clicks) =
+            match parse_metric_counts(line.cell(self.impressions), line.cell(self.clicks)) {
+                Ok(counts) => counts,
+                Err(e) => return Outcome::Skip(e),
+            };
         let currency = match self.currency {
             None => company_currency,
             Some(index) => match Currency::parse(line.cell(Some(index))) {

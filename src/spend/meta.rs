@@ -9,7 +9,7 @@
 use crate::analytics::channel::Channel;
 use crate::commerce::money::Currency;
 
-use super::numbers::{Micros, is_blank_metric, parse_count, parse_iso_day};
+use super::numbers::{Micros, is_blank_metric, parse_iso_day, parse_metric_counts};
 use super::table::{Header, Line};
 use super::{FileError, Outcome, SpendRow};
 
@@ -150,21 +150,11 @@ impl Columns {
                 Err(e) => return Ok(Outcome::Skip(format!("Amount spent: {e}"))),
             }
         };
-        let count = |index: Option<usize>, name: &str| {
-            let text = line.cell(index);
-            if is_blank_metric(text) {
-                Ok(0)
-            } else {
-                parse_count(text).map_err(|e| format!("{name}: {e}"))
-            }
-        };
-        let (impressions, clicks) = match (
-            count(self.impressions, "Impressions"),
-            count(self.clicks, "Clicks"),
-        ) {
-            (Ok(i), Ok(c)) => (i, c),
-            (Err(e), _) | (_, Err(e)) => return Ok(Outcome::Skip(e)),
-        };
+        let (impressions, clicks) =
+            match parse_metric_counts(line.cell(self.impressions), line.cell(self.clicks)) {
+                Ok(counts) => counts,
+                Err(e) => return Ok(Outcome::Skip(e)),
+            };
         Ok(Outcome::Row(SpendRow {
             day,
             platform: PLATFORM.into(),

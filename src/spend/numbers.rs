@@ -113,6 +113,18 @@ pub fn parse_count(text: &str) -> Result<i64, String> {
 /// enough that years of rows sum without overflowing a report's 64-bit totals.
 pub const MAX_COUNT: i64 = 1_000_000_000_000;
 
+/// The impressions and clicks cells of a platform export, in that order: blank or `--` is 0.
+pub fn parse_metric_counts(impressions: &str, clicks: &str) -> Result<(i64, i64), String> {
+    let count = |text: &str, name: &str| {
+        if is_blank_metric(text) {
+            Ok(0)
+        } else {
+            parse_count(text).map_err(|e| format!("{name}: {e}"))
+        }
+    };
+    Ok((count(impressions, "Impressions")?, count(clicks, "Clicks")?))
+}
+
 /// Google's UI prints `--` where a metric has no value; both platforms may leave a cell
 /// empty. Either means zero for spend, impressions and clicks.
 pub fn is_blank_metric(text: &str) -> bool {
