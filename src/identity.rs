@@ -39,7 +39,7 @@ impl IdentityKey {
 /// Serialises identity changes of one company within the caller's transaction: merging
 /// persons reads then rewrites several rows, which two writers must not interleave.
 pub async fn lock_company(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -57,7 +57,7 @@ fn company_lock_key(company_id: Uuid) -> i64 {
 
 /// Links `keys` to one person and returns that person. Call with the company lock held.
 pub async fn link(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     keys: &[IdentityKey],
     at: DateTime<Utc>,
@@ -188,7 +188,7 @@ fn plan_link(keys: &[IdentityKey], persons: &[(Uuid, Vec<String>)]) -> LinkPlan 
 
 /// The person a visitor belongs to, if it was ever linked.
 pub async fn person_of_visitor(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     visitor_id: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {

@@ -86,7 +86,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
     let metrics = IngestMetrics::new();
     let purchases = Arc::new(tokio::sync::Notify::new());
     let (writer, writer_tasks) = Writer::start(
-        pool.clone(),
+        crate::db::connect_options(database_url)?,
         options.writer.clone(),
         metrics.clone(),
         purchases.clone(),

@@ -175,14 +175,18 @@ fn count(session: &mut TouchedSession, event: &AcceptedEvent) {
 /// Loads the stored sessions of `visitors` that an event at or after `since` (per visitor)
 /// could still join.
 pub async fn load_joinable(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     visitors: &[Uuid],
     since: &[DateTime<Utc>],
 ) -> Result<Vec<SessionRow>, sqlx::Error> {
     sqlx::query_as(
         // LATERAL: one index probe per visitor, newest sessions first, whatever the
-        // planner guesses about the array's length.
+        // planner guesses about the array's length. The ORDER BY is the visitor index's own
+        // order, so no other index can look cheaper: the writers' plans are generic and made
+        // while the table may still be empty, when a backward scan of `sessions_by_start`
+        // (company, started_at) filtered by visitor would otherwise win, and then read every
+        // session of the last day for each visitor once the table has grown.
         "SELECT s.session_id, s.visitor_id, s.started_at, s.last_seen_at, s.campaign_key,
                 s.page_views, s.events, s.engagement_ms
          FROM unnest($2::uuid[], $3::timestamptz[]) AS v(visitor_id, since)
@@ -191,7 +195,7 @@ pub async fn load_joinable(
              WHERE s.company_id = $1 AND s.visitor_id = v.visitor_id
                AND s.last_seen_at >= v.since - interval '30 minutes'
                AND s.started_at >= v.since - interval '24 hours'
-             ORDER BY s.started_at DESC
+             ORDER BY s.visitor_id, s.started_at DESC
              LIMIT 20
          ) s",
     )
@@ -206,7 +210,7 @@ pub async fn load_joinable(
 /// binned to 15 minutes (see `session_changes` in the migrations). A batch touches a handful
 /// of bins, so this is one small insert per batch.
 async fn record_changes(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     sessions: &[TouchedSession],
 ) -> Result<(), sqlx::Error> {
@@ -232,7 +236,7 @@ async fn record_changes(
 
 /// Writes the touched sessions: new ones in full, existing ones' counters.
 pub async fn store(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
     sessions: &[TouchedSession],
@@ -241,15 +245,25 @@ pub async fn store(
     let (new, old): (Vec<&TouchedSession>, Vec<&TouchedSession>) =
         sessions.iter().partition(|s| s.opened_by.is_some());
     if !old.is_empty() {
-        sqlx::query("SELECT lux_touch_sessions($1, $2, $3, $4, $5, $6)")
-            .bind(company_id)
-            .bind(old.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
-            .bind(old.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
-            .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
-            .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
-            .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+        // One statement for the batch, a primary-key probe per session: the writer's
+        // connection allows no hash or merge join and no sequential scan (see
+        // `db::connect_ingest_writer`), and re-plans as the table grows.
+        sqlx::query(
+            "UPDATE sessions s
+             SET last_seen_at = u.last_seen_at, page_views = u.page_views, events = u.events,
+                 engagement_ms = u.engagement_ms
+             FROM unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int8[])
+                  AS u(session_id, last_seen_at, page_views, events, engagement_ms)
+             WHERE s.company_id = $1 AND s.session_id = u.session_id",
+        )
+        .bind(company_id)
+        .bind(old.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.last_seen_at).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
+        .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
     }
     if new.is_empty() {
         return Ok(());

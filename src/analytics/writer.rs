@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -82,7 +83,7 @@ impl Writer {
     /// Starts the writer tasks. They stop when every `Writer` handle is dropped and their
     /// queues are drained, which is how shutdown flushes.
     pub fn start(
-        pool: PgPool,
+        database: PgConnectOptions,
         config: WriterConfig,
         metrics: Arc<IngestMetrics>,
         purchases: PurchaseSignal,
@@ -97,7 +98,7 @@ impl Writer {
             let (queue, receiver) = mpsc::channel(per_queue);
             queues.push(queue);
             tasks.push(tokio::spawn(run_writer(
-                pool.clone(),
+                WriterConnection::new(database.clone()),
                 receiver,
                 config.max_batch_rows,
                 metrics.clone(),
@@ -143,8 +144,72 @@ impl Writer {
     }
 }
 
+/// A writer's own connection, opened on first use and reopened after it breaks.
+///
+/// Not a pool: a shared pool hands out its idle connections in turn, so the writers' batches
+/// went to a different backend each time (cold caches, another process woken), and a small
+/// pool of their own made them wait for connections given back by a task on the busy runtime.
+///
+/// Its statements keep generic plans (see [`crate::db::connect_ingest_writer`]), made the first
+/// time each runs. Plans made on young tables can be wrong for the grown ones (on an empty
+/// `sessions`, a backward scan of the start-time index looks as good as the visitor index),
+/// so they are made again after 1, 2, 4, … batches, then every [`REPLAN_EVERY`] batches: a
+/// plan is at worst as old as the last doubling of what this writer has stored.
+struct WriterConnection {
+    options: PgConnectOptions,
+    conn: Option<PgConnection>,
+    batches: u64,
+    replan_at: u64,
+}
+
+/// Batches between two re-plannings once the doubling has reached it.
+const REPLAN_EVERY: u64 = 4096;
+
+impl WriterConnection {
+    fn new(options: PgConnectOptions) -> Self {
+        WriterConnection {
+            options,
+            conn: None,
+            batches: 0,
+            replan_at: 1,
+        }
+    }
+
+    async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if self.conn.is_none() {
+            self.conn = Some(crate::db::connect_ingest_writer(&self.options).await?);
+        }
+        let conn = self.conn.as_mut().expect("connected just above");
+        self.batches += 1;
+        if self.batches >= self.replan_at {
+            conn.clear_cached_statements().await?;
+            self.replan_at = self.batches + self.batches.min(REPLAN_EVERY);
+        }
+        Ok(conn)
+    }
+
+    /// Keeps the connection after a database's own error (the transaction was rolled back),
+    /// drops it after anything else (the socket may be gone; the next batch reconnects).
+    fn after_error(&mut self, error: &sqlx::Error) {
+        if !matches!(error, sqlx::Error::Database(_)) {
+            self.conn = None;
+        }
+    }
+
+    async fn write(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let result = match self.get().await {
+            Ok(conn) => write_batch(conn, events).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &result {
+            self.after_error(error);
+        }
+        result
+    }
+}
+
 async fn run_writer(
-    pool: PgPool,
+    mut connection: WriterConnection,
     mut receiver: mpsc::Receiver<Job>,
     max_rows: usize,
     metrics: Arc<IngestMetrics>,
@@ -168,7 +233,7 @@ async fn run_writer(
         let has_purchases = jobs
             .iter()
             .any(|j| j.events.iter().any(|e| e.event_name == "purchase"));
-        write_jobs(&pool, jobs).await;
+        write_jobs(&mut connection, jobs).await;
         if has_purchases {
             purchases.notify_one();
         }
@@ -181,9 +246,9 @@ async fn run_writer(
 
 /// Writes the jobs in one transaction. If that fails, each job is retried alone, so one
 /// request that trips the database cannot fail the others of its batch.
-async fn write_jobs(pool: &PgPool, jobs: Vec<Job>) {
+async fn write_jobs(connection: &mut WriterConnection, jobs: Vec<Job>) {
     let all: Vec<&AcceptedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
-    match write_batch(pool, &all).await {
+    match connection.write(&all).await {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for job in jobs {
@@ -201,7 +266,7 @@ async fn write_jobs(pool: &PgPool, jobs: Vec<Job>) {
             tracing::warn!(error = %error, jobs = jobs.len(), "batch failed, retrying requests one by one");
             for job in jobs {
                 let events: Vec<&AcceptedEvent> = job.events.iter().collect();
-                let result = write_batch(pool, &events).await.map_err(|error| {
+                let result = connection.write(&events).await.map_err(|error| {
                     tracing::error!(error = %error, events = events.len(), "writing events failed");
                 });
                 let _ = job.reply.send(result);
@@ -212,7 +277,7 @@ async fn write_jobs(pool: &PgPool, jobs: Vec<Job>) {
 
 /// Stores a batch (any companies) in one transaction and returns an outcome per event.
 pub async fn write_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[&AcceptedEvent],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = vec![Outcome::Duplicate; events.len()];
@@ -225,7 +290,7 @@ pub async fn write_batch(
         }
     }
 
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     lock_visitors(&mut tx, events).await?;
     for (company_id, indexes) in by_company {
         crate::db::set_company(&mut tx, company_id).await?;
@@ -243,7 +308,7 @@ pub async fn write_batch(
 /// global order, so concurrent writers (in this process or another node) serialise per
 /// visitor and can never deadlock each other.
 async fn lock_visitors(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     events: &[&AcceptedEvent],
 ) -> Result<(), sqlx::Error> {
     let mut keys: Vec<i64> = events
@@ -266,7 +331,7 @@ fn visitor_lock_key(company_id: Uuid, visitor_id: Uuid) -> i64 {
 }
 
 async fn write_company(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
@@ -309,7 +374,7 @@ async fn write_company(
 /// Marks the events of suppressed people: a suppressed visitor, user or email directly, or a
 /// visitor whose person has any suppressed key.
 async fn suppressed_events(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
 ) -> Result<Vec<bool>, sqlx::Error> {
@@ -358,7 +423,7 @@ async fn suppressed_events(
 /// Records the event ids; returns those not seen before. A retry of a stored event finds
 /// its id taken and is skipped, inside a batch and across batches and nodes.
 async fn claim_event_ids(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
     candidates: &[usize],
@@ -399,7 +464,7 @@ fn earliest_per_visitor(
 }
 
 async fn insert_raw_events(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
     session_ids: &[Option<Uuid>],
@@ -498,7 +563,7 @@ async fn insert_raw_events(
 }
 
 async fn link_identities(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
 ) -> Result<(), sqlx::Error> {

@@ -121,7 +121,7 @@ impl Outcome {
 
 /// The orders to attribute, in id order.
 async fn candidate_orders(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     settings: &AttributionSettings,
     scope: Scope,
@@ -266,7 +266,7 @@ async fn attribute_chunk_retrying(
 
 /// Attributes one chunk of orders and writes the results that changed. Returns how many.
 async fn attribute_chunk(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     order_ids: &[Uuid],
     settings: &AttributionSettings,
@@ -302,7 +302,7 @@ async fn attribute_chunk(
 /// model; here it only keeps the read small. (In hours: a day of an interval follows the
 /// session's time zone, and would be 23 or 25 hours across a DST change.)
 async fn load_touches(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     order_ids: &[Uuid],
     lookback_days: u32,
@@ -438,7 +438,7 @@ impl<'a> OrderColumns<'a> {
 
 /// Writes changed attributions: the order columns in one bulk update, the credits replaced.
 async fn write_results(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     changed: &[(Uuid, OrderAttribution, Vec<u8>)],
     rules: &str,
@@ -500,7 +500,7 @@ async fn write_results(
 }
 
 async fn insert_credits(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     changed: &[&(Uuid, OrderAttribution, Vec<u8>)],
 ) -> Result<(), sqlx::Error> {

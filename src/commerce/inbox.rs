@@ -24,7 +24,7 @@ const DRAIN_BATCH: i64 = 500;
 /// Appends the purchases among `events` (with their sessions) to the inbox, in the caller's
 /// transaction. Returns how many were queued.
 pub async fn enqueue(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
     session_ids: &[Option<Uuid>],

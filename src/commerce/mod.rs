@@ -145,7 +145,7 @@ async fn webhook(
 /// Keeps a delivery (or an imported record): encrypted when verified, as a hash otherwise.
 #[allow(clippy::too_many_arguments)]
 async fn record_delivery(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,
@@ -182,7 +182,7 @@ async fn record_delivery(
 /// Applies a verified (or imported) provider message inside the caller's transaction.
 /// `Err` is a problem with the message itself, to report, never a database failure.
 pub async fn apply_verified(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,

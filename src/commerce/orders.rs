@@ -151,7 +151,7 @@ impl OrderFact {
 /// Records a fact inside the caller's transaction (company already set) and returns the
 /// order it belongs to.
 pub async fn record(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     fact: &OrderFact,
 ) -> Result<Uuid, sqlx::Error> {
@@ -183,7 +183,7 @@ fn orders_lock_key(company_id: Uuid) -> i64 {
 
 /// The order the refs name: an existing one, a merge of several, or a new one.
 async fn resolve_order(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     refs: &[String],
 ) -> Result<Uuid, sqlx::Error> {
@@ -206,7 +206,7 @@ async fn resolve_order(
 
 /// Moves everything of `other` into `keep` (the older order id) and deletes `other`.
 async fn merge_into(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     keep: Uuid,
     other: Uuid,
@@ -241,7 +241,7 @@ async fn merge_into(
 }
 
 async fn upsert_source(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     order_id: Uuid,
     f: &OrderFact,
@@ -391,7 +391,7 @@ fn merge(rows: &mut [SourceRow], fallback_currency: &str) -> MergedOrder {
 
 /// Rewrites the `orders` row from its sources, then its customer and first-order flags.
 async fn recompute(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     order_id: Uuid,
     session_hint: Option<Uuid>,
@@ -497,7 +497,7 @@ async fn recompute(
 
 /// Marks the customer's first order: the earliest that is revenue.
 async fn refresh_first_order(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     customer: Uuid,
 ) -> Result<(), sqlx::Error> {
@@ -532,7 +532,7 @@ async fn refresh_first_order(
 
 /// The customer of an order: by email hash first, else by user id; created when new.
 async fn customer_for(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     email: Option<&[u8]>,
     user: Option<&str>,

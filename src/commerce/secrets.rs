@@ -138,7 +138,7 @@ pub async fn set_secret(
 /// The company's secret for a provider, decrypted; `None` when none is set or it does not
 /// decrypt with this key.
 pub async fn load_secret(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     key: &SecretsKey,
     company_id: Uuid,
     provider: Provider,

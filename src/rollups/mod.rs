@@ -86,7 +86,7 @@ impl OrdersOfDays<'_> {
     }
 
     /// How many orders there are.
-    async fn count(&self, tx: &mut Transaction<'static, Postgres>) -> Result<u64, sqlx::Error> {
+    async fn count(&self, tx: &mut Transaction<'_, Postgres>) -> Result<u64, sqlx::Error> {
         use sqlx::Row;
         let row = self
             .query("SELECT count(*) FROM ({ORDERS}) o")
@@ -98,7 +98,7 @@ impl OrdersOfDays<'_> {
     /// Runs `sql` (see [`Self::query`]); returns the rows it affected.
     async fn execute(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         sql: &str,
     ) -> Result<u64, sqlx::Error> {
         Ok(self.query(sql).execute(&mut **tx).await?.rows_affected())
@@ -149,7 +149,7 @@ struct Recomputed {
 /// and net revenue within each LTV window of the first order day. A customer left with no
 /// order day loses their rows. Returns the rows inserted.
 async fn refresh_customers(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     customers: Option<&[Uuid]>,
 ) -> Result<u64, sqlx::Error> {
@@ -361,7 +361,7 @@ enum Which {
 
 /// Deletes the company's rows of `days` (or of every other day) from every daily rollup.
 async fn delete_days(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     which: Which,
     days: &[NaiveDate],
@@ -384,7 +384,7 @@ async fn delete_days(
 
 /// Recomputes every daily rollup of `days` in one transaction.
 async fn recompute(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     timezone: &str,
     settings: &RollupSettings,
@@ -414,7 +414,7 @@ async fn recompute(
 }
 
 async fn customers_of_days(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     days: &[NaiveDate],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -443,7 +443,7 @@ type AcquisitionKey = (NaiveDate, String, String, String, String);
 /// out). PostgreSQL hands over each session with the names of its events that matter (funnel
 /// steps and key events) in order; the rules of [`session`] decide what it counts for.
 async fn sessions_and_funnels(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     timezone: &str,
     settings: &RollupSettings,
@@ -559,7 +559,7 @@ async fn sessions_and_funnels(
 }
 
 async fn write_acquisition(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     acquisition: HashMap<AcquisitionKey, AcquisitionTotals>,
 ) -> Result<u64, sqlx::Error> {
@@ -609,7 +609,7 @@ async fn write_acquisition(
 /// Every step of every funnel, zeros included, for each day that has sessions: a funnel with
 /// rows is a funnel that was measured.
 async fn write_funnels(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     funnels: &[settings::Funnel],
     counts: HashMap<(NaiveDate, usize), Vec<i32>>,
@@ -645,7 +645,7 @@ async fn write_funnels(
 /// conversion, and orders per customer. Cancelled and failed orders are not revenue and
 /// count nowhere; every other status counts, with its refunds taken off.
 async fn orders_rollups(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     timezone: &str,
     days: &[NaiveDate],

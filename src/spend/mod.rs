@@ -532,7 +532,7 @@ pub async fn import(
 /// platform and campaign at the other granularity (an export by campaign after one by ad, or
 /// the reverse). Returns how many were deleted.
 async fn replace_other_granularity(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     rows: &[SpendRow],
 ) -> Result<u64, sqlx::Error> {
@@ -576,7 +576,7 @@ async fn replace_other_granularity(
 /// redo its day. Only inserted and updated rows come back from `RETURNING`; `xmax = 0` tells
 /// an inserted row (no earlier version) from an updated one.
 async fn upsert(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     rows: &[SpendRow],
 ) -> Result<(usize, usize), sqlx::Error> {
