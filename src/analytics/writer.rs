@@ -196,7 +196,26 @@ impl WriterConnection {
         }
     }
 
+    /// Writes one batch. A connection that sat idle may have died unnoticed (PostgreSQL
+    /// restarted, a proxy dropped it), which only using it finds out: after such a failure the
+    /// batch is tried once more on a new connection. That is safe even if the first attempt
+    /// committed before the answer was lost: its event ids are taken, so the second attempt
+    /// stores nothing twice.
     async fn write(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let reused = self.conn.is_some();
+        match self.write_once(events).await {
+            Err(error) if reused && !matches!(error, sqlx::Error::Database(_)) => {
+                tracing::warn!(error = %error, "ingest connection lost, retrying on a new one");
+                self.write_once(events).await
+            }
+            result => result,
+        }
+    }
+
+    async fn write_once(
+        &mut self,
+        events: &[&AcceptedEvent],
+    ) -> Result<Vec<Outcome>, sqlx::Error> {
         let result = match self.get().await {
             Ok(conn) => write_batch(conn, events).await,
             Err(error) => Err(error),
