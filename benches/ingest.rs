@@ -123,7 +123,12 @@ fn event(rng: &mut Rng, visitor: Uuid, out: &mut String) {
         r#"{{"event_id":"{event_id}","event_name":"{name}","visitor_id":"{visitor}","page_url":"https://shop.example/{path}"#
     );
     if roll < 15 {
-        let _ = write!(out, "{}{}", CAMPAIGNS[rng.below(CAMPAIGNS.len())], rng.next());
+        let _ = write!(
+            out,
+            "{}{}",
+            CAMPAIGNS[rng.below(CAMPAIGNS.len())],
+            rng.next()
+        );
     }
     out.push('"');
     if roll.is_multiple_of(3) {
@@ -323,7 +328,7 @@ async fn warm_up(addr: &str, key: &str, args: &Args, visitors: Arc<Vec<Uuid>>, o
                 path.clone(),
                 1 + (i % 2) * 19,
                 visitors.clone(),
-                0x5DEE_CE66_D ^ i as u64,
+                0x0005_DEEC_E66D ^ i as u64,
                 stop.clone(),
             ))
         })

@@ -212,10 +212,7 @@ impl WriterConnection {
         }
     }
 
-    async fn write_once(
-        &mut self,
-        events: &[&AcceptedEvent],
-    ) -> Result<Vec<Outcome>, sqlx::Error> {
+    async fn write_once(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
         let result = match self.get().await {
             Ok(conn) => write_batch(conn, events).await,
             Err(error) => Err(error),
