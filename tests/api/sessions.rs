@@ -105,6 +105,72 @@ async fn a_new_campaign_or_click_id_within_thirty_minutes_starts_a_new_session()
     app.stop().await;
 }
 
+/// The stored-session lookup returns, per visitor, only the latest session started by the
+/// batch's earliest event plus any started after it. Late events must still find theirs.
+#[tokio::test]
+async fn late_events_join_the_session_that_was_open_at_their_time() {
+    let app = TestApp::spawn().await;
+    let v = Uuid::now_v7();
+    let a = page_view(
+        v,
+        "https://s.test/?utm_source=news&utm_medium=email&utm_campaign=spring",
+        &at_minute(0),
+    );
+    let b = page_view(v, "https://s.test/?gclid=X", &at_minute(5));
+    let c = page_view(v, "https://s.test/?gclid=Y", &at_minute(10));
+    let late_in_a = page_view(v, "https://s.test/late-a", &at_minute(3));
+    let in_c = page_view(v, "https://s.test/next", &at_minute(12));
+    let late_in_b = page_view(v, "https://s.test/late-b", &at_minute(7));
+    let after_c_closed = page_view(v, "https://s.test/back", &at_minute(43));
+    // One request each: every one is sessionized against the stored sessions.
+    send_all(&app, &[a.clone(), b.clone(), c.clone(), late_in_a.clone()]).await;
+    // One batch whose earliest event (minute 7) is older than a stored session (minute 10):
+    // the minute-12 event must still find that newer session.
+    let (status, body) = app
+        .post_server_events(&json!([late_in_b.clone(), in_c.clone()]))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    send_all(&app, std::slice::from_ref(&after_c_closed)).await;
+    let (sa, sb, sc) = (
+        session_of(&app, &a).await,
+        session_of(&app, &b).await,
+        session_of(&app, &c).await,
+    );
+    assert!(
+        sa != sb && sb != sc && sa != sc,
+        "three campaigns, three sessions"
+    );
+    assert_eq!(
+        session_of(&app, &late_in_a).await,
+        sa,
+        "minute 3: the spring session"
+    );
+    assert_eq!(
+        session_of(&app, &in_c).await,
+        sc,
+        "minute 12: the latest session"
+    );
+    assert_eq!(
+        session_of(&app, &late_in_b).await,
+        sb,
+        "minute 7: the first gclid's session"
+    );
+    let last = session_of(&app, &after_c_closed).await;
+    assert!(
+        last.is_some() && ![sa, sb, sc].contains(&last),
+        "31 minutes after the last event of the latest session: a new one"
+    );
+    let counts: Vec<(i32, i32)> = sqlx::query_as(
+        "SELECT page_views, events FROM sessions WHERE visitor_id = $1 ORDER BY started_at",
+    )
+    .bind(v)
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(counts, [(2, 2), (2, 2), (2, 2), (1, 1)]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn two_visitors_never_share_a_session() {
     let app = TestApp::spawn().await;
