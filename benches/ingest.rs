@@ -244,6 +244,47 @@ async fn count_rows(owner: &PgPool) -> i64 {
         .expect("count")
 }
 
+/// Keep-alive connections posting to `/e` for a set time.
+struct Load<'a> {
+    addr: &'a str,
+    key: &'a str,
+    connections: usize,
+    seconds: u64,
+    visitors: Arc<Vec<Uuid>>,
+}
+
+impl Load<'_> {
+    /// Runs the load; `shape(i)` gives connection `i` its events per request and its seed.
+    async fn drive(&self, shape: impl Fn(usize) -> (usize, u64)) -> LoadResult {
+        let stop = Arc::new(AtomicBool::new(false));
+        let path = format!("/e?key={}", self.key);
+        let tasks: Vec<_> = (0..self.connections)
+            .map(|i| {
+                let (batch, seed) = shape(i);
+                tokio::spawn(connection(
+                    self.addr.to_string(),
+                    path.clone(),
+                    batch,
+                    self.visitors.clone(),
+                    seed,
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(self.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut total = LoadResult::default();
+        for task in tasks {
+            let r = task.await.expect("load task");
+            total.ok += r.ok;
+            total.non_2xx += r.non_2xx;
+            total.errors += r.errors;
+            total.latencies_us.extend(r.latencies_us);
+        }
+        total
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_load(
     label: &str,
@@ -256,31 +297,22 @@ async fn run_load(
     server_pid: u32,
 ) -> f64 {
     let before = count_rows(owner).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let path = format!("/e?key={key}");
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|i| {
-            tokio::spawn(connection(
-                addr.to_string(),
-                path.clone(),
-                batch,
-                visitors.clone(),
-                0x9E37_79B9_7F4A_7C15 ^ (i as u64 * 7919 + batch as u64),
-                stop.clone(),
-            ))
-        })
-        .collect();
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = LoadResult::default();
-    for task in tasks {
-        let r = task.await.expect("load task");
-        total.ok += r.ok;
-        total.non_2xx += r.non_2xx;
-        total.errors += r.errors;
-        total.latencies_us.extend(r.latencies_us);
-    }
+    let load = Load {
+        addr,
+        key,
+        connections: args.connections,
+        seconds: args.seconds,
+        visitors,
+    };
+    let mut total = load
+        .drive(|i| {
+            (
+                batch,
+                0x9E37_79B9_7F4A_7C15 ^ (i as u64 * 7919 + batch as u64),
+            )
+        })
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     let stored = count_rows(owner).await - before;
     total.latencies_us.sort_unstable();
@@ -319,25 +351,16 @@ async fn warm_up(addr: &str, key: &str, args: &Args, visitors: Arc<Vec<Uuid>>, o
     if args.warmup_seconds == 0 {
         return;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let path = format!("/e?key={key}");
-    let tasks: Vec<_> = (0..args.connections.min(64))
-        .map(|i| {
-            tokio::spawn(connection(
-                addr.to_string(),
-                path.clone(),
-                1 + (i % 2) * 19,
-                visitors.clone(),
-                0x0005_DEEC_E66D ^ i as u64,
-                stop.clone(),
-            ))
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(args.warmup_seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = task.await;
-    }
+    // Single events and batches of 20, half the connections each.
+    let load = Load {
+        addr,
+        key,
+        connections: args.connections.min(64),
+        seconds: args.warmup_seconds,
+        visitors,
+    };
+    load.drive(|i| (1 + (i % 2) * 19, 0x0005_DEEC_E66D ^ i as u64))
+        .await;
     sqlx::query("ANALYZE")
         .execute(owner)
         .await

@@ -175,7 +175,8 @@ impl WriterConnection {
         }
     }
 
-    async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+    /// The connection for the next batch: (re)opened if needed, its plans re-made when due.
+    async fn for_next_batch(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
         if self.conn.is_none() {
             self.conn = Some(crate::db::connect_ingest_writer(&self.options).await?);
         }
@@ -188,10 +189,10 @@ impl WriterConnection {
         Ok(conn)
     }
 
-    /// Keeps the connection after a database's own error (the transaction was rolled back),
-    /// drops it after anything else (the socket may be gone; the next batch reconnects).
+    /// Drops the connection when it may be lost (the next batch reconnects); keeps it after
+    /// an error about the events (the transaction was rolled back).
     fn after_error(&mut self, error: &sqlx::Error) {
-        if !matches!(error, sqlx::Error::Database(_)) {
+        if connection_may_be_lost(error) {
             self.conn = None;
         }
     }
@@ -204,7 +205,7 @@ impl WriterConnection {
     async fn write(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
         let reused = self.conn.is_some();
         match self.write_once(events).await {
-            Err(error) if reused && !matches!(error, sqlx::Error::Database(_)) => {
+            Err(error) if reused && connection_may_be_lost(&error) => {
                 tracing::warn!(error = %error, "ingest connection lost, retrying on a new one");
                 self.write_once(events).await
             }
@@ -213,7 +214,7 @@ impl WriterConnection {
     }
 
     async fn write_once(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
-        let result = match self.get().await {
+        let result = match self.for_next_batch().await {
             Ok(conn) => write_batch(conn, events).await,
             Err(error) => Err(error),
         };
@@ -222,6 +223,20 @@ impl WriterConnection {
         }
         result
     }
+}
+
+/// The connection (or the server) may be gone: nothing about the events themselves is known
+/// to be wrong. PostgreSQL's own refusals and encoding errors are about the events.
+fn connection_may_be_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 async fn run_writer(
@@ -260,8 +275,10 @@ async fn run_writer(
     }
 }
 
-/// Writes the jobs in one transaction. If that fails, each job is retried alone, so one
-/// request that trips the database cannot fail the others of its batch.
+/// Writes the jobs in one transaction. If the database refuses it, each job is retried alone,
+/// so one request that trips the database cannot fail the others of its batch. If the
+/// database cannot be reached, every job is answered at once (503): retrying them one by one
+/// would only try to reconnect once per request.
 async fn write_jobs(connection: &mut WriterConnection, jobs: Vec<Job>) {
     let all: Vec<&AcceptedEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
     match connection.write(&all).await {
@@ -272,7 +289,7 @@ async fn write_jobs(connection: &mut WriterConnection, jobs: Vec<Job>) {
                 let _ = job.reply.send(Ok(mine));
             }
         }
-        Err(error) if jobs.len() == 1 => {
+        Err(error) if jobs.len() == 1 || connection_may_be_lost(&error) => {
             tracing::error!(error = %error, events = all.len(), "writing events failed");
             for job in jobs {
                 let _ = job.reply.send(Err(()));

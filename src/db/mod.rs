@@ -15,9 +15,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects as the owner (the role in `DATABASE_URL`): for migrations and admin commands.
 pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url
-        .parse()
-        .context("DATABASE_URL is not a valid postgres URL")?;
+    let options = connect_options(url)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -47,9 +45,9 @@ pub fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<PgPool>
 ///
 /// The writers run the same dozen statements thousands of times a second, each one a lookup
 /// or an insert by key, so their plans are made once (generic plans, no planning per batch)
-/// and kept on the indexes: PostgreSQL makes a connection's generic plan the first few times a
-/// statement runs, and on a new, still-empty table it would otherwise choose sequential scans
-/// and keep them while the table grows (seen: 68 ms per batch for the session lookup).
+/// and kept on the indexes: no sequential scan, hash join or merge join. A generic plan made on
+/// a new, still-empty table may still pick the wrong index (nothing tells them apart yet); the
+/// writer re-makes its plans as the tables grow (see `analytics::writer::WriterConnection`).
 pub async fn connect_ingest_writer(
     options: &PgConnectOptions,
 ) -> Result<sqlx::PgConnection, sqlx::Error> {
@@ -57,7 +55,12 @@ pub async fn connect_ingest_writer(
     let connect = sqlx::PgConnection::connect_with(options);
     let mut conn = tokio::time::timeout(Duration::from_secs(3), connect)
         .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting to PostgreSQL took more than 3 s",
+            ))
+        })??;
     conn.execute(
         "SET ROLE lux_app; SET plan_cache_mode = force_generic_plan; \
          SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off",
@@ -77,9 +80,7 @@ fn connect_lazy_as(
     max_connections: u32,
     set_role: &'static str,
 ) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url
-        .parse()
-        .context("DATABASE_URL is not a valid postgres URL")?;
+    let options = connect_options(url)?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
