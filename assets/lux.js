@@ -8,11 +8,15 @@
   var gpc = n.globalPrivacyControl === true;
   function get(k) { try { return ls.getItem(k); } catch (e) { return null; } }
   function put(k, v) { try { v == null ? ls.removeItem(k) : ls.setItem(k, v); } catch (e) {} }
+  // UUIDv7: the time (ms) leads, so the server's idempotency index grows at its right edge.
   function uuid() {
-    if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
-    return 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, function (c) {
-      var r = Math.random() * 16 | 0; return (c == 'x' ? r : r & 3 | 8).toString(16);
-    });
+    var c = w.crypto, r = c && c.getRandomValues, b = r ? c.getRandomValues(new Uint8Array(16)) : [], t = Date.now(), h = '', i;
+    for (i = 15; i >= 0; i--) {
+      if (i < 6) { b[i] = t % 256; t = Math.floor(t / 256); } else if (!r) b[i] = Math.random() * 256 | 0;
+    }
+    b[6] = b[6] & 15 | 112; b[8] = b[8] & 63 | 128;
+    for (i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1) + (i == 3 || i == 5 || i == 7 || i == 9 ? '-' : '');
+    return h;
   }
   var consent = JSON.parse(get(CK) || 'null');
   // GPC or no analytics consent: nothing persistent, no visitor id, no identity.

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 
+use chrono::DateTime;
 use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use uuid::Uuid;
@@ -235,7 +236,11 @@ impl<'w> Emitter<'w> {
         let message_id = template.message.then(|| format!("m_{}", token(rng, 16)));
         let first_event = world::uuid4(rng);
         let context = VisitContext {
-            session_id: session_id_for(world.company_id, first_event),
+            session_id: session_id_for(
+                world.company_id,
+                first_event,
+                DateTime::from_timestamp_micros(visit.start).expect("visits start in range"),
+            ),
             visitor_id: person.visitors[device],
             user_agent: if is_bot {
                 catalog::BOTS[person.user_agents[device]]

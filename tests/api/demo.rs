@@ -17,6 +17,7 @@ struct SessionRow {
     session_id: Uuid,
     /// The session's first event.
     opening: Uuid,
+    started_at: chrono::DateTime<chrono::Utc>,
     landing_page: String,
     referrer: Option<String>,
     source: String,
@@ -149,6 +150,7 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
         "SELECT s.session_id,
                 (SELECT e.event_id FROM raw_events e WHERE e.company_id = s.company_id
                    AND e.session_id = s.session_id ORDER BY e.occurred_at LIMIT 1) AS opening,
+                s.started_at,
                 s.landing_page, s.referrer, s.source, s.medium, s.campaign, s.channel,
                 s.campaign_key
          FROM sessions s WHERE s.company_id = $1",
@@ -162,7 +164,7 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
     for s in &sessions {
         assert_eq!(
             s.session_id,
-            lux::analytics::sessions::session_id_for(id, s.opening)
+            lux::analytics::sessions::session_id_for(id, s.opening, s.started_at)
         );
         let url = url::Url::parse(&s.landing_page).unwrap();
         let referrer = s.referrer.as_deref().map(|r| url::Url::parse(r).unwrap());

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::helpers::{BROWSER_UA, TestApp};
 
@@ -136,6 +137,28 @@ async fn page_views_spa_navigation_track_and_identify_arrive_from_a_real_browser
     assert!(events.iter().any(|e| e.3.as_deref() == Some("user-42")));
     assert!(events.iter().all(|e| !e.4), "a real browser is not a bot");
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    // Event and visitor ids are UUIDv7 stamped with the browser's clock, and the session id
+    // leads with its start: all three indexes they key grow at their right edge.
+    let ids: Vec<(Uuid, Uuid, Uuid, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT e.event_id, e.visitor_id, e.session_id, e.received_at FROM raw_events e",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    for (event_id, visitor_id, session_id, received_at) in ids {
+        assert_eq!(event_id.get_version_num(), 7, "{event_id}");
+        assert_eq!(visitor_id.get_version_num(), 7, "{visitor_id}");
+        assert_eq!(session_id.get_version_num(), 8, "{session_id}");
+        let (secs, nanos) = event_id
+            .get_timestamp()
+            .expect("v7 ids carry a time")
+            .to_unix();
+        let stamped = chrono::DateTime::from_timestamp(secs as i64, nanos).unwrap();
+        assert!(
+            (received_at - stamped).num_seconds().abs() < 60,
+            "{event_id} was made at {stamped}, received at {received_at}"
+        );
+    }
     assert_eq!(
         app.count("SELECT count(*) FROM identity_keys WHERE key_kind = 'email'")
             .await,
