@@ -160,7 +160,7 @@ pub async fn record(
         .bind(orders_lock_key(company_id))
         .execute(&mut **tx)
         .await?;
-    let order_id = resolve_order(tx, company_id, &fact.refs).await?;
+    let (order_id, is_new) = resolve_order(tx, company_id, &fact.refs).await?;
     sqlx::query(
         "INSERT INTO order_refs (company_id, ref, order_id)
          SELECT $1, r, $3 FROM unnest($2::text[]) AS r
@@ -171,8 +171,10 @@ pub async fn record(
     .bind(order_id)
     .execute(&mut **tx)
     .await?;
-    upsert_source(tx, company_id, order_id, fact).await?;
-    recompute(tx, company_id, order_id, fact.session_id).await?;
+    // A new order has no sources and no customer yet: the reads that would find them are
+    // skipped (most purchases are new orders, and the order worker merges them one by one).
+    upsert_source(tx, company_id, order_id, fact, is_new).await?;
+    recompute(tx, company_id, order_id, fact.session_id, is_new).await?;
     Ok(order_id)
 }
 
@@ -181,12 +183,12 @@ fn orders_lock_key(company_id: Uuid) -> i64 {
     (hi ^ lo ^ 0x0D3E_5000_0000_0002) as i64
 }
 
-/// The order the refs name: an existing one, a merge of several, or a new one.
+/// The order the refs name: an existing one, a merge of several, or a new one (then `true`).
 async fn resolve_order(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     refs: &[String],
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<(Uuid, bool), sqlx::Error> {
     let found: Vec<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT order_id FROM order_refs
          WHERE company_id = $1 AND ref = ANY($2) ORDER BY order_id",
@@ -196,12 +198,12 @@ async fn resolve_order(
     .fetch_all(&mut **tx)
     .await?;
     let Some((&keep, others)) = found.split_first() else {
-        return Ok(Uuid::now_v7());
+        return Ok((Uuid::now_v7(), true));
     };
     for &other in others {
         merge_into(tx, company_id, keep, other).await?;
     }
-    Ok(keep)
+    Ok((keep, false))
 }
 
 /// Moves everything of `other` into `keep` (the older order id) and deletes `other`.
@@ -245,21 +247,26 @@ async fn upsert_source(
     company_id: Uuid,
     order_id: Uuid,
     f: &OrderFact,
+    is_new: bool,
 ) -> Result<(), sqlx::Error> {
     // Fields a message does not mention keep their earlier value; refunds only grow; a
     // snapshot older than the stored one ($17 false) changes neither status nor amounts, but
     // its links (visitor, email, user) still fill what is missing: a late redelivery of the
     // checkout event must not lose the visitor it names.
-    let fresh: Option<bool> = sqlx::query_scalar(
-        "SELECT $4::timestamptz IS NULL OR source_updated_at IS NULL OR $4 >= source_updated_at
-         FROM order_sources WHERE company_id = $1 AND order_id = $2 AND source = $3",
-    )
-    .bind(company_id)
-    .bind(order_id)
-    .bind(f.source.as_str())
-    .bind(f.source_updated_at)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let fresh: Option<bool> = if is_new {
+        None
+    } else {
+        sqlx::query_scalar(
+            "SELECT $4::timestamptz IS NULL OR source_updated_at IS NULL OR $4 >= source_updated_at
+             FROM order_sources WHERE company_id = $1 AND order_id = $2 AND source = $3",
+        )
+        .bind(company_id)
+        .bind(order_id)
+        .bind(f.source.as_str())
+        .bind(f.source_updated_at)
+        .fetch_optional(&mut **tx)
+        .await?
+    };
     sqlx::query(
         "INSERT INTO order_sources (company_id, order_id, source, status, currency, gross_minor,
              discount_minor, tax_minor, shipping_minor, refunded_minor, placed_at,
@@ -395,6 +402,7 @@ async fn recompute(
     company_id: Uuid,
     order_id: Uuid,
     session_hint: Option<Uuid>,
+    is_new: bool,
 ) -> Result<(), sqlx::Error> {
     let mut rows: Vec<SourceRow> = sqlx::query_as(
         "SELECT source, status, currency::text AS currency, gross_minor, discount_minor,
@@ -433,14 +441,16 @@ async fn recompute(
     let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     let customer =
         customer_for(tx, company_id, email.as_deref(), user.as_deref(), placed_at).await?;
-    let previous_customer: Option<Uuid> = sqlx::query_scalar(
-        "SELECT customer_id FROM orders WHERE company_id = $1 AND order_id = $2",
-    )
-    .bind(company_id)
-    .bind(order_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .flatten();
+    let previous_customer: Option<Uuid> = if is_new {
+        None
+    } else {
+        sqlx::query_scalar("SELECT customer_id FROM orders WHERE company_id = $1 AND order_id = $2")
+            .bind(company_id)
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten()
+    };
 
     sqlx::query(
         "INSERT INTO orders (company_id, order_id, order_number, status, currency, gross_minor,
