@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 mod common;
-use common::fresh_database;
+use common::{flag, fresh_database};
 
 struct Args {
     orders: i64,
@@ -29,19 +29,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args {
-        orders: 100_000,
-        sessions: 1_000_000,
-    };
-    let raw: Vec<String> = std::env::args().collect();
-    for pair in raw.windows(2) {
-        match (pair[0].as_str(), pair[1].parse::<i64>()) {
-            ("--orders", Ok(v)) => args.orders = v,
-            ("--sessions", Ok(v)) => args.sessions = v,
-            _ => {}
-        }
+    Args {
+        orders: flag("--orders", 100_000),
+        sessions: flag("--sessions", 1_000_000),
     }
-    args
 }
 
 /// Generates the data set with set-based SQL. Rows are stamped as written when they happened

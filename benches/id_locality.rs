@@ -21,7 +21,7 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 use uuid::Uuid;
 
 mod common;
-use common::fresh_database;
+use common::{flag, fresh_database};
 
 struct Args {
     existing: u64,
@@ -30,21 +30,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args {
-        existing: 6_000_000,
-        rows: 200_000,
-        batch: 1_000,
-    };
-    let raw: Vec<String> = std::env::args().collect();
-    for pair in raw.windows(2) {
-        match (pair[0].as_str(), pair[1].parse::<u64>()) {
-            ("--existing", Ok(v)) => args.existing = v,
-            ("--rows", Ok(v)) => args.rows = v as usize,
-            ("--batch", Ok(v)) => args.batch = v.max(1) as usize,
-            _ => {}
-        }
+    Args {
+        existing: flag("--existing", 6_000_000),
+        rows: flag("--rows", 200_000),
+        batch: flag("--batch", 1_000usize).max(1),
     }
-    args
 }
 
 /// What the database did during one run.
@@ -83,14 +73,13 @@ fn table(v7: bool) -> &'static str {
 async fn insert_run(conn: &mut PgConnection, company: Uuid, args: &Args, v7: bool) {
     let mut rows = 0;
     while rows < args.rows {
-        let ids: Vec<Uuid> = (0..args.batch)
+        let mut ids: Vec<Uuid> = (0..args.batch)
             .map(|_| if v7 { Uuid::now_v7() } else { Uuid::new_v4() })
             .collect();
         let received = vec![chrono::Utc::now(); ids.len()];
         let mut tx = conn.begin().await.expect("begin");
         // The writer's statement (`claim_event_ids`), ids sorted as it sorts them.
-        let mut sorted = ids;
-        sorted.sort_unstable();
+        ids.sort_unstable();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (company_id, event_id, received_at)
              SELECT $1, * FROM unnest($2::uuid[], $3::timestamptz[])
@@ -99,7 +88,7 @@ async fn insert_run(conn: &mut PgConnection, company: Uuid, args: &Args, v7: boo
             table(v7)
         )))
         .bind(company)
-        .bind(&sorted)
+        .bind(&ids)
         .bind(&received)
         .fetch_all(&mut *tx)
         .await

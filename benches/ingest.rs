@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 mod common;
-use common::fresh_database;
+use common::{flag, fresh_database};
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
@@ -36,31 +36,13 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args {
-        seconds: 20,
-        warmup_seconds: 10,
-        connections: 256,
-        visitors: 20_000,
-        ceiling_rows: 300_000,
-    };
-    let raw: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < raw.len() {
-        let value = raw.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-        match (raw[i].as_str(), value) {
-            ("--seconds", Some(v)) => args.seconds = v,
-            ("--warmup-seconds", Some(v)) => args.warmup_seconds = v,
-            ("--connections", Some(v)) => args.connections = v as usize,
-            ("--visitors", Some(v)) => args.visitors = v as usize,
-            ("--ceiling-rows", Some(v)) => args.ceiling_rows = v as usize,
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    Args {
+        seconds: flag("--seconds", 20),
+        warmup_seconds: flag("--warmup-seconds", 10),
+        connections: flag("--connections", 256),
+        visitors: flag("--visitors", 20_000),
+        ceiling_rows: flag("--ceiling-rows", 300_000),
     }
-    args
 }
 
 /// A small deterministic generator, so runs are comparable.

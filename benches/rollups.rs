@@ -20,7 +20,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 mod common;
-use common::fresh_database;
+use common::{flag, fresh_database};
 
 struct Args {
     events: u64,
@@ -29,21 +29,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut args = Args {
-        events: 10_000_000,
-        days: 90,
-        samples: 20,
-    };
-    let raw: Vec<String> = std::env::args().collect();
-    for pair in raw.windows(2) {
-        match (pair[0].as_str(), pair[1].parse::<u64>()) {
-            ("--events", Ok(v)) => args.events = v,
-            ("--days", Ok(v)) => args.days = v as u32,
-            ("--samples", Ok(v)) => args.samples = v as usize,
-            _ => {}
-        }
+    Args {
+        events: flag("--events", 10_000_000),
+        days: flag("--days", 90),
+        samples: flag("--samples", 20),
     }
-    args
 }
 
 const REPORTS: [&str; 12] = [

@@ -39,3 +39,20 @@ pub async fn fresh_database() -> (String, Option<BenchCluster>) {
     url.set_path(&name);
     (url.to_string(), cluster)
 }
+
+/// The value of `--name VALUE` on the command line, else `default`. A value that does not
+/// parse stops the benchmark with a message naming the flag, rather than running with the
+/// default unnoticed.
+pub fn flag<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => default,
+        Some(i) => {
+            let value = args.get(i + 1).map(String::as_str).unwrap_or_default();
+            value.parse().unwrap_or_else(|_| {
+                eprintln!("{name}: {value:?} is not a valid value");
+                std::process::exit(2)
+            })
+        }
+    }
+}
