@@ -8,13 +8,18 @@
   var gpc = n.globalPrivacyControl === true;
   function get(k) { try { return ls.getItem(k); } catch (e) { return null; } }
   function put(k, v) { try { v == null ? ls.removeItem(k) : ls.setItem(k, v); } catch (e) {} }
-  // UUIDv7: the time (ms) leads, so the server's idempotency index grows at its right edge.
+  // UUIDv7, monotonic within the page (RFC 9562 §6.2, method 1): the time (ms) leads, so the
+  // server's idempotency index grows at its right edge; a 12-bit counter follows, seeded at
+  // random each new millisecond and counted up within one (or after the clock stepped back),
+  // so ids made in one tick sort in the order they were made. The server orders equal times
+  // by event id, so this is what keeps identify, add_to_cart and purchase of one tick in order.
+  var lt = 0, sq = 0;
   function uuid() {
-    var c = w.crypto, r = c && c.getRandomValues, b = r ? c.getRandomValues(new Uint8Array(16)) : [], t = Date.now(), h = '', i;
-    for (i = 15; i >= 0; i--) {
-      if (i < 6) { b[i] = t % 256; t = Math.floor(t / 256); } else if (!r) b[i] = Math.random() * 256 | 0;
-    }
-    b[6] = b[6] & 15 | 112; b[8] = b[8] & 63 | 128;
+    var c = w.crypto, b = c && c.getRandomValues ? c.getRandomValues(new Uint8Array(16)) : [], t = Date.now(), h = '', i;
+    for (i = 0; i < 16; i++) if (b[i] == null) b[i] = Math.random() * 256 | 0;
+    if (t > lt) { lt = t; sq = (b[6] & 7) << 8 | b[7]; } else if (++sq > 4095) { lt++; sq = 0; }
+    for (t = lt, i = 5; i >= 0; i--) { b[i] = t % 256; t = Math.floor(t / 256); }
+    b[6] = 112 | sq >> 8; b[7] = sq & 255; b[8] = b[8] & 63 | 128;
     for (i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1) + (i == 3 || i == 5 || i == 7 || i == 9 ? '-' : '');
     return h;
   }

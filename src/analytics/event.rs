@@ -177,8 +177,12 @@ impl AcceptedEvent {
     }
 }
 
-/// Validates and enriches one event of a request.
-pub fn accept(raw: Value, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, EventError> {
+/// Validates and enriches one event of a request; `position` is its index in the request.
+pub fn accept(
+    raw: Value,
+    ctx: &RequestContext<'_>,
+    position: usize,
+) -> Result<AcceptedEvent, EventError> {
     if !raw.is_object() {
         return Err(EventError::new(
             "not_an_object",
@@ -196,7 +200,7 @@ pub fn accept(raw: Value, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, Eve
         };
         EventError::new("invalid_field", message)
     })?;
-    enrich(input, ctx)
+    enrich(input, ctx, position)
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -265,10 +269,17 @@ fn check_strings_and_depth(event: &Value) -> Result<(), EventError> {
     walk(event, "", 0)
 }
 
-fn enrich(input: EventInput, ctx: &RequestContext<'_>) -> Result<AcceptedEvent, EventError> {
+fn enrich(
+    input: EventInput,
+    ctx: &RequestContext<'_>,
+    position: usize,
+) -> Result<AcceptedEvent, EventError> {
     let event_name = parse_event_name(&input.event_name)?;
-    let (occurred_at, client_occurred_at) =
-        occurred_at(input.occurred_at.as_deref(), ctx.key_kind, ctx.received_at)?;
+    let (occurred_at, client_occurred_at) = occurred_at(
+        input.occurred_at.as_deref(),
+        ctx.key_kind,
+        receipt_time(ctx.received_at, position),
+    )?;
     let mut properties = input.properties.unwrap_or_default();
     properties.values_mut().for_each(redact_json_emails);
     check_properties(&event_name, &properties)?;
@@ -433,6 +444,14 @@ fn truncate_for_message(s: &str) -> String {
     }
 }
 
+/// The time an event of the request takes when it has none (or a clamped one): the time of
+/// receipt, plus its position in the request in microseconds. The events of one request then
+/// keep the order they were sent in wherever time orders them (sessions, funnels, exports),
+/// without anything ever reading the event id as a clock: ids need not be monotonic.
+fn receipt_time(received_at: DateTime<Utc>, position: usize) -> DateTime<Utc> {
+    received_at + Duration::microseconds(position as i64)
+}
+
 /// Returns the time to store and, when it was clamped, the client's original time.
 fn occurred_at(
     raw: Option<&str>,
@@ -575,6 +594,15 @@ mod tests {
         let future = (now + Duration::hours(2)).to_rfc3339();
         assert!(occurred_at(Some(&future), KeyKind::Secret, now).is_err());
         assert!(occurred_at(Some("yesterday"), KeyKind::Write, now).is_err());
+    }
+
+    #[test]
+    fn events_without_a_time_keep_the_order_of_the_request() {
+        let now = Utc::now();
+        let times: Vec<_> = (0..3).map(|position| receipt_time(now, position)).collect();
+        assert_eq!(times[0], now);
+        assert!(times[0] < times[1] && times[1] < times[2], "{times:?}");
+        assert!(times[2] - now < Duration::milliseconds(1));
     }
 
     #[test]

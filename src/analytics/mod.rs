@@ -322,7 +322,7 @@ async fn ingest(
     let mut accepted: Vec<AcceptedEvent> = Vec::with_capacity(total);
     let mut rejected = Vec::new();
     for (index, raw) in raw_events.into_iter().enumerate() {
-        match event::accept(raw, &ctx) {
+        match event::accept(raw, &ctx, index) {
             Ok(event) => accepted.push(event),
             Err(error) => {
                 state.metrics.reject(error.code);

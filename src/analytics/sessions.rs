@@ -98,9 +98,12 @@ pub fn sessionize(
         sessions.sort_by_key(|s| (s.row.started_at, s.row.session_id));
     }
 
-    // Time order, ties broken by event id, so arrival order inside a batch does not matter.
+    // Time order; equal times keep the order of arrival (a stable sort over the batch, which
+    // holds its requests and their events in the order they came). Never the event id: ids
+    // are not a clock (a browser's UUIDv7s need not be monotonic within a millisecond, nor a
+    // server sender's at all), and sorting by them split one visit in two (issue 13).
     let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by_key(|&i| (events[i].occurred_at, events[i].event_id));
+    order.sort_by_key(|&i| events[i].occurred_at);
 
     let mut session_ids = vec![None; events.len()];
     for i in order {

@@ -334,3 +334,46 @@ async fn two_server_processes_sessionize_an_interleaved_stream_exactly_as_one_do
     );
     assert_eq!(actual, expected);
 }
+
+/// Regression (issue 13): events of one request without times shared a timestamp and were
+/// then ordered by event id, so `[page_view with UTMs, add_to_cart]` whose ids happened to
+/// sort in reverse became a Direct session plus a Paid Search one.
+#[tokio::test]
+async fn events_of_one_request_without_times_keep_the_order_sent_whatever_their_ids() {
+    let app = TestApp::spawn().await;
+    let visitor = Uuid::now_v7();
+    // Ids that sort in reverse of the order sent.
+    let ids = [
+        "0193a0b4-7c1e-7d2a-9f00-000000000003",
+        "0193a0b4-7c1e-7d2a-9f00-000000000002",
+        "0193a0b4-7c1e-7d2a-9f00-000000000001",
+    ];
+    let landing = "https://shop.test/?utm_source=google&utm_medium=cpc&utm_campaign=winter";
+    let batch = json!([
+        {"event_id": ids[0], "event_name": "page_view", "visitor_id": visitor, "page_url": landing},
+        {"event_id": ids[1], "event_name": "add_to_cart", "visitor_id": visitor,
+         "page_url": "https://shop.test/boots", "properties": {"sku": "B-1", "value": 80, "currency": "USD"}},
+        {"event_id": ids[2], "event_name": "begin_checkout", "visitor_id": visitor,
+         "page_url": "https://shop.test/checkout"},
+    ]);
+    let (status, body) = app.post_events(&batch).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored"], 3, "{body}");
+
+    let sessions: Vec<(String, i32)> = sqlx::query_as("SELECT channel, events FROM sessions")
+        .fetch_all(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions,
+        vec![("Paid Search".to_string(), 3)],
+        "one visit from the ad"
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT event_name FROM raw_events ORDER BY occurred_at, event_id")
+            .fetch_all(&app.owner)
+            .await
+            .unwrap();
+    assert_eq!(stored, ["page_view", "add_to_cart", "begin_checkout"]);
+    app.stop().await;
+}

@@ -171,6 +171,39 @@ async fn page_views_spa_navigation_track_and_identify_arrive_from_a_real_browser
     app.stop().await;
 }
 
+/// Regression (issue 13): identify, add_to_cart and purchase fired in one tick share a
+/// millisecond; the snippet's ids were random within it, so they were stored out of order.
+#[tokio::test]
+async fn identify_add_to_cart_and_purchase_fired_in_one_tick_are_stored_in_order() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("tick");
+    let url = format!("{}/dev?key={}&auto=tick", app.base, app.company.write_key);
+    let status = page_status_after_load(&url, &profile).await;
+    assert_eq!(status["note"], "done", "{status}");
+    let rows = wait_for_rows(&app, "SELECT count(*) FROM raw_events", 4).await;
+    assert!(rows >= 4, "a page view and the three calls: {rows}");
+    // (The snippet also reports engaged time when the page is hidden.)
+    let stored: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT event_name, occurred_at FROM raw_events WHERE event_name <> 'engagement'
+         ORDER BY occurred_at, event_id",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    let names: Vec<&str> = stored.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["page_view", "identify", "add_to_cart", "purchase"],
+        "{stored:?}"
+    );
+    assert_eq!(
+        stored[1].1, stored[3].1,
+        "the three calls share a millisecond, so only the ids order them"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept() {
     let app = TestApp::spawn().await;
