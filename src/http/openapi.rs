@@ -241,7 +241,7 @@ pub fn document() -> Value {
                          "description": "roas grouping",
                          "schema": {"type": "string", "enum": by, "default": "channel"}},
                         {"name": "funnel", "in": "query", "required": false,
-                         "description": "funnel name (funnel); 400 lists the funnels with data when it has none",
+                         "description": "funnel name (funnel); a funnel without sessions in the range answers its steps at zero; an unknown name is a 400 listing the company's funnels",
                          "schema": {"type": "string", "default": DEFAULT_FUNNEL}}
                     ],
                     "responses": {

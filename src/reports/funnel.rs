@@ -7,6 +7,45 @@ use super::ReportError;
 use super::format::ratio;
 use super::request::{DateRange, FunnelName, RequestError};
 
+/// The funnels a company has now (built-in and its own), by name, with their steps.
+#[derive(Debug, Default)]
+pub struct FunnelDefinitions(Vec<(String, Vec<String>)>);
+
+impl FunnelDefinitions {
+    pub fn new(funnels: Vec<(String, Vec<String>)>) -> Self {
+        FunnelDefinitions(funnels)
+    }
+
+    fn steps(&self, name: &str) -> Option<&[String]> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, steps)| steps.as_slice())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(name, _)| name.clone()).collect()
+    }
+}
+
+/// A defined funnel's steps over a range without sessions: every count 0, every ratio null
+/// (0 ÷ 0).
+fn zero_steps(events: &[String]) -> Vec<FunnelRow> {
+    events
+        .iter()
+        .zip(1..)
+        .map(|(event_name, step)| FunnelRow {
+            step,
+            event_name: event_name.clone(),
+            sessions: 0,
+            conversion_from_previous: None,
+            conversion_from_start: None,
+            drop_off: 0,
+            drop_off_rate: None,
+        })
+        .collect()
+}
+
 #[derive(Debug, Serialize)]
 pub struct FunnelRow {
     pub step: i32,
@@ -26,13 +65,15 @@ pub struct FunnelRow {
 /// (ratios null when their denominator is 0). Step 1 has both conversions 1 and drop-off 0.
 /// A step's event name is the one of its latest day, should the funnel have been redefined.
 ///
-/// The rollups job writes every step (zeros included) for each day with sessions, so no row
-/// at all means the funnel is unknown or had no sessions: a 400 that lists the funnels with
-/// data in the range.
+/// The rollups job writes every step (zeros included) for each day with sessions. A funnel
+/// the company defines (`defined`: its steps, when known) with no sessions in the range
+/// answers its steps at zero, like every other report over an empty range (ratios null); a
+/// name that is neither defined nor in the rollups is a 400 naming the company's funnels.
 pub async fn funnel(
     conn: &mut PgConnection,
     range: DateRange,
     funnel: &FunnelName,
+    defined: &FunnelDefinitions,
 ) -> Result<Vec<FunnelRow>, ReportError> {
     let steps: Vec<(i32, String, i64)> = sqlx::query_as(
         "SELECT step, (array_agg(event_name ORDER BY day DESC))[1], sum(sessions)::bigint
@@ -47,15 +88,14 @@ pub async fn funnel(
     .fetch_all(&mut *conn)
     .await?;
     if steps.is_empty() {
-        let with_data: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT funnel FROM rollup_funnel_daily
-             WHERE day BETWEEN $1 AND $2 ORDER BY funnel",
-        )
-        .bind(range.from())
-        .bind(range.to())
-        .fetch_all(&mut *conn)
-        .await?;
-        return Err(RequestError::NoFunnelData(with_data).into());
+        let Some(events) = defined.steps(funnel.as_ref()) else {
+            return Err(RequestError::UnknownFunnel {
+                funnel: funnel.as_ref().to_string(),
+                known: defined.names(),
+            }
+            .into());
+        };
+        return Ok(zero_steps(events));
     }
     let start = steps[0].2;
     let mut previous: Option<i64> = None;

@@ -161,6 +161,10 @@ pub async fn run(
         Report::LtvRolling | Report::LtvCohorts => Some(company_today(app, company_id, now).await?),
         _ => None,
     };
+    let funnels = match request.report {
+        Report::Funnel { .. } => Some(company_funnels(app, company_id).await?),
+        _ => None,
+    };
     // One snapshot for all of the report's statements (a summary and its rows, say): a
     // rollup run committing between them cannot make them disagree.
     let mut tx = reader
@@ -180,7 +184,10 @@ pub async fn run(
         }
         Report::Cac { model } => json!(revenue::cac(conn, range, *model).await?),
         Report::Roas { model, by } => json!(revenue::roas(conn, range, *model, *by).await?),
-        Report::Funnel { funnel } => json!(funnel::funnel(conn, range, funnel).await?),
+        Report::Funnel { funnel } => {
+            let defined = funnels.as_ref().expect("loaded above");
+            json!(funnel::funnel(conn, range, funnel, defined).await?)
+        }
         Report::TimeToConversion => {
             let (totals, buckets) = conversion::time_to_conversion(conn, range).await?;
             summary = Some(totals);
@@ -208,6 +215,30 @@ pub async fn run(
 }
 
 /// The company's current local date, from its IANA time zone.
+/// The company's funnels as its rollup settings define them now (read with the service's
+/// pool: `lux_reader` cannot read `companies`).
+async fn company_funnels(
+    app: &PgPool,
+    company_id: Uuid,
+) -> Result<funnel::FunnelDefinitions, ReportError> {
+    let mut tx = crate::db::begin_for_company(app, company_id).await?;
+    let settings: Value =
+        sqlx::query_scalar("SELECT settings FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let settings = crate::rollups::settings::RollupSettings::from_company_settings(&settings)
+        .map_err(ReportError::Data)?;
+    Ok(funnel::FunnelDefinitions::new(
+        settings
+            .funnels()
+            .into_iter()
+            .map(|f| (f.name, f.steps))
+            .collect(),
+    ))
+}
+
 async fn company_today(
     app: &PgPool,
     company_id: Uuid,

@@ -230,8 +230,8 @@ pub enum RequestError {
     KeyInUrl,
     #[error("report {report} does not take `{param}`; it takes: {}", takes(.report))]
     UnknownParameter { report: &'static str, param: String },
-    #[error("unknown funnel or no sessions in range; funnels with data: {}", if .0.is_empty() { "none".to_string() } else { .0.join(", ") })]
-    NoFunnelData(Vec<String>),
+    #[error("unknown funnel {funnel:?}; this company's funnels: {} (define one with `lux company rollups COMPANY_ID --funnel NAME=event,event,...`)", .known.join(", "))]
+    UnknownFunnel { funnel: String, known: Vec<String> },
 }
 
 fn known<const N: usize>(names: [&str; N]) -> String {

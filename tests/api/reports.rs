@@ -542,7 +542,7 @@ async fn roas_matches_spend_to_revenue_by_channel_campaign_and_creative() {
 }
 
 #[tokio::test]
-async fn funnel_reports_conversion_and_drop_off_per_step_and_names_the_funnels_with_data() {
+async fn funnel_reports_conversion_and_drop_off_per_step_and_its_steps_at_zero_over_an_empty_range() {
     let (app, _) = spawn_with_rollups().await;
     // Steps over two days: 150, 45, 15, 3 sessions.
     let body = report_ok(&app, "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31").await;
@@ -590,18 +590,23 @@ async fn funnel_reports_conversion_and_drop_off_per_step_and_names_the_funnels_w
     assert_eq!(status, 400);
     assert_eq!(
         body["error"],
-        "unknown funnel or no sessions in range; funnels with data: commerce, lead"
+        "unknown funnel \"b_only\"; this company's funnels: commerce, lead (define one with \
+         `lux company rollups COMPANY_ID --funnel NAME=event,event,...`)"
     );
-    let (status, body) = get_report(
-        &app,
-        &app.company.secret_key,
-        "/api/v1/reports/funnel?from=2026-03-01&to=2026-03-05",
-    )
-    .await;
-    assert_eq!(status, 400);
+    // A range without sessions answers the steps at zero, like every other report.
+    let body = report_ok(&app, "/api/v1/reports/funnel?from=2026-03-01&to=2026-03-05").await;
     assert_eq!(
-        body["error"],
-        "unknown funnel or no sessions in range; funnels with data: none"
+        body["rows"],
+        json!([
+            {"step": 1, "event_name": "page_view", "sessions": 0, "conversion_from_previous": null,
+             "conversion_from_start": null, "drop_off": 0, "drop_off_rate": null},
+            {"step": 2, "event_name": "add_to_cart", "sessions": 0, "conversion_from_previous": null,
+             "conversion_from_start": null, "drop_off": 0, "drop_off_rate": null},
+            {"step": 3, "event_name": "begin_checkout", "sessions": 0, "conversion_from_previous": null,
+             "conversion_from_start": null, "drop_off": 0, "drop_off_rate": null},
+            {"step": 4, "event_name": "purchase", "sessions": 0, "conversion_from_previous": null,
+             "conversion_from_start": null, "drop_off": 0, "drop_off_rate": null},
+        ])
     );
     app.stop().await;
 }
@@ -822,17 +827,10 @@ async fn a_company_key_never_reads_another_company_s_rows() {
                 "conversion_from_previous": 1.0, "conversion_from_start": 1.0,
                 "drop_off": 0, "drop_off_rate": 0.0}])
     );
-    let (status, body) = get_report(
-        &app,
-        &b.secret_key,
-        &format!("/api/v1/reports/funnel?{jan}"),
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert_eq!(
-        body["error"],
-        "unknown funnel or no sessions in range; funnels with data: b_only"
-    );
+    // B's commerce funnel had no sessions: its steps at zero, none of A's sessions.
+    let rows = b_rows(format!("/api/v1/reports/funnel?{jan}")).await;
+    assert_eq!(rows.as_array().unwrap().len(), 4, "{rows}");
+    assert!(rows.as_array().unwrap().iter().all(|r| r["sessions"] == 0), "{rows}");
     let (_, body) = get_report(
         &app,
         &b.secret_key,
@@ -980,7 +978,8 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
         ),
         (
             "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31&funnel=nope",
-            "unknown funnel or no sessions in range; funnels with data: none",
+            "unknown funnel \"nope\"; this company's funnels: commerce, lead (define one with \
+             `lux company rollups COMPANY_ID --funnel NAME=event,event,...`)",
         ),
         (
             "/api/v1/reports/qualified_sessions?from=2026-01-01&to=2026-01-31&model=linear",
