@@ -15,6 +15,8 @@ use lux::server::ServeOptions;
 use mimalloc::MiMalloc;
 use uuid::Uuid;
 
+mod cli;
+
 /// LUX Analytics: first-party marketing analytics on PostgreSQL.
 #[derive(Parser)]
 #[command(name = "lux", version)]
@@ -52,6 +54,8 @@ enum Command {
     /// Create a demo company with realistic synthetic data (visits, orders, refunds, ad
     /// spend), run its jobs, then serve. Prints the company's keys, then a summary, as JSON.
     Demo(DemoArgs),
+    /// Print a report (the same numbers as the API) as a table, CSV or JSON.
+    Report(cli::report::ReportArgs),
     /// Import orders (exported Stripe events or WooCommerce REST API v3 orders) or ad spend
     /// (a CSV export of Google Ads, Meta Ads, or the generic layout).
     Import {
@@ -59,7 +63,7 @@ enum Command {
         provider: String,
         /// Orders: a JSON array, one JSON object, or JSON lines. Spend: a CSV file.
         file: PathBuf,
-        #[arg(long)]
+        #[arg(long, value_parser = cli::args::company_id)]
         company: Uuid,
         /// Spend only: the CSV's layout; guessed from its header when absent.
         #[arg(long, value_parser = ["google", "meta", "generic"])]
@@ -131,7 +135,7 @@ enum JobsCommand {
         /// attribution, rollups, or all (attribution first).
         job: String,
         /// Only this company (default: every company).
-        #[arg(long)]
+        #[arg(long, value_parser = cli::args::company_id)]
         company: Option<Uuid>,
         /// Redo everything, not only what changed since the last run (rollups: rebuild every
         /// day of the company).
@@ -167,6 +171,7 @@ enum CompanyCommand {
     List,
     /// List a company's keys (prefixes only), create one, or revoke one.
     Keys {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         /// Create a key: write (public, for the snippet) or secret (server-side).
         #[arg(long, value_name = "KIND")]
@@ -178,6 +183,7 @@ enum CompanyCommand {
     /// Show or change a company's attribution settings (only the options given change);
     /// prints the settings in force. The next attribution run redoes every order.
     Attribution {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         #[command(flatten)]
         change: lux::attribution::settings::SettingsChange,
@@ -186,6 +192,7 @@ enum CompanyCommand {
     /// company's own funnels (only the options given change); prints the settings in force.
     /// The next rollups run recomputes every day.
     Rollups {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         #[command(flatten)]
         change: lux::rollups::settings::SettingsChange,
@@ -193,6 +200,7 @@ enum CompanyCommand {
     /// Create a database login that reads this company's rollups only (for Metabase): it
     /// sees the company's rows whatever company it asks for, and never raw events.
     ReaderLogin {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         #[arg(long)]
         login: String,
@@ -202,6 +210,7 @@ enum CompanyCommand {
     },
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         /// stripe, woocommerce, sendgrid or twilio.
         #[arg(long)]
@@ -215,6 +224,7 @@ enum CompanyCommand {
 enum PrivacyCommand {
     /// Stop collecting events for a person (by user id, visitor id or email) or a company.
     Suppress {
+        #[arg(value_parser = cli::args::company_id)]
         company_id: Uuid,
         #[arg(long, group = "target")]
         user_id: Option<String>,
@@ -383,7 +393,7 @@ fn secrets_key(
 async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
     let url = ctx.url.as_str();
     match command {
-        Command::Serve(args) => serve(args, ctx).await,
+        Command::Serve(args) => serve(args, ctx, None).await,
         Command::Migrate => {
             let owner = lux::db::connect_owner(url, 1).await?;
             lux::db::migrate(&owner).await?;
@@ -394,6 +404,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Privacy(command) => privacy(command, url).await,
         Command::Jobs(command) => jobs(command, url).await,
         Command::Demo(args) => demo(args, ctx).await,
+        Command::Report(args) => cli::report::run(args, url).await,
         Command::Import {
             provider,
             file,
@@ -465,12 +476,18 @@ async fn import(
     Ok(())
 }
 
-async fn serve(args: ServeArgs, ctx: &Context) -> anyhow::Result<()> {
+/// Serves until stopped. `welcome`: a company just created for the person at the terminal
+/// (`lux demo`), whose addresses are printed once the service listens.
+async fn serve(
+    args: ServeArgs,
+    ctx: &Context,
+    welcome: Option<lux::tenancy::CreatedCompany>,
+) -> anyhow::Result<()> {
     let url = ctx.url.as_str();
-    let first_site = if ctx.embedded {
-        create_first_site(url).await?
-    } else {
-        None
+    let first_site = match welcome {
+        Some(company) => Some((company, false)),
+        None if ctx.embedded => create_first_site(url).await?.map(|c| (c, true)),
+        None => None,
     };
     let dev_page = args.dev_page;
     let options = ServeOptions {
@@ -498,19 +515,29 @@ async fn serve(args: ServeArgs, ctx: &Context) -> anyhow::Result<()> {
     }
     let server = lux::server::start(url, options).await?;
     eprintln!("lux: listening on http://{}", server.addr);
-    if let Some(site) = first_site {
-        eprintln!(
-            "lux: created a first company for you (keys shown once):\n{}",
-            serde_json::to_string_pretty(&site)?
-        );
+    if let Some((site, created_here)) = first_site {
+        if created_here {
+            eprintln!(
+                "lux: created a first company for you (keys shown once):\n{}",
+                serde_json::to_string_pretty(&site)?
+            );
+        }
         let hint = if dev_page {
             ""
         } else {
             " (start with --dev-page)"
         };
+        let today = chrono::Utc::now().date_naive();
         eprintln!(
-            "lux: see the snippet working at http://{}/dev?key={}{hint}",
-            server.addr, site.write_key
+            "lux: see the snippet working at http://{addr}/dev?key={key}{hint}\n\
+             lux: reports: curl -H 'Authorization: Bearer {secret}' \
+             'http://{addr}/api/v1/reports/revenue_by_channel?from={from}&to={today}'\n\
+             lux: or at the terminal: lux report revenue_by_channel --company {id} --from {from} --to {today}",
+            addr = server.addr,
+            key = site.write_key,
+            secret = site.secret_key,
+            id = site.company_id,
+            from = today - chrono::Days::new(29),
         );
     }
     server.wait().await
@@ -656,7 +683,7 @@ async fn demo(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    serve(args.serve, ctx).await
+    serve(args.serve, ctx, Some(company)).await
 }
 
 async fn privacy(command: PrivacyCommand, url: &str) -> anyhow::Result<()> {

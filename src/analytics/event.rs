@@ -611,6 +611,15 @@ mod tests {
             "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
         ));
         assert!(is_bot_user_agent(""));
+        // The tools a first test is made with (README, "Bots").
+        for tool in [
+            "curl/8.5.0",
+            "Wget/1.21.4",
+            "python-requests/2.31.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36",
+        ] {
+            assert!(is_bot_user_agent(tool), "{tool}");
+        }
         assert!(!is_bot_user_agent(
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
         ));

@@ -347,6 +347,9 @@ async fn ingest(
             .into_response());
     }
 
+    // Crawlers and headless tools (curl, headless Chromium) are stored but kept out of every
+    // metric; the answer says so, so a first test from a terminal does not seem to vanish.
+    let bots = accepted.iter().filter(|e| e.is_bot).count();
     let first = accepted[0].clone();
     let outcomes = state.writer.submit(accepted).await.map_err(|e| match e {
         SubmitError::Overloaded => ApiError::Overloaded,
@@ -373,6 +376,7 @@ async fn ingest(
             "stored": stored,
             "duplicates": duplicates,
             "suppressed": suppressed,
+            "bots": bots,
             "visitor_id": visitor_id,
             "session_id": session_id,
             "rejected": rejected,
@@ -433,12 +437,13 @@ async fn dev_page(State(state): State<AppState>) -> Response {
     Html(DEV_PAGE).into_response()
 }
 
-/// event name, time, page, session channel, GPC.
+/// event name, time, page, session channel, GPC, bot.
 type DevEventRow = (
     String,
     chrono::DateTime<Utc>,
     Option<String>,
     Option<String>,
+    bool,
     bool,
 );
 
@@ -455,7 +460,7 @@ async fn dev_events(
     let company_id = tenant.settings.company_id;
     let mut tx = crate::db::begin_for_company(&state.pool, company_id).await?;
     let rows: Vec<DevEventRow> = sqlx::query_as(
-        "SELECT e.event_name, e.occurred_at, e.page_url, s.channel, e.gpc
+        "SELECT e.event_name, e.occurred_at, e.page_url, s.channel, e.gpc, e.is_bot
              FROM raw_events e
              LEFT JOIN sessions s ON s.company_id = e.company_id AND s.session_id = e.session_id
              WHERE e.company_id = $1 AND e.occurred_at > now() - interval '1 day'
@@ -467,9 +472,9 @@ async fn dev_events(
     tx.commit().await?;
     let events: Vec<Value> = rows
         .into_iter()
-        .map(|(name, at, url, channel, gpc)| {
+        .map(|(name, at, url, channel, gpc, bot)| {
             json!({"event_name": name, "occurred_at": at, "page_url": url,
-                   "channel": channel, "gpc": gpc})
+                   "channel": channel, "gpc": gpc, "bot": bot})
         })
         .collect();
     Ok(axum::Json(json!({ "events": events })).into_response())

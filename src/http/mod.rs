@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use sqlx::PgPool;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::analytics::{self, writer::Writer};
 use crate::privacy::IpHasher;
@@ -62,11 +63,24 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
-        // The default span holds method, path and version only: no query string (it may
-        // hold a key), no headers, no client address.
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
-        }))
+        // One span per request with the method and the matched route (`/webhooks/stripe/{company_id}`,
+        // not the path): no query string (it may hold a key), no headers, no client address.
+        // At debug level a line per answer gives its status and latency.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("(no route)", |path| path.as_str());
+                    tracing::info_span!("http", method = %request.method(), route)
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::DEBUG)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))

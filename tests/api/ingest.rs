@@ -247,7 +247,7 @@ async fn server_side_events_are_not_bots_because_of_the_backend_s_user_agent() {
 }
 
 #[tokio::test]
-async fn bots_are_stored_but_flagged() {
+async fn bots_are_stored_but_flagged_and_the_answer_counts_them() {
     let app = TestApp::spawn().await;
     let response = app
         .client
@@ -261,6 +261,11 @@ async fn bots_are_stored_but_flagged() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["bots"], 1,
+        "the answer says the event was flagged: {answer}"
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM raw_events WHERE is_bot")
             .await,
@@ -270,6 +275,35 @@ async fn bots_are_stored_but_flagged() {
         app.count("SELECT count(*) FROM sessions WHERE is_bot")
             .await,
         1
+    );
+    app.stop().await;
+}
+
+/// The first test a new user makes, from a terminal: curl's user agent is a bot's, and the
+/// answer says so instead of the event vanishing from every report without a sign.
+#[tokio::test]
+async fn an_event_sent_with_curl_is_answered_as_a_bot() {
+    let app = TestApp::spawn().await;
+    let batch = json!([
+        {"event_name": "page_view", "page_url": "https://s.test/"},
+        {"event_name": "add_to_cart", "page_url": "https://s.test/p"},
+    ]);
+    let response = app
+        .client
+        .post(format!("{}/e?key={}", app.base, app.company.write_key))
+        .header("user-agent", "curl/8.5.0")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["stored"], 2, "{answer}");
+    assert_eq!(answer["bots"], 2, "{answer}");
+    let (_, browser) = app.post_events(&batch).await;
+    assert_eq!(
+        browser["bots"], 0,
+        "a browser's events are not bots: {browser}"
     );
     app.stop().await;
 }

@@ -116,6 +116,17 @@ async fn a_known_ip_and_email_appear_nowhere_in_the_database_dump_or_the_logs() 
         !logs.contains(&company.secret_key),
         "a secret key is in the logs"
     );
+    assert!(
+        !logs.contains(&company.write_key),
+        "a write key is in the logs"
+    );
+    // A line per answer at debug level: the matched route, the status and the latency.
+    let answered = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["span"]["route"] == "/e" && line["fields"]["status"] == 202)
+        .unwrap_or_else(|| panic!("no request line for /e in the logs:\n{logs}"));
+    assert!(answered["fields"]["latency"].is_string(), "{answered}");
 }
 
 async fn stored_row(app: &TestApp, event_id: Uuid) -> Value {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{Company, TestApp, answer, create_company, test_options};
+use crate::helpers::{Company, TestApp, answer, create_company, lux_command, test_options};
 
 const NOW: &str = "2026-03-15T23:30:00Z";
 
@@ -542,7 +542,8 @@ async fn roas_matches_spend_to_revenue_by_channel_campaign_and_creative() {
 }
 
 #[tokio::test]
-async fn funnel_reports_conversion_and_drop_off_per_step_and_its_steps_at_zero_over_an_empty_range() {
+async fn funnel_reports_conversion_and_drop_off_per_step_and_its_steps_at_zero_over_an_empty_range()
+{
     let (app, _) = spawn_with_rollups().await;
     // Steps over two days: 150, 45, 15, 3 sessions.
     let body = report_ok(&app, "/api/v1/reports/funnel?from=2026-01-01&to=2026-01-31").await;
@@ -830,7 +831,10 @@ async fn a_company_key_never_reads_another_company_s_rows() {
     // B's commerce funnel had no sessions: its steps at zero, none of A's sessions.
     let rows = b_rows(format!("/api/v1/reports/funnel?{jan}")).await;
     assert_eq!(rows.as_array().unwrap().len(), 4, "{rows}");
-    assert!(rows.as_array().unwrap().iter().all(|r| r["sessions"] == 0), "{rows}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["sessions"] == 0),
+        "{rows}"
+    );
     let (_, body) = get_report(
         &app,
         &b.secret_key,
@@ -1095,5 +1099,87 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
     for path in ["/e", "/healthz", "/readyz"] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
+    app.stop().await;
+}
+
+/// `lux report` runs what the API runs: the same rows as JSON, and a table or CSV a person can
+/// read; a `--company` that is not a company id says where to find one.
+#[tokio::test]
+async fn lux_report_prints_the_api_numbers_as_a_table_csv_or_json() {
+    let (app, _) = spawn_with_rollups().await;
+    let company = app.company.id.to_string();
+    let url = app.db.url.clone();
+    let args = |format: &'static str| {
+        vec![
+            "report".to_string(),
+            "revenue_by_channel".into(),
+            "--company".into(),
+            company.clone(),
+            "--from".into(),
+            "2026-01-01".into(),
+            "--to".into(),
+            "2026-01-31".into(),
+            "--format".into(),
+            format.into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                lux_command(&url, &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let api = report_ok(
+        &app,
+        "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31",
+    )
+    .await;
+
+    let json_out = run(args("json")).await;
+    assert!(json_out.status.success(), "{json_out:?}");
+    let printed: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(printed["rows"], api["rows"]);
+
+    let table = String::from_utf8(run(args("table")).await.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "revenue_by_channel from 2026-01-01 to 2026-01-31");
+    assert!(
+        lines[1].starts_with("channel") && lines[1].contains("revenue"),
+        "{table}"
+    );
+    assert_eq!(
+        lines.len(),
+        2 + api["rows"].as_array().unwrap().len(),
+        "{table}"
+    );
+    let first = &api["rows"][0];
+    assert!(
+        lines[2].starts_with(first["channel"].as_str().unwrap())
+            && lines[2].contains(first["revenue"].as_str().unwrap()),
+        "{table}"
+    );
+
+    let csv = String::from_utf8(run(args("csv")).await.stdout).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), api["rows"].as_array().unwrap().len());
+    let revenue = header.iter().position(|h| h == "revenue").unwrap();
+    assert_eq!(&records[0][revenue], first["revenue"].as_str().unwrap());
+
+    let mut bad = args("table");
+    bad[3] = "acme".into();
+    let output = run(bad).await;
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("is not a company id") && error.contains("lux company list"),
+        "{error}"
+    );
     app.stop().await;
 }

@@ -308,3 +308,22 @@ async fn the_development_page_lists_the_key_s_own_events_only() {
     assert_eq!(theirs["events"].as_array().unwrap().len(), 0);
     app.stop().await;
 }
+
+/// Opened as a first look (no `?key=`), the development page says what to add instead of
+/// showing an empty table.
+#[tokio::test]
+async fn the_dev_page_without_a_key_says_what_to_add() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("nokey");
+    let url = format!("{}/dev", app.base);
+    let dom = tokio::task::spawn_blocking(move || load_page(&url, &profile))
+        .await
+        .unwrap();
+    let start = dom
+        .find("<p id=\"nokey\"")
+        .expect("the hint is on the page");
+    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
+    assert!(!tag.contains("hidden"), "the hint is shown: {tag}");
+    assert!(dom.contains("lux demo</code> prints the"), "{dom}");
+    app.stop().await;
+}
