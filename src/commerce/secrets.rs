@@ -78,10 +78,12 @@ impl SecretsKey {
 }
 
 /// A provider whose webhooks are signed with a per-company secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Provider {
     Stripe,
+    #[value(name = "woocommerce")]
     WooCommerce,
+    #[value(name = "sendgrid")]
     SendGrid,
     Twilio,
 }

@@ -41,7 +41,7 @@ const SKIPPED_LISTED: usize = 1000;
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The `--format` of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Google,
     Meta,

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Which kind of key authenticated a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyKind {
     /// Public, per site, used by the snippet. Can only send browser events.
     Write,

@@ -752,7 +752,11 @@ async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
     assert_eq!(report["rows_changed"], 0);
 
     let error = lux_error(&j.app.db.url, &["jobs", "run", "attributoin"]);
-    assert!(error.contains("no job \"attributoin\""), "{error}");
+    assert!(
+        error.contains("invalid value 'attributoin'")
+            && error.contains("[possible values: all, attribution, rollups]"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

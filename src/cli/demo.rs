@@ -1,0 +1,70 @@
+//! `lux demo`: a demo company with realistic history, its jobs run, then served.
+
+use clap::Args;
+
+use super::serve::{ServeArgs, serve};
+use super::{Context, owner_pool};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Days of history, up to now.
+    #[arg(long, default_value_t = lux::demo::DEFAULT_DAYS)]
+    days: u32,
+    /// Size as a multiple of the default (about 400,000 raw events); 25 gives about 10 million.
+    #[arg(long, conflicts_with = "events")]
+    scale: Option<f64>,
+    /// Size as a number of raw events (within a few percent).
+    #[arg(long)]
+    events: Option<u64>,
+    /// The same seed gives the same counts.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The demo company's name.
+    #[arg(long, default_value = "Northwind Outfitters (demo)")]
+    name: String,
+    /// Stop after generating and running the jobs.
+    #[arg(long)]
+    no_serve: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
+    let events = match (args.scale, args.events) {
+        (Some(scale), _) => lux::demo::DemoSpec::events_for_scale(scale)?,
+        (None, Some(events)) => events,
+        (None, None) => lux::demo::DEFAULT_EVENTS,
+    };
+    let spec = lux::demo::DemoSpec::new(args.days, events, args.seed)?;
+    let owner = owner_pool(&ctx.url).await?;
+    let new = lux::tenancy::NewCompany::parse(&args.name, "America/New_York", "USD", vec![])?;
+    let company = lux::tenancy::create_company(&owner, new).await?;
+    println!("{}", serde_json::to_string_pretty(&company)?);
+    eprintln!(
+        "lux: generating about {events} events over {} days for company {} ...",
+        spec.days, company.company_id
+    );
+    let summary = lux::demo::generate(&owner, company.company_id, &spec).await;
+    owner.close().await;
+    let summary = summary?;
+    eprintln!(
+        "lux: {} events, {} sessions, {} orders in {:.1} s ({:.0} events/s); running the jobs ...",
+        summary.events,
+        summary.sessions,
+        summary.orders,
+        summary.seconds,
+        summary.events_per_second
+    );
+    let pool = lux::db::connect_app(&ctx.url, 4)?;
+    let jobs = lux::demo::run_jobs(&pool, company.company_id).await;
+    pool.close().await;
+    let jobs = jobs?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "demo": summary, "jobs": jobs }))?
+    );
+    if args.no_serve {
+        return Ok(());
+    }
+    serve(args.serve, ctx, Some(company)).await
+}
