@@ -37,10 +37,27 @@ pub enum Outcome {
 /// Why a request's events could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the ingest queue is full")]
+    #[error("the ingest queue is full, or the database is busy")]
     Overloaded,
     #[error("the database is unavailable")]
     Unavailable,
+    /// The database refused the batch for a reason that retrying will not fix (a permission,
+    /// a bug in a statement): the cause is in the log.
+    #[error("the database refused the events")]
+    Refused,
+}
+
+impl SubmitError {
+    /// The one database-error policy ([`crate::db`]) applied to a failed batch.
+    fn from_database(error: &sqlx::Error) -> SubmitError {
+        if crate::db::connection_may_be_lost(error) {
+            SubmitError::Unavailable
+        } else if crate::db::is_overload(error) {
+            SubmitError::Overloaded
+        } else {
+            SubmitError::Refused
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +82,7 @@ pub type PurchaseSignal = Arc<tokio::sync::Notify>;
 
 struct Job {
     events: Vec<AcceptedEvent>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, ()>>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
 }
 
 /// The handle handlers submit to. Cloning is cheap.
@@ -130,8 +147,9 @@ impl Writer {
             mpsc::error::TrySendError::Closed(_) => SubmitError::Unavailable,
         })?;
         match answer.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
-            _ => Err(SubmitError::Unavailable),
+            Ok(result) => result,
+            // The writer stopped (shutting down) without answering.
+            Err(_) => Err(SubmitError::Unavailable),
         }
     }
 
@@ -192,7 +210,7 @@ impl WriterConnection {
     /// Drops the connection when it may be lost (the next batch reconnects); keeps it after
     /// an error about the events (the transaction was rolled back).
     fn after_error(&mut self, error: &sqlx::Error) {
-        if connection_may_be_lost(error) {
+        if crate::db::connection_may_be_lost(error) {
             self.conn = None;
         }
     }
@@ -205,7 +223,7 @@ impl WriterConnection {
     async fn write(&mut self, events: &[&AcceptedEvent]) -> Result<Vec<Outcome>, sqlx::Error> {
         let reused = self.conn.is_some();
         match self.write_once(events).await {
-            Err(error) if reused && connection_may_be_lost(&error) => {
+            Err(error) if reused && crate::db::connection_may_be_lost(&error) => {
                 tracing::warn!(error = %error, "ingest connection lost, retrying on a new one");
                 self.write_once(events).await
             }
@@ -223,20 +241,6 @@ impl WriterConnection {
         }
         result
     }
-}
-
-/// The connection (or the server) may be gone: nothing about the events themselves is known
-/// to be wrong. PostgreSQL's own refusals and encoding errors are about the events.
-fn connection_may_be_lost(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
 }
 
 async fn run_writer(
@@ -289,10 +293,10 @@ async fn write_jobs(connection: &mut WriterConnection, jobs: Vec<Job>) {
                 let _ = job.reply.send(Ok(mine));
             }
         }
-        Err(error) if jobs.len() == 1 || connection_may_be_lost(&error) => {
+        Err(error) if jobs.len() == 1 || crate::db::connection_may_be_lost(&error) => {
             tracing::error!(error = %error, events = all.len(), "writing events failed");
             for job in jobs {
-                let _ = job.reply.send(Err(()));
+                let _ = job.reply.send(Err(SubmitError::from_database(&error)));
             }
         }
         Err(error) => {
@@ -301,6 +305,7 @@ async fn write_jobs(connection: &mut WriterConnection, jobs: Vec<Job>) {
                 let events: Vec<&AcceptedEvent> = job.events.iter().collect();
                 let result = connection.write(&events).await.map_err(|error| {
                     tracing::error!(error = %error, events = events.len(), "writing events failed");
+                    SubmitError::from_database(&error)
                 });
                 let _ = job.reply.send(result);
             }

@@ -13,6 +13,37 @@ use uuid::Uuid;
 /// The migrations, embedded in the binary. Forward-only: an applied file is never edited.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The connection (or the server) may be gone: nothing about the request or the statement is
+/// known to be wrong, and the same work may succeed on a new connection. Everything else the
+/// database answered (a constraint, a permission, an SQL error) is about the work itself.
+pub fn connection_may_be_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception), and the server shutting down or not yet up.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// The server is busy rather than broken: a statement timeout (or cancel), too many
+/// connections, a serialization failure or deadlock. Retrying shortly is the right answer.
+pub fn is_overload(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(e) = error else {
+        return false;
+    };
+    matches!(
+        e.code().as_deref(),
+        Some("57014" | "53300" | "40001" | "40P01")
+    )
+}
+
 /// Connects as the owner (the role in `DATABASE_URL`): for migrations and admin commands.
 pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options = connect_options(url)?;

@@ -48,19 +48,44 @@ impl ApiError {
     }
 }
 
+/// The one policy for database errors, wherever they surface: a lost connection (or a server
+/// shutting down) is "unavailable, retry"; a statement timeout, too many connections or a
+/// serialization failure is "busy, retry"; anything else the database answered (a constraint,
+/// a permission, an SQL error) is our bug: a 500 whose cause goes to the log, not a 503 that
+/// would have clients retry it forever.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        tracing::warn!(error = %error, "database error");
-        ApiError::Unavailable
+        if crate::db::connection_may_be_lost(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            ApiError::Unavailable
+        } else if crate::db::is_overload(&error) {
+            tracing::warn!(error = %error, "database busy");
+            ApiError::Overloaded
+        } else {
+            ApiError::Internal(anyhow::Error::new(error).context("database"))
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = ?cause, "internal error");
-        }
         let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            // The client gets an id to quote; the log has the cause under the same id.
+            let correlation_id = uuid::Uuid::new_v4();
+            tracing::error!(%correlation_id, error = ?cause, "internal error");
+            return (
+                status,
+                Json(json!({
+                    "error": format!(
+                        "internal error; nothing about your request is known to be wrong. \
+                         Quote {correlation_id} when you report it"
+                    ),
+                    "correlation_id": correlation_id,
+                })),
+            )
+                .into_response();
+        }
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response

@@ -61,17 +61,7 @@ impl From<ReportError> for ApiError {
     fn from(error: ReportError) -> Self {
         match error {
             ReportError::Request(e) => ApiError::BadRequest(e.to_string()),
-            ReportError::Database(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("57014") =>
-            {
-                tracing::warn!(error = %e, "report query cancelled (statement timeout)");
-                ApiError::Overloaded
-            }
-            // An error the database answered (permission, SQL) is ours: a 500, logged.
-            ReportError::Database(sqlx::Error::Database(e)) => ApiError::Internal(
-                anyhow::Error::new(sqlx::Error::Database(e)).context("report query"),
-            ),
-            // Connections, pool timeouts: the database is unavailable, retry.
+            // The one database policy: unavailable or busy → 503, anything else → 500.
             ReportError::Database(e) => ApiError::from(e),
             ReportError::Data(_) => ApiError::Internal(anyhow::Error::new(error)),
         }

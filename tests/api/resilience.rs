@@ -228,3 +228,47 @@ async fn sigterm_flushes_every_accepted_request_before_exiting() {
         "every acknowledged event is stored once"
     );
 }
+
+/// Revokes `privilege` on `table` from `role` in the test's database (grants are per database,
+/// so no other test is touched).
+async fn revoke(app: &TestApp, privilege: &str, table: &str, role: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "REVOKE {privilege} ON {table} FROM {role}"
+    )))
+    .execute(&app.owner)
+    .await
+    .unwrap();
+}
+
+/// A database that answers but refuses (here: a revoked grant) is our bug, not an outage: a
+/// JSON 500 with an id to quote, never a 503 that would have clients retry it forever.
+#[tokio::test]
+async fn a_database_that_refuses_rather_than_disconnects_gets_a_500_with_a_correlation_id() {
+    let app = TestApp::spawn().await;
+    revoke(&app, "SELECT", "rollup_revenue_daily", "lux_reader").await;
+    let response = app
+        .client
+        .get(format!(
+            "{}/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31",
+            app.base
+        ))
+        .bearer_auth(&app.company.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get("retry-after").is_none());
+    let body: serde_json::Value = response.json().await.unwrap();
+    let id = body["correlation_id"].as_str().expect("a correlation id");
+    assert!(Uuid::parse_str(id).is_ok(), "{body}");
+    assert!(body["error"].as_str().unwrap().contains(id), "{body}");
+
+    // The same policy on the ingest path: the writer's statement is refused.
+    revoke(&app, "INSERT", "event_ids", "lux_app").await;
+    let (status, body) = app
+        .post_events(&json!({"event_name": "page_view", "page_url": "https://s.test/"}))
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body["correlation_id"].is_string(), "{body}");
+    app.stop().await;
+}
