@@ -12,6 +12,7 @@ pub mod traffic;
 pub mod writer;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,15 +25,41 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::http::{ApiError, AppState};
-use crate::tenancy::{KeyKind, Tenant};
+use crate::clock::Clock;
+use crate::http::ApiError;
+use crate::privacy::IpHasher;
+use crate::telemetry::IngestMetrics;
+use crate::tenancy::{KeyKind, Tenancy, Tenant};
 use event::{AcceptedEvent, RequestContext, limits};
 use writer::{Outcome, SubmitError};
 
 /// Name of the first-party cookie that keeps the visitor id.
 const VISITOR_COOKIE: &str = "lux_vid";
 
-pub fn router() -> Router<AppState> {
+/// What ingestion's handlers use, taken from the app's state.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Connections that run as `lux_app` (the development page's read of recent events).
+    pub pool: sqlx::PgPool,
+    /// The time of receipt of every request.
+    pub clock: Clock,
+    pub tenancy: Arc<Tenancy>,
+    pub writer: writer::Writer,
+    pub ip_hasher: Arc<IpHasher>,
+    pub metrics: Arc<IngestMetrics>,
+    pub options: Arc<IngestOptions>,
+}
+
+/// Settings of ingestion's HTTP endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    /// Serve the development page that shows the snippet working.
+    pub dev_page: bool,
+}
+
+pub fn router() -> Router<IngestState> {
     Router::new()
         .route("/e", post(collect).options(preflight))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
@@ -44,15 +71,8 @@ pub fn router() -> Router<AppState> {
 /// The key of a request: `?key=` or `X-Lux-Key` (write key), or `Authorization: Bearer`
 /// (secret key).
 fn request_key(query: Option<&str>, headers: &HeaderMap) -> Result<String, ApiError> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        let auth = auth.to_str().unwrap_or_default();
-        return auth
-            .strip_prefix("Bearer ")
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("Authorization must be `Bearer SECRET_KEY`".into())
-            });
+    if let Some(key) = crate::http::key::bearer_key(headers)? {
+        return Ok(key);
     }
     if let Some(key) = headers.get("x-lux-key") {
         return Ok(key.to_str().unwrap_or_default().trim().to_string());
@@ -71,7 +91,7 @@ fn request_key(query: Option<&str>, headers: &HeaderMap) -> Result<String, ApiEr
 }
 
 async fn resolve_tenant(
-    state: &AppState,
+    state: &IngestState,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Tenant, ApiError> {
@@ -120,7 +140,7 @@ fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
 }
 
 async fn preflight(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -153,7 +173,7 @@ async fn preflight(
 
 /// `POST /e`: one event, an array of events, or `{"events": [...]}`.
 async fn collect(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -287,7 +307,7 @@ fn cookie_visitor(headers: &HeaderMap) -> Option<Uuid> {
 }
 
 async fn ingest(
-    state: &AppState,
+    state: &IngestState,
     tenant: &Tenant,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -304,10 +324,11 @@ async fn ingest(
         )
             .into_response());
     }
+    let received_at = state.clock.now();
     let ctx = RequestContext {
         settings: &tenant.settings,
         key_kind: tenant.kind,
-        received_at: Utc::now(),
+        received_at,
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -316,7 +337,7 @@ async fn ingest(
         gpc_header: gpc_header(headers),
         default_visitor_id: cookie_visitor(headers).unwrap_or_else(Uuid::now_v7),
         anonymous_visitor_id: Uuid::new_v4(),
-        salt: state.ip_hasher.salt().await?,
+        salt: state.ip_hasher.salt(received_at).await?,
     };
 
     let mut accepted: Vec<AcceptedEvent> = Vec::with_capacity(total);
@@ -431,7 +452,7 @@ async fn snippet() -> Response {
 const DEV_PAGE: &str = include_str!("../../assets/dev.html");
 
 /// A page that loads the snippet, for trying it out in development (`lux serve --dev-page`).
-async fn dev_page(State(state): State<AppState>) -> Response {
+async fn dev_page(State(state): State<IngestState>) -> Response {
     if !state.options.dev_page {
         return ApiError::NotFound.into_response();
     }
@@ -450,7 +471,7 @@ type DevEventRow = (
 
 /// The write key's company's latest events, for the development page (`--dev-page` only).
 async fn dev_events(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -464,10 +485,11 @@ async fn dev_events(
         "SELECT e.event_name, e.occurred_at, e.page_url, s.channel, e.gpc, e.is_bot
              FROM raw_events e
              LEFT JOIN sessions s ON s.company_id = e.company_id AND s.session_id = e.session_id
-             WHERE e.company_id = $1 AND e.occurred_at > now() - interval '1 day'
+             WHERE e.company_id = $1 AND e.occurred_at > $2
              ORDER BY e.occurred_at DESC LIMIT 20",
     )
     .bind(company_id)
+    .bind(state.clock.now() - chrono::Duration::days(1))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use lux::http::HttpOptions;
+use lux::analytics::IngestOptions;
 use lux::server::ServeOptions;
 
 use super::{Context, owner_pool};
@@ -57,7 +57,7 @@ pub async fn serve(
     let dev_page = args.dev_page;
     let options = ServeOptions {
         bind: args.bind,
-        http: HttpOptions {
+        ingest: IngestOptions {
             trust_proxy: args.trust_proxy,
             dev_page: args.dev_page,
         },

@@ -19,13 +19,13 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::Utc;
 use serde_json::{Value, json};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::analytics::event::AcceptedEvent;
-use crate::http::{ApiError, AppState};
+use crate::clock::Clock;
+use crate::http::ApiError;
 use money::{Currency, json_decimal};
 use orders::{OrderFact, PaymentState, Source};
 use secrets::{Provider, SecretsKey};
@@ -33,7 +33,18 @@ use secrets::{Provider, SecretsKey};
 /// Webhook bodies: an order with many lines is still far below this.
 const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
+/// What the webhook endpoints use, taken from the app's state.
+#[derive(Clone)]
+pub struct WebhookState {
+    /// Connections that run as `lux_app`.
+    pub pool: sqlx::PgPool,
+    /// The time of receipt: replay windows of signatures.
+    pub clock: Clock,
+    /// Decrypts webhook secrets; `None` when the server has no LUX_SECRETS_KEY.
+    pub secrets_key: Option<SecretsKey>,
+}
+
+pub fn router() -> Router<WebhookState> {
     Router::new()
         .route("/webhooks/{provider}/{company_id}", post(webhook))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
@@ -50,7 +61,7 @@ pub enum Applied {
 }
 
 async fn webhook(
-    State(state): State<AppState>,
+    State(state): State<WebhookState>,
     Path((provider, company)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -88,7 +99,7 @@ async fn webhook(
         .ok_or_else(|| ApiError::NotFound)?;
     let verified = match provider {
         Provider::Stripe => match header("stripe-signature") {
-            Some(sig) => stripe::verify(sig, &body, &secret, Utc::now()),
+            Some(sig) => stripe::verify(sig, &body, &secret, state.clock.now()),
             None => Err("missing Stripe-Signature header".to_string()),
         },
         _ => match header("x-wc-webhook-signature") {

@@ -1,7 +1,7 @@
 //! Privacy at ingest: keyed hashing of IPs (daily salts, destroyed after the day) and emails,
 //! placeholder ids that must never link anyone, and suppression of people and companies.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngExt;
 use sha2::Sha256;
@@ -48,8 +48,9 @@ impl IpHasher {
         }
     }
 
-    pub async fn salt(&self) -> Result<DailySalt, sqlx::Error> {
-        let day = Utc::now().date_naive();
+    /// The salt of `now`'s UTC day (made, and older ones destroyed, by the first caller).
+    pub async fn salt(&self, now: DateTime<Utc>) -> Result<DailySalt, sqlx::Error> {
+        let day = now.date_naive();
         if let Some((cached_day, salt)) = *self.today.read().await
             && cached_day == day
         {

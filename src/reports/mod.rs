@@ -20,7 +20,7 @@ pub mod request;
 pub mod revenue;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -29,8 +29,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::http::{ApiError, AppState};
-use crate::tenancy::KeyKind;
+use crate::clock::Clock;
+use crate::http::ApiError;
+use crate::tenancy::{KeyKind, Tenancy};
 use conversion::ConversionSummary;
 pub use request::{Report, ReportName, ReportRequest, RequestError};
 
@@ -40,7 +41,19 @@ pub const REPORTS_PATH: &str = "/api/v1/reports/{report}";
 /// Longest a report's queries may run before PostgreSQL cancels them.
 const STATEMENT_TIMEOUT: &str = "30s";
 
-pub fn router() -> Router<AppState> {
+/// What the reports endpoint uses, taken from the app's state.
+#[derive(Clone)]
+pub struct ReportsState {
+    /// Connections that run as `lux_reader`: every report query.
+    pub reader: PgPool,
+    /// Connections that run as `lux_app`: the company's time zone and funnels.
+    pub pool: PgPool,
+    /// "Today" for the LTV reports.
+    pub clock: Clock,
+    pub tenancy: std::sync::Arc<Tenancy>,
+}
+
+pub fn router() -> Router<ReportsState> {
     Router::new().route(REPORTS_PATH, get(report))
 }
 
@@ -82,7 +95,7 @@ pub struct ReportBody {
 
 /// `GET /api/v1/reports/{report}`: the key first (401/403), then the request (400).
 async fn report(
-    State(state): State<AppState>,
+    State(state): State<ReportsState>,
     Path(report): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -102,24 +115,15 @@ async fn report(
 
 /// The company of a request's secret key. Reports are for servers and scripts: only the
 /// secret key, only in the `Authorization` header.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+async fn authenticate(state: &ReportsState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+    let Some(key) = crate::http::key::bearer_key(headers)? else {
         return Err(ApiError::Unauthorized(
             "missing key: send the header `Authorization: Bearer SECRET_KEY` with the company's \
              secret key"
                 .into(),
         ));
     };
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("Authorization must be `Bearer SECRET_KEY`".into())
-        })?;
-    let tenant = state.tenancy.resolve(key).await?.ok_or_else(|| {
+    let tenant = state.tenancy.resolve(&key).await?.ok_or_else(|| {
         ApiError::Unauthorized(
             "unknown or revoked key: send `Authorization: Bearer SECRET_KEY` with a current \
              secret key (`lux company keys`)"

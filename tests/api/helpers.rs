@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lux::http::HttpOptions;
+use lux::analytics::IngestOptions;
 use lux::server::{RunningServer, ServeOptions};
 use lux::tenancy::{CreatedCompany, NewCompany};
 use reqwest::StatusCode;
@@ -86,7 +86,7 @@ pub struct TestApp {
 pub fn test_options() -> ServeOptions {
     ServeOptions {
         bind: ([127, 0, 0, 1], 0).into(),
-        http: HttpOptions {
+        ingest: IngestOptions {
             trust_proxy: true,
             dev_page: true,
         },

@@ -284,7 +284,7 @@ async fn ip_salts_of_past_days_are_destroyed_at_rotation() {
         .await
         .unwrap();
     let hasher = lux::privacy::IpHasher::new(app.owner.clone());
-    hasher.salt().await.unwrap();
+    hasher.salt(chrono::Utc::now()).await.unwrap();
     assert_eq!(
         app.count("SELECT count(*) FROM ip_salts WHERE day < current_date")
             .await,

@@ -9,16 +9,20 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod openapi;
+pub mod routes;
+
+use crate::analytics::IngestOptions;
 use crate::analytics::writer::{Writer, WriterConfig};
-use crate::http::{self, AppState, HttpOptions};
 use crate::privacy::IpHasher;
 use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
+pub use routes::AppState;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub bind: SocketAddr,
-    pub http: HttpOptions,
+    pub ingest: IngestOptions,
     pub writer: WriterConfig,
     /// How long a resolved key and its company settings are cached.
     pub key_cache_ttl: Duration,
@@ -35,7 +39,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             bind: ([127, 0, 0, 1], 8080).into(),
-            http: HttpOptions::default(),
+            ingest: IngestOptions::default(),
             writer: WriterConfig::default(),
             key_cache_ttl: Duration::from_secs(30),
             pool_size: 16,
@@ -101,7 +105,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         ip_hasher: Arc::new(IpHasher::new(pool.clone())),
         metrics,
         secrets_key: options.secrets_key.clone(),
-        options: Arc::new(options.http.clone()),
+        ingest: Arc::new(options.ingest.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
     let scheduler = options
@@ -113,7 +117,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         .with_context(|| format!("binding {}", options.bind))?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let app = http::router(state);
+    let app = routes::router(state);
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -1,0 +1,153 @@
+//! The app root: the state every domain's state is derived from, and the root router that
+//! merges the domains' routers with the health checks, `/metrics`, the OpenAPI document and
+//! the layers every route shares (tracing without personal data, JSON errors for 404/405 and
+//! panics). Domains never import this module.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use sqlx::PgPool;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::analytics::writer::Writer;
+use crate::analytics::{IngestOptions, IngestState};
+use crate::clock::Clock;
+use crate::commerce::WebhookState;
+use crate::commerce::secrets::SecretsKey;
+use crate::http::ApiError;
+use crate::privacy::IpHasher;
+use crate::reports::ReportsState;
+use crate::telemetry::IngestMetrics;
+use crate::tenancy::Tenancy;
+
+/// Everything the service shares between requests. Each domain takes only its part, through
+/// `FromRef` (below).
+#[derive(Clone)]
+pub struct AppState {
+    /// Connections that run as `lux_app` (row-level security applies).
+    pub pool: PgPool,
+    /// Connections that run as `lux_reader` (rollups only): the metrics API's queries.
+    pub reader: PgPool,
+    /// "Now", for every decision about time (fixed in tests).
+    pub clock: Clock,
+    pub tenancy: Arc<Tenancy>,
+    pub writer: Writer,
+    pub ip_hasher: Arc<IpHasher>,
+    pub metrics: Arc<IngestMetrics>,
+    /// Decrypts webhook secrets; `None` when the server has no LUX_SECRETS_KEY.
+    pub secrets_key: Option<SecretsKey>,
+    pub ingest: Arc<IngestOptions>,
+}
+
+impl FromRef<AppState> for IngestState {
+    fn from_ref(app: &AppState) -> Self {
+        IngestState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+            writer: app.writer.clone(),
+            ip_hasher: app.ip_hasher.clone(),
+            metrics: app.metrics.clone(),
+            options: app.ingest.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for WebhookState {
+    fn from_ref(app: &AppState) -> Self {
+        WebhookState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            secrets_key: app.secrets_key.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for ReportsState {
+    fn from_ref(app: &AppState) -> Self {
+        ReportsState {
+            reader: app.reader.clone(),
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(crate::analytics::router().with_state(IngestState::from_ref(&state)))
+        .merge(crate::commerce::router().with_state(WebhookState::from_ref(&state)))
+        .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
+        .merge(super::openapi::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        // One span per request with the method and the matched route (`/webhooks/stripe/{company_id}`,
+        // not the path): no query string (it may hold a key), no headers, no client address.
+        // At debug level a line per answer gives its status and latency.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("(no route)", |path| path.as_str());
+                    tracing::info_span!("http", method = %request.method(), route)
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::DEBUG)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+}
+
+/// The process is up.
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data.
+async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics
+        .queue_depth
+        .set(state.writer.queue_depth() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&state.pool),
+    )
+        .into_response()
+}
+
+/// The database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => axum::Json(json!({ "status": "ready" })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "database unavailable" })),
+        )
+            .into_response(),
+    }
+}
