@@ -196,8 +196,7 @@ pub async fn drain_relinks(pool: &PgPool) -> Result<u64, sqlx::Error> {
                 changed += orders::reresolve_customers(&mut tx, company_id, None).await?;
             }
             if !persons.is_empty() {
-                changed +=
-                    orders::reresolve_customers(&mut tx, company_id, Some(&persons)).await?;
+                changed += orders::reresolve_customers(&mut tx, company_id, Some(&persons)).await?;
             }
             let ids: Vec<i64> = notes.iter().map(|n| n.0).collect();
             sqlx::query("DELETE FROM customer_relinks WHERE company_id = $1 AND note_id = ANY($2)")

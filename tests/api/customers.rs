@@ -269,7 +269,10 @@ async fn a_guest_purchase_without_identify_makes_one_new_customer_keyed_by_its_v
     shop.purchase(visitor, "2002", "10.00").await;
     shop.eventually("SELECT customer_id IS NOT NULL FROM orders WHERE order_number = '2002'")
         .await;
-    assert_eq!(shop.customer_of("2001").await, shop.customer_of("2002").await);
+    assert_eq!(
+        shop.customer_of("2001").await,
+        shop.customer_of("2002").await
+    );
     assert_eq!(
         shop.first_flags().await,
         vec![("2001".to_string(), true), ("2002".to_string(), false)]
@@ -309,7 +312,10 @@ async fn the_same_person_ordering_again_from_another_device_after_login_is_a_rep
     )
     .await;
 
-    assert_eq!(shop.customer_of("3001").await, shop.customer_of("3002").await);
+    assert_eq!(
+        shop.customer_of("3001").await,
+        shop.customer_of("3002").await
+    );
     assert_eq!(
         shop.customers().await,
         vec![(true, Some("user-7".to_string()), None)]
@@ -354,7 +360,10 @@ async fn a_guest_order_joins_the_identified_customer_when_its_device_logs_in_lat
     .await;
     shop.notes_done().await;
     // Two customers so far, each with its first order: the guest and user-7.
-    assert_ne!(shop.customer_of("4001").await, shop.customer_of("4002").await);
+    assert_ne!(
+        shop.customer_of("4001").await,
+        shop.customer_of("4002").await
+    );
     assert_eq!(
         shop.first_flags().await,
         vec![("4001".to_string(), true), ("4002".to_string(), true)]
@@ -423,7 +432,8 @@ async fn a_guest_who_identifies_later_stays_one_customer_now_known_by_user_id_an
 
     shop.identify(visitor, "user-9", Some("bo@example.com"))
         .await;
-    shop.eventually("SELECT user_id IS NOT NULL FROM customers").await;
+    shop.eventually("SELECT user_id IS NOT NULL FROM customers")
+        .await;
     assert_eq!(shop.customer_of("5001").await, guest);
     assert_eq!(
         shop.customers().await,
@@ -554,7 +564,8 @@ async fn orders_left_without_a_customer_before_the_migration_get_one_and_their_d
     );
 
     // The migration's backfill statement, as written in the migration.
-    let migration = include_str!("../../migrations/20261203000011_order_customers_via_identity.sql");
+    let migration =
+        include_str!("../../migrations/20261203000011_order_customers_via_identity.sql");
     let backfill = &migration[migration
         .find("INSERT INTO customer_relinks (company_id)")
         .expect("the backfill statement")..];
