@@ -115,7 +115,7 @@ pub async fn link(
         .await?;
     }
     let person = plan.person;
-    sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO identity_keys (company_id, key_kind, key_value, person_id, first_seen_at)
          SELECT $1, n.kind, n.value, $4, $5 FROM unnest($2::text[], $3::text[]) AS n(kind, value)
          ON CONFLICT (company_id, key_kind, key_value) DO NOTHING",
@@ -126,7 +126,18 @@ pub async fn link(
     .bind(person)
     .bind(at)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if added > 0 || !plan.merge.is_empty() || plan.move_visitor {
+        // The person's keys changed: the order worker gives the orders of its visitors the
+        // customer they now resolve to (a guest order becomes the identified customer's).
+        // A repeated identify changes nothing and notes nothing.
+        sqlx::query("INSERT INTO customer_relinks (company_id, person_id) VALUES ($1, $2)")
+            .bind(company_id)
+            .bind(person)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(person)
 }
 

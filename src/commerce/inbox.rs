@@ -161,8 +161,58 @@ pub async fn drain(pool: &PgPool) -> Result<usize, sqlx::Error> {
     Ok(merged)
 }
 
+/// Identity notes taken per transaction by the worker.
+const RELINK_BATCH: i64 = 1_000;
+
+/// Gives the orders of the persons whose identity keys changed (noted in `customer_relinks`
+/// by [`crate::identity::link`]) the customer they now resolve to: a guest order becomes the
+/// customer of the user who logs in on its device. Returns how many orders changed customer.
+pub async fn drain_relinks(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let companies: Vec<Uuid> = sqlx::query_scalar("SELECT lux_customer_relink_companies()")
+        .fetch_all(pool)
+        .await?;
+    let mut changed = 0;
+    for company_id in companies {
+        loop {
+            let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+            // The order lock first: the orders read below cannot change under the round.
+            orders::lock(&mut tx, company_id).await?;
+            let notes: Vec<(i64, Option<Uuid>)> = sqlx::query_as(
+                "SELECT note_id, person_id FROM customer_relinks WHERE company_id = $1
+                 ORDER BY note_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(company_id)
+            .bind(RELINK_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            if notes.is_empty() {
+                break;
+            }
+            let mut persons: Vec<Uuid> = notes.iter().filter_map(|n| n.1).collect();
+            persons.sort();
+            persons.dedup();
+            // A note without a person (the migration's) asks for every order without one.
+            if notes.iter().any(|n| n.1.is_none()) {
+                changed += orders::reresolve_customers(&mut tx, company_id, None).await?;
+            }
+            if !persons.is_empty() {
+                changed += orders::reresolve_customers(&mut tx, company_id, Some(&persons)).await?;
+            }
+            let ids: Vec<i64> = notes.iter().map(|n| n.0).collect();
+            sqlx::query("DELETE FROM customer_relinks WHERE company_id = $1 AND note_id = ANY($2)")
+                .bind(company_id)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(changed)
+}
+
 /// Drains the inbox whenever the writer says purchases arrived, and every second anyway
-/// (purchases left by another node or before a restart).
+/// (purchases left by another node or before a restart); then the identity notes, so an
+/// identify and a purchase sent together leave the order with the identified customer.
 pub async fn run_worker(pool: PgPool, wake: Arc<Notify>) {
     loop {
         tokio::select! {
@@ -174,6 +224,9 @@ pub async fn run_worker(pool: PgPool, wake: Arc<Notify>) {
         }
         if let Err(error) = drain(&pool).await {
             tracing::warn!(error = %error, "merging purchases into orders failed; will retry");
+        }
+        if let Err(error) = drain_relinks(&pool).await {
+            tracing::warn!(error = %error, "re-resolving order customers failed; will retry");
         }
     }
 }

@@ -155,11 +155,7 @@ pub async fn record(
     company_id: Uuid,
     fact: &OrderFact,
 ) -> Result<Uuid, sqlx::Error> {
-    // Merging reads, then rewrites refs and rows: one at a time per company.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(orders_lock_key(company_id))
-        .execute(&mut **tx)
-        .await?;
+    lock(tx, company_id).await?;
     let (order_id, is_new) = resolve_order(tx, company_id, &fact.refs).await?;
     sqlx::query(
         "INSERT INTO order_refs (company_id, ref, order_id)
@@ -176,6 +172,16 @@ pub async fn record(
     upsert_source(tx, company_id, order_id, fact, is_new).await?;
     recompute(tx, company_id, order_id, fact.session_id, is_new).await?;
     Ok(order_id)
+}
+
+/// Takes the company's order lock for the caller's transaction. Merging orders and moving
+/// them between customers read, then rewrite several rows: one writer at a time per company.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, company_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(orders_lock_key(company_id))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn orders_lock_key(company_id: Uuid) -> i64 {
@@ -439,8 +445,6 @@ async fn recompute(
         .find_map(|r| r.order_number.clone())
         .unwrap_or_else(|| order_id.to_string());
     let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
-    let customer =
-        customer_for(tx, company_id, email.as_deref(), user.as_deref(), placed_at).await?;
     let previous_customer: Option<Uuid> = if is_new {
         None
     } else {
@@ -451,18 +455,29 @@ async fn recompute(
             .await?
             .flatten()
     };
+    let buyer = Buyer {
+        email: email.as_deref(),
+        user: user.as_deref(),
+        visitor,
+    };
+    let (customer, created) =
+        resolve_customer(tx, company_id, &buyer, previous_customer, placed_at).await?;
+    // A customer created for a new order that is revenue has it as their only order: it is
+    // their first, and their `first_order_at` (set at creation) is its time. Nothing to
+    // refresh (two statements fewer for most guest purchases).
+    let sole_first = created && is_new && !matches!(merged.status, "cancelled" | "failed");
 
     sqlx::query(
         "INSERT INTO orders (company_id, order_id, order_number, status, currency, gross_minor,
              discount_minor, tax_minor, shipping_minor, refunded_minor, net_minor, placed_at,
-             email_hash, user_id, visitor_id, session_id, customer_id, sources)
+             email_hash, user_id, visitor_id, session_id, customer_id, sources, is_first_order)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
              coalesce($16, (SELECT s.session_id FROM sessions s
                             WHERE s.company_id = $1 AND s.visitor_id = $15
                               AND s.started_at <= $12
                               AND $12 <= s.last_seen_at + interval '30 minutes'
                             ORDER BY s.started_at DESC LIMIT 1)),
-             $17, $18)
+             $17, $18, $19)
          ON CONFLICT (company_id, order_id) DO UPDATE SET
              order_number = excluded.order_number, status = excluded.status,
              currency = excluded.currency, gross_minor = excluded.gross_minor,
@@ -492,15 +507,39 @@ async fn recompute(
     .bind(session_hint)
     .bind(customer)
     .bind(&sources)
+    .bind(sole_first)
     .execute(&mut **tx)
     .await?;
 
-    // The order's customer, and the one it had before if another (an email seen later moves
-    // it): both may have a new first order.
-    let mut customers: Vec<Uuid> = customer.into_iter().chain(previous_customer).collect();
+    let to_refresh = customer.filter(|_| !sole_first);
+    settle_customers(tx, company_id, to_refresh, previous_customer).await
+}
+
+/// After an order moved from `previous` to `customer` (or stayed): the order's customer, and
+/// the one it had before if another (an email seen later moves it), may both have a new
+/// first order; a guest customer left without orders is deleted.
+async fn settle_customers(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    customer: Option<Uuid>,
+    previous: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let mut customers: Vec<Uuid> = customer.into_iter().chain(previous).collect();
     customers.dedup();
     for customer in customers {
         refresh_first_order(tx, company_id, customer).await?;
+    }
+    if let Some(previous) = previous.filter(|p| Some(*p) != customer) {
+        sqlx::query(
+            "DELETE FROM customers c WHERE c.company_id = $1 AND c.customer_id = $2
+               AND c.email_hash IS NULL AND c.user_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM orders o
+                               WHERE o.company_id = $1 AND o.customer_id = $2)",
+        )
+        .bind(company_id)
+        .bind(previous)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -540,28 +579,117 @@ async fn refresh_first_order(
     Ok(())
 }
 
-/// The customer of an order: by email hash first, else by user id; created when new.
-async fn customer_for(
+/// What an order says about its buyer: the keys its sources gave (verified ones first) and
+/// the visitor it came from.
+struct Buyer<'a> {
+    email: Option<&'a [u8]>,
+    user: Option<&'a str>,
+    visitor: Option<Uuid>,
+}
+
+/// What [`resolve_customer`] reads in one statement.
+#[derive(sqlx::FromRow)]
+struct CustomerLookup {
+    /// The keys the customer is looked up by: the order's own, else its visitor's person's
+    /// (email hashes first seen first, the person's user id).
+    emails: Vec<Vec<u8>>,
+    user_id: Option<String>,
+    /// The customer those keys name: by email hash first (in that order), else by user id.
+    matched: Option<Uuid>,
+    /// The customer created for the order's visitor as a guest, and whether it still is one
+    /// (has neither an email hash nor a user id).
+    by_visitor: Option<Uuid>,
+    visitor_is_guest: Option<bool>,
+    /// Whether the order's current customer has an email hash or a user id.
+    current_identified: Option<bool>,
+}
+
+/// The customer of an order, created when new (see docs/decisions.md, "Customers through the
+/// identity graph"):
+/// - the order's own email hash, else its own user id (what a verified source or a
+///   server-side event says) decides, as it always did;
+/// - without them, the keys of the person the order's visitor belongs to (the snippet's
+///   purchase carries none, the identify before it linked them);
+/// - without a person (a guest checkout), the guest customer of the visitor.
+///
+/// A guest customer learns the keys once known (its visitor identifies, a webhook brings the
+/// email) or, when they already have a customer, merges into that one with all its orders.
+/// Keys learned through the identity graph never take an order from an identified customer:
+/// a device that changes hands (two people logging in on one laptop) leaves the orders
+/// placed on it before with the customer they had.
+async fn resolve_customer(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
-    email: Option<&[u8]>,
-    user: Option<&str>,
+    buyer: &Buyer<'_>,
+    current: Option<Uuid>,
     placed_at: DateTime<Utc>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    if email.is_none() && user.is_none() {
-        return Ok(None);
+) -> Result<(Option<Uuid>, bool), sqlx::Error> {
+    let own = buyer.email.is_some() || buyer.user.is_some();
+    if buyer.visitor.is_none() && !own {
+        return Ok((current, false));
     }
-    let existing: Option<Uuid> = sqlx::query_scalar(
-        "SELECT customer_id FROM customers WHERE company_id = $1
-           AND (email_hash = $2 OR user_id = $3)
-         ORDER BY (email_hash = $2) IS TRUE DESC, created_at LIMIT 1",
+    let own_emails: Vec<Vec<u8>> = buyer.email.map(|e| vec![e.to_vec()]).unwrap_or_default();
+    let found: CustomerLookup = sqlx::query_as(
+        "WITH person AS (
+             SELECT k.key_kind, k.key_value, k.first_seen_at FROM identity_keys v
+             JOIN identity_keys k ON k.company_id = v.company_id AND k.person_id = v.person_id
+             WHERE NOT $2 AND v.company_id = $1 AND v.key_kind = 'visitor'
+               AND v.key_value = ($5::uuid)::text AND k.key_kind IN ('user', 'email')),
+         keys AS (
+             SELECT CASE WHEN $2 THEN $3::bytea[]
+                         ELSE coalesce((SELECT array_agg(decode(key_value, 'hex')
+                                                         ORDER BY first_seen_at, key_value)
+                                        FROM person WHERE key_kind = 'email'), '{}')
+                    END AS emails,
+                    CASE WHEN $2 THEN $4::text
+                         ELSE (SELECT min(key_value) FROM person WHERE key_kind = 'user')
+                    END AS user_id)
+         SELECT keys.emails, keys.user_id,
+                (SELECT c.customer_id FROM customers c
+                 WHERE c.company_id = $1
+                   AND (c.email_hash = ANY(keys.emails) OR c.user_id = keys.user_id)
+                 ORDER BY array_position(keys.emails, c.email_hash) NULLS LAST, c.created_at
+                 LIMIT 1) AS matched,
+                g.customer_id AS by_visitor,
+                g.email_hash IS NULL AND g.user_id IS NULL AS visitor_is_guest,
+                (SELECT c.email_hash IS NOT NULL OR c.user_id IS NOT NULL FROM customers c
+                 WHERE c.company_id = $1 AND c.customer_id = $6) AS current_identified
+         FROM keys
+         LEFT JOIN customers g ON g.company_id = $1 AND g.visitor_id = $5::uuid",
     )
     .bind(company_id)
-    .bind(email)
-    .bind(user)
-    .fetch_optional(&mut **tx)
+    .bind(own)
+    .bind(&own_emails)
+    .bind(buyer.user)
+    .bind(buyer.visitor)
+    .bind(current)
+    .fetch_one(&mut **tx)
     .await?;
-    if let Some(id) = existing {
+
+    let identified = !found.emails.is_empty() || found.user_id.is_some();
+    if !own && found.current_identified == Some(true) {
+        return Ok((current, false));
+    }
+    if !identified {
+        // A guest: the customer it already has, else its visitor's, else a new one.
+        if current.is_some() {
+            return Ok((current, false));
+        }
+        if found.by_visitor.is_some() {
+            return Ok((found.by_visitor, false));
+        }
+        let Some(visitor) = buyer.visitor else {
+            return Ok((None, false));
+        };
+        let id = insert_customer(tx, company_id, None, None, Some(visitor), placed_at).await?;
+        return Ok((Some(id), true));
+    }
+    let email = found.emails.first().map(Vec::as_slice);
+    let user = found.user_id.as_deref();
+    let guest = found
+        .by_visitor
+        .filter(|_| found.visitor_is_guest == Some(true));
+    if let Some(id) = found.matched {
         if user.is_some() {
             // Learn the user id of a customer first known by email (unless taken).
             sqlx::query(
@@ -575,31 +703,160 @@ async fn customer_for(
             .execute(&mut **tx)
             .await?;
         }
-        return Ok(Some(id));
+        if let Some(guest) = guest.filter(|g| *g != id) {
+            merge_guest(tx, company_id, guest, id, buyer.visitor).await?;
+        }
+        return Ok((Some(id), false));
     }
-    let id = Uuid::now_v7();
-    let user_free: bool = match user {
-        Some(u) => sqlx::query_scalar(
-            "SELECT NOT EXISTS (SELECT 1 FROM customers WHERE company_id = $1 AND user_id = $2)",
+    if let Some(guest) = guest {
+        // The guest's keys are learned: it is the customer they name from now on. Neither
+        // names a customer (`matched` is none), so both are free.
+        sqlx::query(
+            "UPDATE customers SET email_hash = $3, user_id = $4
+             WHERE company_id = $1 AND customer_id = $2",
         )
         .bind(company_id)
-        .bind(u)
-        .fetch_one(&mut **tx)
-        .await?,
-        None => true,
-    };
+        .bind(guest)
+        .bind(email)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?;
+        return Ok((Some(guest), false));
+    }
+    // Neither key names a customer, so both are free.
+    let id = insert_customer(tx, company_id, email, user, None, placed_at).await?;
+    Ok((Some(id), true))
+}
+
+async fn insert_customer(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    email: Option<&[u8]>,
+    user: Option<&str>,
+    visitor: Option<Uuid>,
+    placed_at: DateTime<Utc>,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO customers (company_id, customer_id, email_hash, user_id, first_order_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO customers (company_id, customer_id, email_hash, user_id, visitor_id,
+             first_order_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(company_id)
     .bind(id)
     .bind(email)
-    .bind(user.filter(|_| user_free))
+    .bind(user)
+    .bind(visitor)
     .bind(placed_at)
     .execute(&mut **tx)
     .await?;
-    Ok(Some(id))
+    Ok(id)
+}
+
+/// A guest customer turns out to be `into`: its orders move there (their days' rollups are
+/// redone, found by `updated_at`), its visitor too when `into` has none, and it is deleted.
+/// The caller refreshes `into`'s first order.
+async fn merge_guest(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    guest: Uuid,
+    into: Uuid,
+    visitor: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET customer_id = $3, updated_at = now()
+         WHERE company_id = $1 AND customer_id = $2",
+    )
+    .bind(company_id)
+    .bind(guest)
+    .bind(into)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM customers WHERE company_id = $1 AND customer_id = $2")
+        .bind(company_id)
+        .bind(guest)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE customers SET visitor_id = $3
+         WHERE company_id = $1 AND customer_id = $2 AND visitor_id IS NULL",
+    )
+    .bind(company_id)
+    .bind(into)
+    .bind(visitor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives the orders known only by their visitor (no email hash, no user id of their own)
+/// the customer they resolve to now: those of the visitors of `persons`, or every such
+/// order without a customer (`None`). Called by the order worker for the persons whose
+/// identity keys changed, with the order lock held. Returns how many orders changed customer.
+pub async fn reresolve_customers(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    persons: Option<&[Uuid]>,
+) -> Result<u64, sqlx::Error> {
+    // Orders with an identified customer keep it (see `resolve_customer`): only those
+    // without one or with a guest customer can change.
+    let orders: Vec<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT o.order_id, o.visitor_id, o.customer_id, o.placed_at FROM orders o
+         WHERE o.company_id = $1
+           AND o.email_hash IS NULL AND o.user_id IS NULL AND o.visitor_id IS NOT NULL
+           AND CASE WHEN $2::uuid[] IS NULL THEN o.customer_id IS NULL
+                    ELSE o.visitor_id IN (
+                        SELECT k.key_value::uuid FROM identity_keys k
+                        WHERE k.company_id = $1 AND k.key_kind = 'visitor'
+                          AND k.person_id = ANY($2))
+                     AND (o.customer_id IS NULL OR EXISTS (
+                        SELECT 1 FROM customers c
+                        WHERE c.company_id = $1 AND c.customer_id = o.customer_id
+                          AND c.email_hash IS NULL AND c.user_id IS NULL))
+               END
+         ORDER BY o.placed_at, o.order_id",
+    )
+    .bind(company_id)
+    .bind(persons)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut changed = 0;
+    for (order_id, visitor, previous, placed_at) in orders {
+        // An earlier order of this round may have merged this one's guest away.
+        let previous: Option<Uuid> = match previous {
+            None => None,
+            Some(_) => {
+                sqlx::query_scalar(
+                    "SELECT customer_id FROM orders WHERE company_id = $1 AND order_id = $2",
+                )
+                .bind(company_id)
+                .bind(order_id)
+                .fetch_one(&mut **tx)
+                .await?
+            }
+        };
+        let buyer = Buyer {
+            email: None,
+            user: None,
+            visitor: Some(visitor),
+        };
+        let (customer, _) = resolve_customer(tx, company_id, &buyer, previous, placed_at).await?;
+        if customer == previous {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE orders SET customer_id = $3, updated_at = now()
+             WHERE company_id = $1 AND order_id = $2",
+        )
+        .bind(company_id)
+        .bind(order_id)
+        .bind(customer)
+        .execute(&mut **tx)
+        .await?;
+        settle_customers(tx, company_id, customer, previous).await?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]
