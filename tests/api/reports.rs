@@ -290,33 +290,11 @@ async fn seed_customer_days(owner: &PgPool, company: Uuid, rows: &[(usize, &str,
         .await
         .expect("insert rollup_customer_days");
     }
-    // The per-customer rollup, as the rollups job derives it from the customer days.
-    sqlx::query(
-        "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
-         SELECT company_id, customer_id, min(day), sum(orders),
-                array_agg(DISTINCT currency ORDER BY currency)
-         FROM rollup_customer_days WHERE company_id = $1 GROUP BY company_id, customer_id",
-    )
-    .bind(company)
-    .execute(owner)
-    .await
-    .expect("insert rollup_customers");
-    sqlx::query(
-        "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
-             net_30, net_90, net_180, net_365)
-         SELECT r.company_id, r.customer_id, r.currency, c.first_day,
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
-         FROM rollup_customer_days r JOIN rollup_customers c USING (company_id, customer_id)
-         WHERE r.company_id = $1
-         GROUP BY r.company_id, r.customer_id, r.currency, c.first_day",
-    )
-    .bind(company)
-    .execute(owner)
-    .await
-    .expect("insert rollup_customer_windows");
+    // Every rollup derived from these rows and the conversions (per customer, per cohort,
+    // conversion-time bins), by the rollups job's own code.
+    lux::rollups::rederive(owner, company)
+        .await
+        .expect("derive the rollups of the hand-made rows");
 }
 
 /// The service with the clock at [`NOW`], company A's rollups, and company B (also in
