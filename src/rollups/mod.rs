@@ -946,6 +946,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn conversion_bins_are_narrow_ascending_and_bound_every_report_bucket() {
+        let bounds = conversion_bin_bounds();
+        assert_eq!(bounds[0], 0);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+        for bucket in crate::reports::conversion::bucket_bounds() {
+            assert!(bounds.contains(&bucket), "{bucket}");
+        }
+        // From a minute on, each bin is at most a quarter wider than its start.
+        for w in bounds.windows(2).filter(|w| w[0] >= 60) {
+            assert!(w[1] * 4 <= w[0] * 5, "{w:?}");
+        }
+        assert_eq!(bounds.last(), Some(&(105 << 19)));
+    }
+
+    #[test]
     fn chunks_are_runs_of_consecutive_days_a_week_at_most() {
         let day = |s: &str| s.parse::<NaiveDate>().unwrap();
         let days: Vec<NaiveDate> = day("2025-03-01")
