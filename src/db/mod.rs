@@ -100,11 +100,26 @@ pub async fn connect_ingest_writer(
     Ok(conn)
 }
 
-/// Parses `DATABASE_URL`.
+/// Parses `DATABASE_URL`, with sqlx's own statement logging at TRACE only.
+///
+/// sqlx logs every statement (DEBUG by default) and, past a threshold (1 s by default), the
+/// statement again at WARN with its whole SQL text: one slow report or rollup chunk then fills
+/// the log with a page of SQL that says nothing about which report or job it was. Here both go
+/// to TRACE, for someone tracing `sqlx::query` on purpose; the service logs what is slow
+/// itself, by name and duration (a report: `reports::run`; a job run: `jobs`).
 pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
-    url.parse()
-        .context("DATABASE_URL is not a valid postgres URL")
+    use sqlx::ConnectOptions as _;
+    let options: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a valid postgres URL")?;
+    Ok(options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Trace, SLOW_STATEMENT))
 }
+
+/// What counts as slow for sqlx's statement log (its default): a statement taking longer is
+/// logged as slow, at TRACE (see [`connect_options`]).
+pub const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
 fn connect_lazy_as(
     url: &str,

@@ -40,77 +40,138 @@ const BUCKETS: [(i64, &str); 7] = [
     (30 * DAY, "30d+"),
 ];
 
-#[derive(sqlx::FromRow)]
-struct Percentiles {
-    orders: i64,
-    median: Option<i64>,
-    p75: Option<i64>,
-    p90: Option<i64>,
+/// The buckets' lower bounds but the first (0): where `rollup_conversion_bins` must have a
+/// bin bound, so that each bin falls in one bucket.
+pub(crate) fn bucket_bounds() -> impl Iterator<Item = i64> {
+    BUCKETS.iter().skip(1).map(|(lower, _)| *lower)
 }
+
+/// The percentiles of the summary.
+const PERCENTILES: [f64; 3] = [0.5, 0.75, 0.9];
 
 /// Time from first touch to purchase of the orders of the range (`rollup_conversions`: one
 /// row per attributed order with a first touch, by its local day).
 ///
 /// Summary: `orders` = their number; `median_seconds`, `p75_seconds`, `p90_seconds` = the
 /// nearest-rank percentiles (`percentile_disc`: the smallest value with at least 50/75/90 %
-/// of the orders at or below it; null without orders).
+/// of the orders at or below it, i.e. the ⌈p × orders⌉-th smallest; null without orders).
 ///
 /// Rows: buckets [0, 1 h), [1 h, 24 h), [1 d, 3 d), [3 d, 7 d), [7 d, 14 d), [14 d, 30 d),
 /// [30 d, ∞) (a value on a bound goes to the upper bucket) with `orders` in it and
 /// `share` = orders ÷ all orders (null without orders).
+///
+/// Read from `rollup_conversion_bins` (orders per day and narrow bin of seconds, each bin
+/// within one bucket): the counts are sums of bins, and each percentile's rank falls in one
+/// bin, whose orders of the range alone are read from `rollup_conversions` for the exact
+/// value.
 pub async fn time_to_conversion(
     conn: &mut PgConnection,
     range: DateRange,
 ) -> Result<(ConversionSummary, Vec<ConversionBucket>), ReportError> {
-    let p: Percentiles = sqlx::query_as(
-        "SELECT count(*) AS orders,
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY seconds) AS median,
-                percentile_disc(0.75) WITHIN GROUP (ORDER BY seconds) AS p75,
-                percentile_disc(0.9) WITHIN GROUP (ORDER BY seconds) AS p90
-         FROM rollup_conversions
-         WHERE day BETWEEN $1 AND $2",
+    // (lower bound, orders), ascending.
+    let bins: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT min_seconds, sum(orders)::bigint
+         FROM rollup_conversion_bins
+         WHERE day BETWEEN $1 AND $2
+         GROUP BY min_seconds
+         ORDER BY min_seconds",
     )
-    .bind(range.from())
-    .bind(range.to())
-    .fetch_one(&mut *conn)
-    .await?;
-    let bounds: Vec<i64> = BUCKETS.iter().map(|(lower, _)| *lower).collect();
-    // width_bucket(x, thresholds) = how many thresholds are ≤ x: 1 for the first bucket.
-    let counts: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT width_bucket(seconds, $1::bigint[]), count(*)
-         FROM rollup_conversions
-         WHERE day BETWEEN $2 AND $3
-         GROUP BY 1",
-    )
-    .bind(&bounds)
     .bind(range.from())
     .bind(range.to())
     .fetch_all(&mut *conn)
     .await?;
+    let orders: i64 = bins.iter().map(|(_, n)| n).sum();
+    let percentiles = percentiles(conn, range, &bins, orders).await?;
     let rows = BUCKETS
         .iter()
         .enumerate()
         .map(|(i, (lower, name))| {
-            let orders = counts
+            let upper = BUCKETS.get(i + 1).map(|(upper, _)| *upper);
+            let orders_in = bins
                 .iter()
-                .find(|(bucket, _)| *bucket as usize == i + 1)
-                .map_or(0, |(_, n)| *n);
+                .filter(|(min, _)| min >= lower && upper.is_none_or(|u| *min < u))
+                .map(|(_, n)| n)
+                .sum();
             ConversionBucket {
                 bucket: name,
                 min_seconds: *lower,
-                max_seconds: BUCKETS.get(i + 1).map(|(upper, _)| *upper),
-                orders,
-                share: ratio(orders, p.orders),
+                max_seconds: upper,
+                orders: orders_in,
+                share: ratio(orders_in, orders),
             }
         })
         .collect();
+    let [median_seconds, p75_seconds, p90_seconds] = percentiles;
     let summary = ConversionSummary {
-        orders: p.orders,
-        median_seconds: p.median,
-        p75_seconds: p.p75,
-        p90_seconds: p.p90,
+        orders,
+        median_seconds,
+        p75_seconds,
+        p90_seconds,
     };
     Ok((summary, rows))
+}
+
+/// [`PERCENTILES`] of the range's conversion times, as `percentile_disc` gives them: the
+/// ⌈p × n⌉-th smallest (the rank computed in double precision, as PostgreSQL does). `bins`
+/// tell in which bin each rank falls and how many smaller values the bins below hold; one
+/// statement then reads, for each, that bin's values of the range in order, skipping to the
+/// rank.
+async fn percentiles(
+    conn: &mut PgConnection,
+    range: DateRange,
+    bins: &[(i64, i64)],
+    orders: i64,
+) -> Result<[Option<i64>; 3], ReportError> {
+    if orders == 0 {
+        return Ok([None; 3]);
+    }
+    let bounds = crate::rollups::conversion_bin_bounds();
+    let (mut lows, mut highs, mut skips) = (Vec::new(), Vec::new(), Vec::new());
+    for p in PERCENTILES {
+        let rank = ((p * orders as f64).ceil() as i64).clamp(1, orders);
+        let mut below = 0;
+        let (low, in_bin) = bins
+            .iter()
+            .find(|(_, n)| {
+                below += n;
+                below >= rank
+            })
+            .copied()
+            .ok_or_else(|| ReportError::Data("conversion bins add up to less".into()))?;
+        let high = bounds
+            .iter()
+            .copied()
+            .find(|b| *b > low)
+            .unwrap_or(i64::MAX);
+        lows.push(low);
+        highs.push(high);
+        skips.push(rank - (below - in_bin) - 1);
+    }
+    let values: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT p.i, v.seconds
+         FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) WITH ORDINALITY
+                  AS p(low, high, skip, i)
+         LEFT JOIN LATERAL (
+             SELECT seconds FROM rollup_conversions
+             WHERE seconds >= p.low AND seconds < p.high AND day BETWEEN $1 AND $2
+             ORDER BY seconds
+             OFFSET p.skip LIMIT 1) v ON true
+         ORDER BY p.i",
+    )
+    .bind(range.from())
+    .bind(range.to())
+    .bind(&lows)
+    .bind(&highs)
+    .bind(&skips)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut found = [None; 3];
+    for (slot, (_, value)) in found.iter_mut().zip(values) {
+        *slot = Some(value.ok_or_else(|| {
+            ReportError::Data("a conversion bin holds fewer orders than counted".into())
+        })?);
+    }
+    Ok(found)
 }
 
 #[derive(Debug, Serialize)]

@@ -1,10 +1,14 @@
-//! Customer reports: repeat purchase rate and lifetime value (rolling and by cohort), from
-//! `rollup_customer_days` (orders and net revenue per customer, local day and currency).
+//! Customer reports: repeat purchase rate and lifetime value (rolling and by cohort). What they
+//! count is defined on `rollup_customer_days` (orders and net revenue per customer, local day
+//! and currency); they read its sums per day and per cohort (`rollup_repeat_days`,
+//! `rollup_cohort_days`, `rollup_cohort_windows`, `rollup_cohort_months`, kept by the rollups
+//! job), a few rows per day rather than one per customer.
 //!
 //! A customer's **first order day** is their least day in the whole table, whatever the
-//! range (kept per customer in `rollup_customers`); a report's cohort is the customers whose first order day is in the range.
-//! A customer who ordered in several currencies (rare) counts in each currency's group, with
-//! that currency's revenue only: amounts in two currencies are never added.
+//! range (kept per customer in `rollup_customers`); a report's cohort is the customers whose
+//! first order day is in the range. A customer who ordered in several currencies (rare) counts
+//! in each currency's group, with that currency's revenue only: amounts in two currencies are
+//! never added.
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -13,19 +17,6 @@ use sqlx::PgConnection;
 use super::ReportError;
 use super::format::{money, money_or_null, ratio};
 use super::request::DateRange;
-
-/// The customers whose first order day is in `$1 ..= $2`, with that day, in each currency
-/// they ever ordered in: a range scan of `rollup_customers` (one row per customer, kept by
-/// the rollups job), whatever the number of customer days.
-const COHORT_MEMBERS: &str = "
-    cohort AS (
-        SELECT customer_id, first_day, orders, currencies
-        FROM rollup_customers
-        WHERE first_day BETWEEN $1 AND $2
-    ), members AS (
-        SELECT customer_id, first_day, unnest(currencies)::text AS currency
-        FROM cohort
-    )";
 
 #[derive(Debug, Serialize)]
 pub struct RepeatRow {
@@ -49,24 +40,32 @@ pub async fn repeat_purchase(
     conn: &mut PgConnection,
     range: DateRange,
 ) -> Result<Vec<RepeatRow>, ReportError> {
+    // A customer has orders in the range when one of their order days d is in it with the
+    // previous one (`since`) before it; two or more when, on their first day in it, they
+    // ordered twice (`multi`), or their second day in it follows a first day in it with one
+    // order: d's previous day is in the range, had one order (`prev_single`), and the one
+    // before was not in it (less those whose day before the previous is in it:
+    // `prev_prev_single`).
     let (customers, repeat): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE n >= 1), count(*) FILTER (WHERE n >= 2)
-         FROM (SELECT customer_id, sum(orders) AS n
-               FROM rollup_customer_days
-               WHERE day BETWEEN $1 AND $2
-               GROUP BY customer_id) c",
+        "SELECT coalesce(sum(customers) FILTER (WHERE since < $1), 0)::bigint,
+                coalesce(sum(multi) FILTER (WHERE since < $1), 0)::bigint
+                + coalesce(sum(prev_single - prev_prev_single) FILTER (WHERE since >= $1), 0)
+                    ::bigint
+         FROM rollup_repeat_days
+         WHERE day BETWEEN $1 AND $2",
     )
     .bind(range.from())
     .bind(range.to())
     .fetch_one(&mut *conn)
     .await?;
-    let cohorts: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH {COHORT_MEMBERS}
-         SELECT to_char(first_day, 'YYYY-MM'), count(*), count(*) FILTER (WHERE orders >= 2)
-         FROM cohort
+    let cohorts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT to_char(first_day, 'YYYY-MM'), sum(customers)::bigint,
+                sum(repeat_customers)::bigint
+         FROM rollup_cohort_days
+         WHERE first_day BETWEEN $1 AND $2
          GROUP BY 1
-         ORDER BY 1"
-    )))
+         ORDER BY 1",
+    )
     .bind(range.from())
     .bind(range.to())
     .fetch_all(&mut *conn)
@@ -114,28 +113,29 @@ pub async fn ltv_rolling(
     range: DateRange,
     today: NaiveDate,
 ) -> Result<Vec<RollingRow>, ReportError> {
-    // The windows are the columns of `rollup_customer_windows`.
+    // The windows are the columns of `rollup_cohort_windows` (sums of the customers'
+    // `rollup_customer_windows` per first order day and currency).
     const _: () = assert!(LTV_WINDOWS.len() == 4);
     let sums: Vec<RollingSums> = sqlx::query_as(
         "WITH windows AS (
              SELECT unnest($4::int[]) AS days
-         ), members AS (
-             SELECT customer_id, currency::text AS currency, first_day,
+         ), cohorts AS (
+             SELECT currency::text AS currency, first_day, customers,
                     net_30, net_90, net_180, net_365
-             FROM rollup_customer_windows
+             FROM rollup_cohort_windows
              WHERE first_day BETWEEN $1 AND $2
          ), currencies AS (
-             SELECT DISTINCT currency FROM members
+             SELECT DISTINCT currency FROM cohorts
          ), matured AS (
-             SELECT w.days, m.customer_id, m.currency,
-                    CASE w.days WHEN 30 THEN m.net_30 WHEN 90 THEN m.net_90
-                                WHEN 180 THEN m.net_180 ELSE m.net_365 END AS minor
-             FROM members m JOIN windows w ON m.first_day + w.days <= $3
+             SELECT w.days, c.currency, c.customers,
+                    CASE w.days WHEN 30 THEN c.net_30 WHEN 90 THEN c.net_90
+                                WHEN 180 THEN c.net_180 ELSE c.net_365 END AS minor
+             FROM cohorts c JOIN windows w ON c.first_day + w.days <= $3
          )
          SELECT w.days AS window_days, cur.currency,
-                count(p.customer_id) AS customers,
+                coalesce(sum(p.customers), 0)::bigint AS customers,
                 coalesce(sum(p.minor), 0)::bigint AS revenue,
-                round(sum(p.minor) / nullif(count(p.customer_id), 0))::bigint AS ltv
+                round(sum(p.minor) / nullif(sum(p.customers), 0))::bigint AS ltv
          FROM windows w
          CROSS JOIN currencies cur
          LEFT JOIN matured p ON p.days = w.days AND p.currency = cur.currency
@@ -195,20 +195,22 @@ pub async fn ltv_cohorts(
     range: DateRange,
     today: NaiveDate,
 ) -> Result<Vec<CohortRow>, ReportError> {
-    let sums: Vec<CohortSums> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH {COHORT_MEMBERS}, groups AS (
-             SELECT date_trunc('month', first_day)::date AS cohort, currency,
-                    count(*) AS customers
-             FROM members
+    // Per first order day and currency: the customers (`rollup_cohort_windows`) and the net
+    // revenue of each calendar month (`rollup_cohort_months`).
+    let sums: Vec<CohortSums> = sqlx::query_as(
+        "WITH groups AS (
+             SELECT date_trunc('month', first_day)::date AS cohort, currency::text AS currency,
+                    sum(customers)::bigint AS customers
+             FROM rollup_cohort_windows
+             WHERE first_day BETWEEN $1 AND $2
              GROUP BY 1, 2
          ), monthly AS (
-             SELECT date_trunc('month', m.first_day)::date AS cohort, m.currency,
-                    ((extract(year FROM r.day) - extract(year FROM m.first_day)) * 12
-                     + extract(month FROM r.day) - extract(month FROM m.first_day))::int AS k,
-                    sum(r.net_minor) AS net
-             FROM members m
-             JOIN rollup_customer_days r
-               ON r.customer_id = m.customer_id AND r.currency::text = m.currency
+             SELECT date_trunc('month', first_day)::date AS cohort, currency::text AS currency,
+                    ((extract(year FROM month) - extract(year FROM first_day)) * 12
+                     + extract(month FROM month) - extract(month FROM first_day))::int AS k,
+                    sum(net_minor) AS net
+             FROM rollup_cohort_months
+             WHERE first_day BETWEEN $1 AND $2
              GROUP BY 1, 2, 3
          ), grid AS (
              SELECT g.cohort, g.currency, g.customers, k
@@ -226,8 +228,8 @@ pub async fn ltv_cohorts(
                 revenue::bigint AS revenue,
                 round(revenue / nullif(customers, 0))::bigint AS ltv
          FROM cumulative
-         ORDER BY cumulative.cohort, k, currency"
-    )))
+         ORDER BY cumulative.cohort, k, currency",
+    )
     .bind(range.from())
     .bind(range.to())
     .bind(today)

@@ -144,10 +144,18 @@ struct Recomputed {
     customers: Vec<Uuid>,
 }
 
-/// Rewrites the `rollup_customers` and `rollup_customer_windows` rows of `customers` (all of
-/// the company's with `None`) from their customer days: first order day, orders, currencies,
-/// and net revenue within each LTV window of the first order day. A customer left with no
-/// order day loses their rows. Returns the rows inserted.
+/// Rewrites the per-customer rollups of `customers` (all of the company's with `None`) from
+/// their customer days, then the per-day and per-cohort counts that depend on them:
+/// - `rollup_customers` (first order day, orders, currencies) and `rollup_customer_windows`
+///   (net revenue within each LTV window of the first order day), per customer;
+/// - `rollup_customer_order_days` (each order day with the customer's previous ones), per
+///   customer, and `rollup_repeat_days` for every order day those customers had or have;
+/// - `rollup_cohort_days`, `rollup_cohort_windows` and `rollup_cohort_months` for every first
+///   order day those customers had or have.
+///
+/// The counts are recomputed whole for those days, from every customer's rows: the other
+/// customers' rows are current, since their customer days did not change. A customer left with
+/// no order day loses their rows. Returns the rows inserted.
 async fn refresh_customers(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
@@ -155,43 +163,262 @@ async fn refresh_customers(
 ) -> Result<u64, sqlx::Error> {
     const ONLY: &str = "($2::uuid[] IS NULL OR customer_id = ANY($2))";
     let mut written = 0;
-    for sql in [
-        format!("DELETE FROM rollup_customers WHERE company_id = $1 AND {ONLY}"),
-        format!("DELETE FROM rollup_customer_windows WHERE company_id = $1 AND {ONLY}"),
-        format!(
-            "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
-             SELECT $1, customer_id, min(day), sum(orders),
-                    array_agg(DISTINCT currency ORDER BY currency)
-             FROM rollup_customer_days
-             WHERE company_id = $1 AND {ONLY}
-             GROUP BY customer_id"
+    // The first order days and order days of these customers before and after: the cohorts
+    // and days whose counts change.
+    let mut first_days: Vec<NaiveDate> = Vec::new();
+    let mut order_days: Vec<NaiveDate> = Vec::new();
+    for (sql, days) in [
+        (
+            format!(
+                "DELETE FROM rollup_customers WHERE company_id = $1 AND {ONLY} RETURNING first_day"
+            ),
+            &mut first_days,
         ),
-        format!(
-            "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
-                 net_30, net_90, net_180, net_365)
-             SELECT $1, r.customer_id, r.currency, c.first_day,
-                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
-                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
-                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
-                    coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
-             FROM rollup_customer_days r
-             JOIN rollup_customers c USING (company_id, customer_id)
-             WHERE r.company_id = $1 AND {ONLY}
-             GROUP BY r.customer_id, r.currency, c.first_day"
+        (
+            format!(
+                "DELETE FROM rollup_customer_order_days WHERE company_id = $1 AND {ONLY}
+                 RETURNING day"
+            ),
+            &mut order_days,
         ),
     ] {
-        let inserting = sql.starts_with("INSERT");
-        let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
+        days.extend(
+            sqlx::query_scalar::<_, NaiveDate>(sqlx::AssertSqlSafe(sql))
+                .bind(company_id)
+                .bind(customers)
+                .fetch_all(&mut **tx)
+                .await?,
+        );
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM rollup_customer_windows WHERE company_id = $1 AND {ONLY}"
+    )))
+    .bind(company_id)
+    .bind(customers)
+    .execute(&mut **tx)
+    .await?;
+    for (sql, days) in [
+        (
+            format!(
+                "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders,
+                     currencies)
+                 SELECT $1, customer_id, min(day), sum(orders),
+                        array_agg(DISTINCT currency ORDER BY currency)
+                 FROM rollup_customer_days
+                 WHERE company_id = $1 AND {ONLY}
+                 GROUP BY customer_id
+                 RETURNING first_day"
+            ),
+            &mut first_days,
+        ),
+        (
+            format!(
+                "INSERT INTO rollup_customer_order_days (company_id, customer_id, day, orders,
+                     prev_day, prev_orders, prev_prev_day)
+                 SELECT $1, customer_id, day, orders, lag(day) OVER w, lag(orders) OVER w,
+                        lag(day, 2) OVER w
+                 FROM (SELECT customer_id, day, sum(orders)::int AS orders
+                       FROM rollup_customer_days
+                       WHERE company_id = $1 AND {ONLY}
+                       GROUP BY customer_id, day) d
+                 WINDOW w AS (PARTITION BY customer_id ORDER BY day)
+                 RETURNING day"
+            ),
+            &mut order_days,
+        ),
+    ] {
+        let inserted = sqlx::query_scalar::<_, NaiveDate>(sqlx::AssertSqlSafe(sql))
             .bind(company_id)
             .bind(customers)
+            .fetch_all(&mut **tx)
+            .await?;
+        written += inserted.len() as u64;
+        days.extend(inserted);
+    }
+    written += sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
+             net_30, net_90, net_180, net_365)
+         SELECT $1, r.customer_id, r.currency, c.first_day,
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
+                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
+         FROM rollup_customer_days r
+         JOIN rollup_customers c USING (company_id, customer_id)
+         WHERE r.company_id = $1 AND {ONLY}
+         GROUP BY r.customer_id, r.currency, c.first_day"
+    )))
+    .bind(company_id)
+    .bind(customers)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+
+    // All days with `None`.
+    let dedup = |mut days: Vec<NaiveDate>| {
+        days.sort_unstable();
+        days.dedup();
+        customers.map(|_| days)
+    };
+    written += refresh_repeat_days(tx, company_id, dedup(order_days).as_deref()).await?;
+    written += refresh_cohorts(tx, company_id, dedup(first_days).as_deref()).await?;
+    Ok(written)
+}
+
+/// Recomputes `rollup_repeat_days` for `days` (every day with `None`) from
+/// `rollup_customer_order_days`.
+async fn refresh_repeat_days(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    days: Option<&[NaiveDate]>,
+) -> Result<u64, sqlx::Error> {
+    const DAYS: &str = "($2::date[] IS NULL OR day = ANY($2))";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM rollup_repeat_days WHERE company_id = $1 AND {DAYS}"
+    )))
+    .bind(company_id)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?;
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH o AS (
+             SELECT day, orders, prev_day, prev_orders, prev_prev_day
+             FROM rollup_customer_order_days
+             WHERE company_id = $1 AND {DAYS})
+         INSERT INTO rollup_repeat_days (company_id, day, since, customers, multi, prev_single,
+             prev_prev_single)
+         SELECT $1, day, since, sum(customers), sum(multi), sum(prev_single),
+                sum(prev_prev_single)
+         FROM (SELECT day, coalesce(prev_day, '-infinity') AS since, 1 AS customers,
+                      (orders >= 2)::int AS multi,
+                      coalesce(prev_orders = 1, false)::int AS prev_single,
+                      0 AS prev_prev_single
+               FROM o
+               UNION ALL
+               SELECT day, prev_prev_day, 0, 0, 0, 1
+               FROM o
+               WHERE prev_prev_day IS NOT NULL AND prev_orders = 1) c
+         GROUP BY day, since"
+    )))
+    .bind(company_id)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted)
+}
+
+/// Recomputes the cohort rollups of the first order days `first_days` (every one with
+/// `None`) from `rollup_customers`, `rollup_customer_windows` and `rollup_customer_days`.
+async fn refresh_cohorts(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    first_days: Option<&[NaiveDate]>,
+) -> Result<u64, sqlx::Error> {
+    const FIRST_DAYS: &str = "($2::date[] IS NULL OR first_day = ANY($2))";
+    let mut written = 0;
+    for table in [
+        "rollup_cohort_days",
+        "rollup_cohort_windows",
+        "rollup_cohort_months",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE company_id = $1 AND {FIRST_DAYS}"
+        )))
+        .bind(company_id)
+        .bind(first_days)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for sql in [
+        format!(
+            "INSERT INTO rollup_cohort_days (company_id, first_day, customers, repeat_customers)
+             SELECT $1, first_day, count(*), count(*) FILTER (WHERE orders >= 2)
+             FROM rollup_customers
+             WHERE company_id = $1 AND {FIRST_DAYS}
+             GROUP BY first_day"
+        ),
+        format!(
+            "INSERT INTO rollup_cohort_windows (company_id, first_day, currency, customers,
+                 net_30, net_90, net_180, net_365)
+             SELECT $1, first_day, currency, count(*), sum(net_30), sum(net_90), sum(net_180),
+                    sum(net_365)
+             FROM rollup_customer_windows
+             WHERE company_id = $1 AND {FIRST_DAYS}
+             GROUP BY first_day, currency"
+        ),
+        format!(
+            "INSERT INTO rollup_cohort_months (company_id, first_day, currency, month,
+                 net_minor)
+             SELECT $1, c.first_day, r.currency, date_trunc('month', r.day)::date,
+                    sum(r.net_minor)
+             FROM rollup_customers c
+             JOIN rollup_customer_days r USING (company_id, customer_id)
+             WHERE c.company_id = $1 AND {FIRST_DAYS}
+             GROUP BY 2, 3, 4"
+        ),
+    ] {
+        written += sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(company_id)
+            .bind(first_days)
             .execute(&mut **tx)
             .await?
             .rows_affected();
-        if inserting {
-            written += affected;
-        }
     }
     Ok(written)
+}
+
+/// Recomputes, from the rollup rows as they stand, every rollup that the job derives from
+/// other rollups: the conversion-time bins of every day, and the per-customer and per-cohort
+/// rollups of every customer. The job does this as it goes; this is for rollup rows written
+/// some other way (by hand, in tests). Returns the rows inserted.
+pub async fn rederive(pool: &PgPool, company_id: Uuid) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    sqlx::query("DELETE FROM rollup_conversion_bins WHERE company_id = $1")
+        .bind(company_id)
+        .execute(&mut *tx)
+        .await?;
+    let mut written = conversion_bins(&mut tx, company_id, None).await?;
+    written += refresh_customers(&mut tx, company_id, None).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// The lower bounds, in seconds, of the conversion-time bins of `rollup_conversion_bins`,
+/// ascending: 0, every bucket bound of the time-to-conversion report, and 60 s × 2^k ×
+/// {1, 1.25, 1.5, 1.75} up to 637 days, so that a bin holds a few percent of the orders at
+/// most and a percentile's exact value is read from that bin's orders alone. Changing them
+/// needs every day recomputed (raise `settings::RULES_VERSION`).
+pub fn conversion_bin_bounds() -> Vec<i64> {
+    let mut bounds: Vec<i64> = std::iter::once(0)
+        .chain(crate::reports::conversion::bucket_bounds())
+        .chain((0..20).flat_map(|k| [60, 75, 90, 105].map(|s| s << k)))
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+}
+
+/// Writes `rollup_conversion_bins` for `days` (every day with `None`) from
+/// `rollup_conversions`. Returns the rows inserted.
+async fn conversion_bins(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    days: Option<&[NaiveDate]>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO rollup_conversion_bins (company_id, day, min_seconds, orders)
+         SELECT $1, day, ($3::bigint[])[width_bucket(seconds, $3::bigint[])], count(*)
+         FROM rollup_conversions
+         WHERE company_id = $1 AND ($2::date[] IS NULL OR day = ANY($2))
+         GROUP BY 2, 3",
+    )
+    .bind(company_id)
+    .bind(days)
+    .bind(conversion_bin_bounds())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<RollupSettings> {
@@ -344,11 +571,12 @@ async fn touched_days(
     Ok(days)
 }
 
-const ROLLUP_TABLES: [&str; 5] = [
+const ROLLUP_TABLES: [&str; 6] = [
     "rollup_sessions_daily",
     "rollup_funnel_daily",
     "rollup_revenue_daily",
     "rollup_conversions",
+    "rollup_conversion_bins",
     "rollup_customer_days",
 ];
 
@@ -695,6 +923,7 @@ async fn orders_rollups(
              WHERE o.first_touch_at IS NOT NULL AND o.first_touch_channel IS NOT NULL",
         )
         .await?;
+    let bins = conversion_bins(tx, company_id, Some(days)).await?;
 
     let customers = orders
         .execute(
@@ -709,12 +938,27 @@ async fn orders_rollups(
         )
         .await?;
 
-    Ok((examined, revenue + conversions + customers))
+    Ok((examined, revenue + conversions + bins + customers))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conversion_bins_are_narrow_ascending_and_bound_every_report_bucket() {
+        let bounds = conversion_bin_bounds();
+        assert_eq!(bounds[0], 0);
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+        for bucket in crate::reports::conversion::bucket_bounds() {
+            assert!(bounds.contains(&bucket), "{bucket}");
+        }
+        // From a minute on, each bin is at most a quarter wider than its start.
+        for w in bounds.windows(2).filter(|w| w[0] >= 60) {
+            assert!(w[1] * 4 <= w[0] * 5, "{w:?}");
+        }
+        assert_eq!(bounds.last(), Some(&(105 << 19)));
+    }
 
     #[test]
     fn chunks_are_runs_of_consecutive_days_a_week_at_most() {

@@ -290,33 +290,11 @@ async fn seed_customer_days(owner: &PgPool, company: Uuid, rows: &[(usize, &str,
         .await
         .expect("insert rollup_customer_days");
     }
-    // The per-customer rollup, as the rollups job derives it from the customer days.
-    sqlx::query(
-        "INSERT INTO rollup_customers (company_id, customer_id, first_day, orders, currencies)
-         SELECT company_id, customer_id, min(day), sum(orders),
-                array_agg(DISTINCT currency ORDER BY currency)
-         FROM rollup_customer_days WHERE company_id = $1 GROUP BY company_id, customer_id",
-    )
-    .bind(company)
-    .execute(owner)
-    .await
-    .expect("insert rollup_customers");
-    sqlx::query(
-        "INSERT INTO rollup_customer_windows (company_id, customer_id, currency, first_day,
-             net_30, net_90, net_180, net_365)
-         SELECT r.company_id, r.customer_id, r.currency, c.first_day,
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 30), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 90), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 180), 0),
-                coalesce(sum(r.net_minor) FILTER (WHERE r.day < c.first_day + 365), 0)
-         FROM rollup_customer_days r JOIN rollup_customers c USING (company_id, customer_id)
-         WHERE r.company_id = $1
-         GROUP BY r.company_id, r.customer_id, r.currency, c.first_day",
-    )
-    .bind(company)
-    .execute(owner)
-    .await
-    .expect("insert rollup_customer_windows");
+    // Every rollup derived from these rows and the conversions (per customer, per cohort,
+    // conversion-time bins), by the rollups job's own code.
+    lux::rollups::rederive(owner, company)
+        .await
+        .expect("derive the rollups of the hand-made rows");
 }
 
 /// The service with the clock at [`NOW`], company A's rollups, and company B (also in
@@ -1030,6 +1008,16 @@ async fn lux_reader_cannot_read_raw_events_sessions_or_orders_but_reads_the_roll
         ("rollup_customer_days", A_CUSTOMER_DAYS.len(), 1),
         ("rollup_customers", A_CUSTOMERS, 1),
         ("rollup_customer_windows", A_CUSTOMERS, 1),
+        // Derived from the rows above (see `seed_customer_days`): 9 conversions in 9 bins;
+        // one order day per customer day (one currency each); 11 order days by previous day,
+        // and c5's 15 March by its day before the previous too; six cohorts (first order
+        // days), one in yen; nine cohort months.
+        ("rollup_conversion_bins", 9, 1),
+        ("rollup_customer_order_days", A_CUSTOMER_DAYS.len(), 1),
+        ("rollup_repeat_days", 12, 1),
+        ("rollup_cohort_days", 6, 1),
+        ("rollup_cohort_windows", 6, 1),
+        ("rollup_cohort_months", 9, 1),
     ] {
         for (company, expected) in [(app.company.id, a_rows), (b.id, b_rows)] {
             let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();
@@ -1181,5 +1169,395 @@ async fn lux_report_prints_the_api_numbers_as_a_table_csv_or_json() {
         error.contains("is not a company id") && error.contains("lux company list"),
         "{error}"
     );
+    app.stop().await;
+}
+
+/// A small deterministic generator (xorshift64*) for the random data set below.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The reports that read the rollups summed per day and per cohort (time to conversion,
+/// repeat purchase, LTV rolling and by cohort) answer, for any range, what their formulas
+/// give over the per-order and per-customer rows those are derived from (the queries the
+/// reports ran before the sums existed, here as the reference): a random data set of 300
+/// customers over a year, two currencies, conversion times on and around every bucket bound,
+/// ties, and past the last bin.
+#[tokio::test]
+async fn the_summed_rollups_answer_what_the_formulas_give_over_the_per_customer_rows() {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let app = TestApp::spawn_with(lux::server::ServeOptions {
+        clock: lux::clock::Clock::Fixed(now),
+        ..test_options()
+    })
+    .await;
+    let company = create_company(&app.owner, "Random").await;
+    let c = company.id;
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let first: chrono::NaiveDate = "2025-03-01".parse().unwrap();
+    let day = |n: u64| first + chrono::Duration::days(n as i64);
+
+    // Customer days: 1 to 5 order days each (most 1 or 2), up to 3 orders a day, one in
+    // eight in yen, one in twenty in both currencies; a net of 0 now and then (refunded).
+    let mut customer_days: std::collections::BTreeMap<(Uuid, chrono::NaiveDate, &str), (i32, i64)> =
+        Default::default();
+    for _ in 0..300 {
+        let customer = Uuid::new_v4();
+        let days = [1, 1, 1, 2, 2, 3, 5][dice.below(7) as usize];
+        let both = dice.below(20) == 0;
+        let main = if dice.below(8) == 0 { "JPY" } else { "EUR" };
+        for _ in 0..days {
+            let d = day(dice.below(380));
+            let currencies: &[&str] = if both { &["EUR", "JPY"] } else { &[main] };
+            for currency in currencies {
+                let orders = [1, 1, 1, 1, 2, 3][dice.below(6) as usize];
+                let net = if dice.below(10) == 0 {
+                    0
+                } else {
+                    dice.below(50_000) as i64
+                };
+                let entry = customer_days
+                    .entry((customer, d, currency))
+                    .or_insert((0, 0));
+                entry.0 += orders;
+                entry.1 += net;
+            }
+        }
+    }
+    for ((customer, d, currency), (orders, net)) in &customer_days {
+        sqlx::query(
+            "INSERT INTO rollup_customer_days (company_id, day, customer_id, currency, orders,
+                 net_minor)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c)
+        .bind(d)
+        .bind(customer)
+        .bind(currency)
+        .bind(orders)
+        .bind(net)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    }
+    // Conversion times: on a bucket or bin bound, one second either side, log-uniform up to
+    // 60 days, a few from a handful of repeated values (ties), a few past every bin (3 years).
+    let bounds = [
+        0, 3600, 86_400, 259_200, 604_800, 1_209_600, 2_592_000, 60, 1920,
+    ];
+    for _ in 0..700 {
+        let seconds: i64 = match dice.below(10) {
+            0 => bounds[dice.below(bounds.len() as u64) as usize],
+            1 => (bounds[dice.below(bounds.len() as u64) as usize] - 1).max(0),
+            2 => bounds[dice.below(bounds.len() as u64) as usize] + 1,
+            3 => [42, 5000, 90_000][dice.below(3) as usize],
+            4 if dice.below(4) == 0 => 94_608_000 + dice.below(1000) as i64,
+            _ => (2f64.powf(dice.below(2_300) as f64 / 100.0)) as i64,
+        };
+        sqlx::query(
+            "INSERT INTO rollup_conversions (company_id, day, order_id, channel, seconds)
+             VALUES ($1, $2, $3, 'Direct', $4)",
+        )
+        .bind(c)
+        .bind(day(dice.below(380)))
+        .bind(Uuid::new_v4())
+        .bind(seconds)
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    }
+    lux::rollups::rederive(&app.owner, c).await.unwrap();
+
+    let owner = &app.owner;
+    let ranges = [
+        ("2025-03-01", "2026-03-16"),
+        ("2024-01-01", "2024-12-31"),
+        ("2025-06-10", "2025-06-10"),
+        ("2025-06-01", "2025-08-31"),
+        ("2025-07-15", "2025-09-14"),
+        ("2025-11-20", "2026-02-05"),
+        ("2025-12-01", "2026-03-16"),
+        ("2025-04-03", "2025-04-09"),
+        ("2025-09-30", "2026-01-02"),
+    ];
+    for (from, to) in ranges {
+        let range = format!("from={from}&to={to}");
+        let (from, to): (chrono::NaiveDate, chrono::NaiveDate) =
+            (from.parse().unwrap(), to.parse().unwrap());
+        let body = |report: &str| {
+            let path = format!("/api/v1/reports/{report}?{range}");
+            let key = company.secret_key.clone();
+            let app = &app;
+            async move {
+                let (status, body) = get_report(app, &key, &path).await;
+                assert_eq!(status, 200, "{path}: {body}");
+                body
+            }
+        };
+
+        // Time to conversion, as `percentile_disc` and `width_bucket` give it.
+        let (orders, median, p75, p90): (i64, Option<i64>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT count(*), percentile_disc(0.5) WITHIN GROUP (ORDER BY seconds),
+                        percentile_disc(0.75) WITHIN GROUP (ORDER BY seconds),
+                        percentile_disc(0.9) WITHIN GROUP (ORDER BY seconds)
+                 FROM rollup_conversions WHERE company_id = $1 AND day BETWEEN $2 AND $3",
+            )
+            .bind(c)
+            .bind(from)
+            .bind(to)
+            .fetch_one(owner)
+            .await
+            .unwrap();
+        let buckets: Vec<i64> = sqlx::query_scalar(
+            "SELECT count(c.seconds)
+             FROM generate_series(1, 7) b
+             LEFT JOIN rollup_conversions c
+               ON c.company_id = $1 AND c.day BETWEEN $2 AND $3
+              AND width_bucket(c.seconds, '{0,3600,86400,259200,604800,1209600,2592000}'::bigint[]) = b
+             GROUP BY b ORDER BY b",
+        )
+        .bind(c)
+        .bind(from)
+        .bind(to)
+        .fetch_all(owner)
+        .await
+        .unwrap();
+        let ttc = body("time_to_conversion").await;
+        assert_eq!(
+            ttc["summary"],
+            json!({"orders": orders, "median_seconds": median, "p75_seconds": p75,
+                   "p90_seconds": p90}),
+            "{range}"
+        );
+        let rows: Vec<(i64, Value)> = ttc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["orders"].as_i64().unwrap(), r["share"].clone()))
+            .collect();
+        let expected: Vec<(i64, Value)> = buckets
+            .iter()
+            .map(|n| (*n, json!(lux::reports::format::ratio(*n, orders))))
+            .collect();
+        assert_eq!(rows, expected, "{range}");
+
+        // Repeat purchase.
+        let (customers, repeat): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE n >= 1), count(*) FILTER (WHERE n >= 2)
+             FROM (SELECT customer_id, sum(orders) AS n FROM rollup_customer_days
+                   WHERE company_id = $1 AND day BETWEEN $2 AND $3 GROUP BY customer_id) x",
+        )
+        .bind(c)
+        .bind(from)
+        .bind(to)
+        .fetch_one(owner)
+        .await
+        .unwrap();
+        let cohorts: Vec<(String, i64, i64)> = sqlx::query_as(
+            "WITH c AS (SELECT customer_id, min(day) AS first_day, sum(orders) AS orders
+                        FROM rollup_customer_days WHERE company_id = $1 GROUP BY customer_id)
+             SELECT to_char(first_day, 'YYYY-MM'), count(*), count(*) FILTER (WHERE orders >= 2)
+             FROM c WHERE first_day BETWEEN $2 AND $3 GROUP BY 1 ORDER BY 1",
+        )
+        .bind(c)
+        .bind(from)
+        .bind(to)
+        .fetch_all(owner)
+        .await
+        .unwrap();
+        let repeat_row = |cohort: &str, n: i64, r: i64| {
+            json!({"cohort": cohort, "customers": n, "repeat_customers": r,
+                   "rate": lux::reports::format::ratio(r, n)})
+        };
+        let mut expected = vec![repeat_row("all", customers, repeat)];
+        expected.extend(cohorts.iter().map(|(m, n, r)| repeat_row(m, *n, *r)));
+        assert_eq!(
+            body("repeat_purchase").await["rows"],
+            json!(expected),
+            "{range}"
+        );
+
+        // LTV, rolling: from the customer days themselves (first order day per customer,
+        // each window's days).
+        let rolling: Vec<(i32, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "WITH first AS (SELECT customer_id, min(day) AS first_day FROM rollup_customer_days
+                            WHERE company_id = $1 GROUP BY customer_id),
+             members AS (SELECT DISTINCT r.customer_id, r.currency::text AS currency, f.first_day
+                         FROM rollup_customer_days r JOIN first f USING (customer_id)
+                         WHERE r.company_id = $1 AND f.first_day BETWEEN $2 AND $3),
+             windows AS (SELECT unnest('{30,90,180,365}'::int[]) AS days),
+             matured AS (
+                 SELECT w.days, m.customer_id, m.currency,
+                        (SELECT coalesce(sum(r.net_minor), 0) FROM rollup_customer_days r
+                         WHERE r.company_id = $1 AND r.customer_id = m.customer_id
+                           AND r.currency::text = m.currency
+                           AND r.day < m.first_day + w.days) AS minor
+                 FROM members m JOIN windows w ON m.first_day + w.days <= $4)
+             SELECT w.days, cur.currency, count(p.customer_id),
+                    coalesce(sum(p.minor), 0)::bigint,
+                    round(sum(p.minor) / nullif(count(p.customer_id), 0))::bigint
+             FROM windows w CROSS JOIN (SELECT DISTINCT currency FROM members) cur
+             LEFT JOIN matured p ON p.days = w.days AND p.currency = cur.currency
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(c)
+        .bind(from)
+        .bind(to)
+        .bind(chrono::NaiveDate::from_ymd_opt(2026, 3, 16).unwrap())
+        .fetch_all(owner)
+        .await
+        .unwrap();
+        let expected: Vec<Value> = rolling
+            .iter()
+            .map(|(days, currency, n, revenue, ltv)| {
+                json!({"window_days": days, "currency": currency, "customers": n,
+                       "revenue": lux::reports::format::money(currency, *revenue).unwrap(),
+                       "ltv": lux::reports::format::money_or_null(currency, *ltv).unwrap()})
+            })
+            .collect();
+        assert_eq!(
+            body("ltv_rolling").await["rows"],
+            json!(expected),
+            "{range}"
+        );
+
+        // LTV by cohort: month by month from the customer days.
+        let by_cohort: Vec<(String, i32, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "WITH first AS (SELECT customer_id, min(day) AS first_day FROM rollup_customer_days
+                            WHERE company_id = $1 GROUP BY customer_id),
+             members AS (SELECT DISTINCT r.customer_id, r.currency::text AS currency, f.first_day
+                         FROM rollup_customer_days r JOIN first f USING (customer_id)
+                         WHERE r.company_id = $1 AND f.first_day BETWEEN $2 AND $3),
+             groups AS (SELECT date_trunc('month', first_day)::date AS cohort, currency,
+                               count(*) AS customers
+                        FROM members GROUP BY 1, 2),
+             grid AS (SELECT g.*, k FROM groups g,
+                      generate_series(0, ((extract(year FROM $4::date) - extract(year FROM g.cohort)) * 12
+                                          + extract(month FROM $4::date)
+                                          - extract(month FROM g.cohort))::int) k)
+             SELECT to_char(g.cohort, 'YYYY-MM'), g.k, g.currency, g.customers,
+                    revenue::bigint, round(revenue / g.customers)::bigint
+             FROM grid g,
+                  LATERAL (SELECT coalesce(sum(r.net_minor), 0) AS revenue
+                           FROM members m JOIN rollup_customer_days r
+                             ON r.company_id = $1 AND r.customer_id = m.customer_id
+                            AND r.currency::text = m.currency
+                           WHERE date_trunc('month', m.first_day)::date = g.cohort
+                             AND m.currency = g.currency
+                             AND r.day < (g.cohort + (g.k + 1) * interval '1 month')::date) s
+             ORDER BY g.cohort, g.k, g.currency",
+        )
+        .bind(c)
+        .bind(from)
+        .bind(to)
+        .bind(chrono::NaiveDate::from_ymd_opt(2026, 3, 16).unwrap())
+        .fetch_all(owner)
+        .await
+        .unwrap();
+        let expected: Vec<Value> = by_cohort
+            .iter()
+            .map(|(cohort, k, currency, n, revenue, ltv)| {
+                json!({"cohort": cohort, "months_since": k, "currency": currency,
+                       "customers": n,
+                       "revenue": lux::reports::format::money(currency, *revenue).unwrap(),
+                       "ltv": lux::reports::format::money_or_null(currency, *ltv).unwrap()})
+            })
+            .collect();
+        assert_eq!(
+            body("ltv_cohorts").await["rows"],
+            json!(expected),
+            "{range}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Every event logged while it is the thread's subscriber: level, target, fields as text.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", field.name(), value));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        let meta = event.metadata();
+        self.0
+            .lock()
+            .unwrap()
+            .push((*meta.level(), meta.target().to_string(), fields.0));
+    }
+}
+
+/// A statement slower than sqlx's threshold is not logged with its SQL at WARN (nor at
+/// DEBUG or INFO): sqlx's statement log is at TRACE only. A report logs its name and how long
+/// it took.
+#[tokio::test]
+async fn a_slow_statement_does_not_log_its_sql_and_a_report_logs_its_name_and_duration() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let captured = Captured::default();
+    // The test's runtime has one thread: everything below logs to this subscriber.
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let app = TestApp::spawn().await;
+    let pool = lux::db::connect_app(&app.db.url, 1).unwrap();
+    let slow = lux::db::SLOW_STATEMENT + std::time::Duration::from_millis(100);
+    sqlx::query("SELECT pg_sleep($1)")
+        .bind(slow.as_secs_f64())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reader = lux::db::connect_reader(&app.db.url, 1).unwrap();
+    let request = lux::reports::ReportRequest::parse(
+        "repeat_purchase",
+        Some("from=2026-01-01&to=2026-01-31"),
+    )
+    .unwrap();
+    lux::reports::run(&reader, &pool, Utc::now(), app.company.id, &request)
+        .await
+        .unwrap();
+    let events = captured.0.lock().unwrap().clone();
+
+    let sql_events: Vec<_> = events.iter().filter(|e| e.1 == "sqlx::query").collect();
+    // Logged, so this test would see the SQL if it were logged at another level...
+    assert!(
+        sql_events.iter().any(|e| e.2.contains("pg_sleep")
+            && e.2.contains("slow statement")
+            && e.0 == tracing::Level::TRACE),
+        "{sql_events:?}"
+    );
+    // ... but at TRACE only.
+    for (level, target, fields) in &events {
+        assert!(
+            *level == tracing::Level::TRACE || !fields.contains("SELECT"),
+            "{level} {target}: {fields}"
+        );
+    }
+    let report: Vec<_> = events
+        .iter()
+        .filter(|e| e.1 == "lux::reports" && e.2.contains("report=\"repeat_purchase\""))
+        .collect();
+    assert_eq!(report.len(), 1, "{events:?}");
+    assert_eq!(report[0].0, tracing::Level::DEBUG, "{report:?}");
+    assert!(report[0].2.contains("elapsed_ms="), "{report:?}");
+    assert!(!report[0].2.contains("SELECT"), "{report:?}");
     app.stop().await;
 }

@@ -301,6 +301,12 @@ impl Story {
                 "rollup_customer_windows",
                 "first_day, customer_id, currency",
             ),
+            ("rollup_conversion_bins", "day, min_seconds"),
+            ("rollup_customer_order_days", "day, customer_id"),
+            ("rollup_repeat_days", "day, since"),
+            ("rollup_cohort_days", "first_day"),
+            ("rollup_cohort_windows", "first_day, currency"),
+            ("rollup_cohort_months", "first_day, currency, month"),
         ] {
             let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT '{table} ' || t::text FROM {table} t WHERE company_id = $1 ORDER BY {order}"
@@ -748,6 +754,77 @@ async fn the_hand_made_data_set_rolls_up_to_the_numbers_worked_out_by_hand() {
         ])
     );
 
+    // Customer days by the customer's previous order day (since; -infinity for a first order):
+    // u1 on the 9th, 10th and 15 May (one order each), u2 and the Stripe buyer once. On the
+    // 15th, u1's day before the previous (the 9th) is counted with its previous day's single
+    // order (the 10th).
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, since, customers, multi, prev_single,
+                                  prev_prev_single)
+                 FROM rollup_repeat_days WHERE company_id = $1 ORDER BY day, since",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 -infinity 2 0 0 0",
+            "2025-03-10 -infinity 1 0 0 0",
+            "2025-03-10 2025-03-09 1 0 1 0",
+            "2025-05-15 2025-03-09 0 0 0 1",
+            "2025-05-15 2025-03-10 1 0 1 0",
+        ])
+    );
+    // Cohorts: the 9th's (u1: $100 + $50 within 30 days, $30 on day 67; the buyer $40 net)
+    // and the 10th's (u2, $80).
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', d.first_day, d.customers, d.repeat_customers, w.currency,
+                                  w.customers, w.net_30, w.net_90, w.net_180, w.net_365)
+                 FROM rollup_cohort_days d JOIN rollup_cohort_windows w USING (company_id, first_day)
+                 WHERE company_id = $1 ORDER BY first_day",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 2 1 USD 2 19000 22000 22000 22000",
+            "2025-03-10 1 0 USD 1 8000 8000 8000 8000",
+        ])
+    );
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', first_day, currency, month, net_minor)
+                 FROM rollup_cohort_months WHERE company_id = $1 ORDER BY first_day, month",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 USD 2025-03-01 19000",
+            "2025-03-09 USD 2025-05-01 3000",
+            "2025-03-10 USD 2025-03-01 8000",
+        ])
+    );
+    // Conversion times by bin: 600 s and 1,320 s (bin from 1,200 s) on the 9th; 75,900 s
+    // (bin from 61,440 s) and 119,700 s (from 107,520 s) on the 10th; 300 s on 15 May.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', day, min_seconds, orders) FROM rollup_conversion_bins
+                 WHERE company_id = $1 ORDER BY day, min_seconds",
+                a,
+            )
+            .await,
+        strings(&[
+            "2025-03-09 600 1",
+            "2025-03-09 1200 1",
+            "2025-03-10 61440 1",
+            "2025-03-10 107520 1",
+            "2025-05-15 300 1",
+        ])
+    );
+
     // Company B's day in Paris: its own rows, none of A's.
     let b = story.app.company.id;
     assert_eq!(
@@ -933,6 +1010,26 @@ async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
             )
             .await,
         strings(&["2025-03-08 2", "2025-03-09 1", "2025-03-09 3"])
+    );
+    // u2's cohort moved from the 10th to the 8th, and u2's order on the 10th is now a second
+    // one: the per-day and per-cohort counts of both days changed although only the 8th was
+    // recomputed, and they are what a full rebuild writes.
+    assert_eq!(
+        story
+            .texts(
+                "SELECT concat_ws(' ', first_day, customers, repeat_customers)
+                 FROM rollup_cohort_days WHERE company_id = $1 ORDER BY first_day",
+                a,
+            )
+            .await,
+        strings(&["2025-03-08 1 1", "2025-03-09 2 1"])
+    );
+    let incremental = story.rollups(a).await;
+    story.run(a, Job::Rollups, Mode::Full).await;
+    assert_eq!(
+        story.rollups(a).await,
+        incremental,
+        "incremental equals a full rebuild"
     );
 
     // Engaged from 60 s on: S5 (15 s) is no longer engaged; every day is recomputed.
