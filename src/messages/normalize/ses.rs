@@ -62,11 +62,7 @@ pub fn record(message: &str) -> Result<Vec<ProviderEvent>, NormalizeError> {
         }
     };
     let mut engagement: Option<&Map<String, Value>> = None;
-    let (kind, occurred_at, targets): (
-        EventKind,
-        DateTime<Utc>,
-        Vec<(Option<String>, Option<String>)>,
-    ) = match word {
+    let (kind, occurred_at, targets): (EventKind, DateTime<Utc>, Vec<Target>) = match word {
         "Send" => (EventKind::Queued, mail_at()?, every_destination()),
         "Reject" => {
             let why = object
@@ -223,6 +219,9 @@ pub fn record(message: &str) -> Result<Vec<ProviderEvent>, NormalizeError> {
         .collect())
 }
 
+/// Whom one event is about (the address as SES wrote it) and, for failures, why.
+type Target = (Option<String>, Option<String>);
+
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
@@ -241,7 +240,7 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 fn per_recipient(
     value: Option<&Value>,
     why: impl Fn(&Map<String, Value>) -> Option<String>,
-) -> Option<Vec<(Option<String>, Option<String>)>> {
+) -> Option<Vec<Target>> {
     let entries: Vec<_> = value?
         .as_array()?
         .iter()
