@@ -9,6 +9,8 @@
 //! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
 //! - [`reports`]: the metrics API, read from the rollups as `lux_reader`;
 //! - [`identity`]: visitors linked to people across devices;
+//! - [`messages`]: email and SMS sends and provider events: webhook signatures, one event
+//!   vocabulary, machine opens and clicks, recipients;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
 //! - [`demo`]: a realistic synthetic company (`lux demo`), and large data sets for benchmarks;
@@ -26,6 +28,7 @@ pub mod demo;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod messages;
 pub mod privacy;
 pub mod reports;
 pub mod rollups;

@@ -92,6 +92,24 @@ async fn rotate(pool: &PgPool, day: NaiveDate) -> Result<[u8; 32], sqlx::Error> 
     Ok(out)
 }
 
+/// An email address as it is hashed: trimmed and lowercased. `None` when the text is not an
+/// email address (no `@`, an empty side, a second `@`, longer than 320 bytes).
+pub fn normalise_email(email: &str) -> Option<String> {
+    let normalised = email.trim().to_lowercase();
+    let (local, domain) = normalised.split_once('@')?;
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || normalised.len() > 320 {
+        return None;
+    }
+    Some(normalised)
+}
+
+/// The keyed hash of every personal identifier we keep (emails here, E.164 phone numbers in
+/// [`crate::messages::recipient`]): HMAC-SHA256 of the already normalised text under the
+/// company's key, so the same identifier hashes differently in two companies.
+pub fn keyed_hash(company_key: &[u8], normalised: &str) -> [u8; 32] {
+    hmac(company_key, &[normalised.as_bytes()])
+}
+
 /// A keyed hash of a normalised email address. The address itself is never kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EmailHash([u8; 32]);
@@ -100,12 +118,8 @@ impl EmailHash {
     /// Normalises (trim, lowercase) and hashes with the company's key. `None` when the text
     /// is not an email address.
     pub fn of(company_key: &[u8], email: &str) -> Option<EmailHash> {
-        let normalised = email.trim().to_lowercase();
-        let (local, domain) = normalised.split_once('@')?;
-        if local.is_empty() || domain.is_empty() || domain.contains('@') || normalised.len() > 320 {
-            return None;
-        }
-        Some(EmailHash(hmac(company_key, &[normalised.as_bytes()])))
+        let normalised = normalise_email(email)?;
+        Some(EmailHash(keyed_hash(company_key, &normalised)))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
