@@ -45,7 +45,6 @@ const STATEMENT_TIMEOUT: &str = "30s";
 /// DEBUG): five times the 50 ms that every report meets on the 10-million-event benchmark.
 pub const SLOW_REPORT: std::time::Duration = std::time::Duration::from_millis(250);
 
-
 /// What the reports endpoint uses, taken from the app's state.
 #[derive(Clone)]
 pub struct ReportsState {
