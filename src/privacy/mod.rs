@@ -104,7 +104,7 @@ pub fn normalise_email(email: &str) -> Option<String> {
 }
 
 /// The keyed hash of every personal identifier we keep (emails here, E.164 phone numbers in
-/// [`crate::messages::recipient`]): HMAC-SHA256 of the already normalised text under the
+/// the messages domain's recipients): HMAC-SHA256 of the already normalised text under the
 /// company's key, so the same identifier hashes differently in two companies.
 pub fn keyed_hash(company_key: &[u8], normalised: &str) -> [u8; 32] {
     hmac(company_key, &[normalised.as_bytes()])

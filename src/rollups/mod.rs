@@ -11,6 +11,7 @@
 //! session belongs to the day it started, an order to the day it was placed (its refunds
 //! too, whenever they come).
 
+pub mod conversion_buckets;
 pub mod session;
 pub mod settings;
 
@@ -391,7 +392,7 @@ pub async fn rederive(pool: &PgPool, company_id: Uuid) -> Result<u64, sqlx::Erro
 /// needs every day recomputed (raise `settings::RULES_VERSION`).
 pub fn conversion_bin_bounds() -> Vec<i64> {
     let mut bounds: Vec<i64> = std::iter::once(0)
-        .chain(crate::reports::conversion::bucket_bounds())
+        .chain(conversion_buckets::bucket_bounds())
         .chain((0..20).flat_map(|k| [60, 75, 90, 105].map(|s| s << k)))
         .collect();
     bounds.sort_unstable();
@@ -950,7 +951,7 @@ mod tests {
         let bounds = conversion_bin_bounds();
         assert_eq!(bounds[0], 0);
         assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
-        for bucket in crate::reports::conversion::bucket_bounds() {
+        for bucket in conversion_buckets::bucket_bounds() {
             assert!(bounds.contains(&bucket), "{bucket}");
         }
         // From a minute on, each bin is at most a quarter wider than its start.
