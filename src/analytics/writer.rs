@@ -400,8 +400,8 @@ async fn write_company(
     sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
     insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
     link_identities(tx, company_id, &fresh_events).await?;
-    crate::commerce::inbox::enqueue(tx, company_id, &fresh_events, &sessionized.session_ids)
-        .await?;
+    let purchases = super::purchase::purchase_facts(&fresh_events, &sessionized.session_ids);
+    crate::commerce::inbox::enqueue(tx, company_id, &purchases).await?;
 
     for (slot, session_id) in fresh.into_iter().zip(sessionized.session_ids) {
         outcomes[slot] = Outcome::Stored { session_id };

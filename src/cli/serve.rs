@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// scheduler off (run them with `lux jobs run`).
     #[arg(long, env = "LUX_JOBS_INTERVAL", default_value_t = 60)]
     jobs_interval: u64,
+    /// The service's public base URL (e.g. https://lux.example.com): Twilio signs it, and
+    /// short links (`/r/{code}`) are built on it.
+    #[arg(long, env = "LUX_PUBLIC_URL")]
+    public_url: Option<url::Url>,
 }
 
 /// Serves until stopped. `welcome`: a company just created for the person at the terminal
@@ -74,6 +78,9 @@ pub async fn serve(
             Err(e) => anyhow::bail!("{e:#}"),
         },
         clock: lux::clock::Clock::System,
+        messages: lux::messages::MessagesOptions {
+            public_url: args.public_url,
+        },
     };
     if options.secrets_key.is_none() {
         tracing::warn!("LUX_SECRETS_KEY is not set: webhooks will answer 503");

@@ -15,26 +15,18 @@ use uuid::Uuid;
 
 use super::money::Currency;
 use super::orders::{self, OrderFact, PaymentState, Source};
-use crate::analytics::event::AcceptedEvent;
 use crate::privacy::EmailHash;
 
 /// Purchases taken per transaction by the worker.
 const DRAIN_BATCH: i64 = 500;
 
-/// Appends the purchases among `events` (with their sessions) to the inbox, in the caller's
-/// transaction. Returns how many were queued.
+/// Appends purchase facts (keyed by the event that carried them) to the inbox, in the
+/// caller's transaction. Returns how many were queued.
 pub async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
-    events: &[&AcceptedEvent],
-    session_ids: &[Option<Uuid>],
+    facts: &[(Uuid, OrderFact)],
 ) -> Result<usize, sqlx::Error> {
-    let facts: Vec<(Uuid, OrderFact)> = events
-        .iter()
-        .zip(session_ids)
-        .filter(|(e, _)| e.event_name == "purchase")
-        .filter_map(|(e, s)| super::purchase_fact(e, *s).map(|f| (e.event_id, f)))
-        .collect();
     if facts.is_empty() {
         return Ok(0);
     }

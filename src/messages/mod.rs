@@ -10,15 +10,63 @@
 //! - [`recipient`]: an email address or E.164 phone number, normalised for hashing, that never
 //!   prints itself.
 //!
+//! Around that core:
+//! - [`webhook`]: `POST /webhooks/{sendgrid|mailgun|ses|twilio}/{company_id}`, verified on the
+//!   raw bytes, stored once per provider event;
+//! - [`sends`]: `POST /api/v1/messages` and `lux import sends`;
+//! - [`links`]: `POST /api/v1/links` and `GET /r/{code}`;
+//! - [`store`]: the SQL that writes sends and provider events, shared by the above.
+//!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
+use axum::Router;
+
+use crate::clock::Clock;
+use crate::commerce::secrets::SecretsKey;
+use crate::tenancy::Tenancy;
+
+pub mod links;
 pub mod machine;
 pub mod normalize;
 pub mod recipient;
+pub mod sends;
 pub mod signature;
+pub mod store;
+pub mod webhook;
+
+/// Settings of the message endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct MessagesOptions {
+    /// The service's public base URL (`LUX_PUBLIC_URL`, e.g. `https://lux.example.com`):
+    /// Twilio signs it, and short links are built on it.
+    pub public_url: Option<url::Url>,
+}
+
+/// What the message endpoints use, taken from the app's state.
+#[derive(Clone)]
+pub struct MessagesState {
+    /// Connections that run as `lux_app`.
+    pub pool: sqlx::PgPool,
+    /// The time of receipt: signature windows, `received_at`.
+    pub clock: Clock,
+    /// Resolves secret keys (`POST /api/v1/messages`, `/api/v1/links`).
+    pub tenancy: Arc<Tenancy>,
+    /// Decrypts webhook secrets; `None` when the server has no LUX_SECRETS_KEY.
+    pub secrets_key: Option<SecretsKey>,
+    pub options: Arc<MessagesOptions>,
+}
+
+/// Every route of the domain.
+pub fn router() -> Router<MessagesState> {
+    Router::new()
+        .merge(webhook::router())
+        .merge(sends::router())
+        .merge(links::router())
+}
 
 /// A provider whose webhooks we accept. The names are those of SPEC §11
 /// (`/webhooks/{provider}/{company_id}`, `lux company set-secret --provider`).

@@ -23,6 +23,7 @@ pub use routes::AppState;
 pub struct ServeOptions {
     pub bind: SocketAddr,
     pub ingest: IngestOptions,
+    pub messages: crate::messages::MessagesOptions,
     pub writer: WriterConfig,
     /// How long a resolved key and its company settings are cached.
     pub key_cache_ttl: Duration,
@@ -40,6 +41,7 @@ impl Default for ServeOptions {
         ServeOptions {
             bind: ([127, 0, 0, 1], 8080).into(),
             ingest: IngestOptions::default(),
+            messages: crate::messages::MessagesOptions::default(),
             writer: WriterConfig::default(),
             key_cache_ttl: Duration::from_secs(30),
             pool_size: 16,
@@ -106,6 +108,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         metrics,
         secrets_key: options.secrets_key.clone(),
         ingest: Arc::new(options.ingest.clone()),
+        messages: Arc::new(options.messages.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
     let scheduler = options

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::commerce::WebhookState;
 use crate::commerce::secrets::SecretsKey;
 use crate::http::ApiError;
+use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
 use crate::reports::ReportsState;
 use crate::telemetry::IngestMetrics;
@@ -45,6 +46,7 @@ pub struct AppState {
     /// Decrypts webhook secrets; `None` when the server has no LUX_SECRETS_KEY.
     pub secrets_key: Option<SecretsKey>,
     pub ingest: Arc<IngestOptions>,
+    pub messages: Arc<MessagesOptions>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -71,6 +73,18 @@ impl FromRef<AppState> for WebhookState {
     }
 }
 
+impl FromRef<AppState> for MessagesState {
+    fn from_ref(app: &AppState) -> Self {
+        MessagesState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+            secrets_key: app.secrets_key.clone(),
+            options: app.messages.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for ReportsState {
     fn from_ref(app: &AppState) -> Self {
         ReportsState {
@@ -90,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::analytics::router().with_state(IngestState::from_ref(&state)))
         .merge(crate::commerce::router().with_state(WebhookState::from_ref(&state)))
+        .merge(crate::messages::router().with_state(MessagesState::from_ref(&state)))
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })

@@ -1,0 +1,1 @@
+//! The SQL that writes sends and provider events (being built).
