@@ -10,8 +10,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::apply::{Applied, ApplyError, apply_verified};
+use super::deliveries::{Channel, Delivery};
 use super::secrets::{Provider, SecretsKey};
-use super::{Applied, apply_verified};
 
 #[derive(Debug, Default)]
 pub struct ImportSummary {
@@ -29,9 +30,18 @@ impl ImportSummary {
     }
 }
 
+/// Why a record could not be read from the file.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("the file is not a valid JSON array: {0}")]
+    NotAnArray(#[source] serde_json::Error),
+    #[error("malformed JSON line: {0}")]
+    MalformedLine(#[source] serde_json::Error),
+}
+
 /// Splits a file into records: a JSON array's elements, a single object, or JSON lines
 /// (a line that does not parse is one skipped record, not a failed import).
-fn records(text: &str) -> Vec<Result<Vec<u8>, String>> {
+fn records(text: &str) -> Vec<Result<Vec<u8>, RecordError>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return match serde_json::from_str::<Vec<Value>>(trimmed) {
@@ -39,7 +49,7 @@ fn records(text: &str) -> Vec<Result<Vec<u8>, String>> {
                 .into_iter()
                 .map(|v| Ok(serde_json::to_vec(&v).expect("a Value serialises")))
                 .collect(),
-            Err(e) => vec![Err(format!("the file is not a valid JSON array: {e}"))],
+            Err(e) => vec![Err(RecordError::NotAnArray(e))],
         };
     }
     if let Ok(single) = serde_json::from_str::<Value>(trimmed)
@@ -52,7 +62,7 @@ fn records(text: &str) -> Vec<Result<Vec<u8>, String>> {
         .map(|line| {
             serde_json::from_str::<Value>(line)
                 .map(|_| line.as_bytes().to_vec())
-                .map_err(|e| format!("malformed JSON line: {e}"))
+                .map_err(RecordError::MalformedLine)
         })
         .collect()
 }
@@ -72,22 +82,26 @@ pub async fn run(
         let payload = match record {
             Ok(payload) => payload,
             Err(reason) => {
-                *summary.skipped.entry(reason).or_default() += 1;
+                *summary.skipped.entry(reason.to_string()).or_default() += 1;
                 continue;
             }
         };
-        let outcome = match import_one(owner, key, company_id, provider, &payload).await {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                tracing::warn!(error = %error, "import record failed");
-                Err(format!("database error: {error}"))
-            }
+        let delivery = Delivery {
+            company_id,
+            provider,
+            channel: Channel::Import,
+            payload: &payload,
         };
-        match outcome {
+        match import_one(owner, key, &delivery).await {
             Ok(Applied::Order(_)) => summary.imported += 1,
             Ok(Applied::Duplicate) => summary.duplicates += 1,
             Ok(Applied::Ignored(_)) => summary.ignored += 1,
-            Err(reason) => *summary.skipped.entry(reason).or_default() += 1,
+            Err(problem) => {
+                if let ApplyError::Database(error) = &problem {
+                    tracing::warn!(error = %error, "import record failed");
+                }
+                *summary.skipped.entry(problem.to_string()).or_default() += 1;
+            }
         }
         if terminal && summary.read.is_multiple_of(50) {
             eprint!(
@@ -105,20 +119,21 @@ pub async fn run(
     Ok(summary)
 }
 
-/// One record in its own transaction.
+/// One record in its own transaction: a problem with the record keeps it in the delivery
+/// log, a database error keeps nothing.
 async fn import_one(
     owner: &PgPool,
     key: &SecretsKey,
-    company_id: Uuid,
-    provider: Provider,
-    payload: &[u8],
-) -> Result<Result<Applied, String>, sqlx::Error> {
+    delivery: &Delivery<'_>,
+) -> Result<Applied, ApplyError> {
     let mut tx = owner.begin().await?;
-    crate::db::set_company(&mut tx, company_id).await?;
-    let outcome =
-        apply_verified(&mut tx, key, company_id, provider, "import", payload, None).await?;
+    crate::db::set_company(&mut tx, delivery.company_id).await?;
+    let applied = match apply_verified(&mut tx, key, delivery, None).await {
+        Err(ApplyError::Database(error)) => return Err(error.into()),
+        applied => applied,
+    };
     tx.commit().await?;
-    Ok(outcome)
+    applied
 }
 
 #[cfg(test)]

@@ -18,6 +18,19 @@ use crate::privacy::EmailHash;
 /// Stripe's default tolerance for the signed timestamp.
 pub const TOLERANCE_SECONDS: i64 = 300;
 
+/// Why a `Stripe-Signature` was refused (recorded with the delivery and answered as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("Stripe-Signature has no timestamp (t=)")]
+    NoTimestamp,
+    #[error("Stripe-Signature has no v1 signature")]
+    NoSignature,
+    #[error("Stripe-Signature timestamp is outside the 5-minute tolerance")]
+    OutsideTolerance,
+    #[error("Stripe-Signature does not match the payload and secret")]
+    Mismatch,
+}
+
 /// Checks `Stripe-Signature: t=…,v1=…[,v1=…]` over `t.payload`, in constant time, within the
 /// tolerance. Returns why it failed.
 pub fn verify(
@@ -25,7 +38,7 @@ pub fn verify(
     payload: &[u8],
     secret: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), String> {
+) -> Result<(), SignatureError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
@@ -39,12 +52,12 @@ pub fn verify(
             _ => {}
         }
     }
-    let t = timestamp.ok_or("Stripe-Signature has no timestamp (t=)")?;
+    let t = timestamp.ok_or(SignatureError::NoTimestamp)?;
     if signatures.is_empty() {
-        return Err("Stripe-Signature has no v1 signature".into());
+        return Err(SignatureError::NoSignature);
     }
     if now.timestamp().abs_diff(t) > TOLERANCE_SECONDS as u64 {
-        return Err("Stripe-Signature timestamp is outside the 5-minute tolerance".into());
+        return Err(SignatureError::OutsideTolerance);
     }
     let matches = signatures.iter().any(|sig| {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
@@ -56,7 +69,7 @@ pub fn verify(
     if matches {
         Ok(())
     } else {
-        Err("Stripe-Signature does not match the payload and secret".into())
+        Err(SignatureError::Mismatch)
     }
 }
 

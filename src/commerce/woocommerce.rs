@@ -17,9 +17,14 @@ use super::money::Currency;
 use super::orders::{OrderFact, PaymentState, Source};
 use crate::privacy::EmailHash;
 
+/// An `X-WC-Webhook-Signature` that is not the body's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("X-WC-Webhook-Signature does not match the body and secret")]
+pub struct SignatureMismatch;
+
 /// `X-WC-Webhook-Signature`: base64 of HMAC-SHA256(secret, raw body), compared in constant
 /// time.
-pub fn verify(signature: &str, body: &[u8], secret: &[u8]) -> Result<(), String> {
+pub fn verify(signature: &str, body: &[u8], secret: &[u8]) -> Result<(), SignatureMismatch> {
     let expected = sign(body, secret);
     if expected
         .as_bytes()
@@ -28,7 +33,7 @@ pub fn verify(signature: &str, body: &[u8], secret: &[u8]) -> Result<(), String>
     {
         Ok(())
     } else {
-        Err("X-WC-Webhook-Signature does not match the body and secret".into())
+        Err(SignatureMismatch)
     }
 }
 
@@ -49,18 +54,31 @@ fn gmt(v: &Value, key: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Why an order could not be read.
-pub fn order_fact(order: &Value, company_hash_key: &[u8]) -> Result<OrderFact, String> {
+/// Why a WooCommerce payload is not an order we can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("not a WooCommerce order: no numeric `id`")]
+    NoId,
+    #[error("a refund, not an order")]
+    Refund,
+    #[error("order has no valid `currency`")]
+    NoCurrency,
+    #[error("order has no valid `total`")]
+    NoTotal,
+}
+
+/// The order fact of a REST API v3 order, or why it could not be read.
+pub fn order_fact(order: &Value, company_hash_key: &[u8]) -> Result<OrderFact, OrderError> {
     let id = order
         .get("id")
         .and_then(Value::as_i64)
-        .ok_or("not a WooCommerce order: no numeric `id`")?;
+        .ok_or(OrderError::NoId)?;
     if order.get("status").is_none() && order.get("amount").is_some() {
-        return Err("a refund, not an order".into());
+        return Err(OrderError::Refund);
     }
     let currency = text(order, "currency")
         .and_then(Currency::parse)
-        .ok_or("order has no valid `currency`")?;
+        .ok_or(OrderError::NoCurrency)?;
     let money = |key: &str| text(order, key).and_then(|t| currency.parse_decimal(t));
     let mut fact = OrderFact::new(Source::WooCommerce);
     fact.refs.push(format!("woo:{id}"));
@@ -69,7 +87,7 @@ pub fn order_fact(order: &Value, company_hash_key: &[u8]) -> Result<OrderFact, S
         .unwrap_or_else(|| id.to_string());
     fact.add_order_number(&number);
     fact.currency = Some(currency);
-    fact.gross_minor = Some(money("total").ok_or("order has no valid `total`")?);
+    fact.gross_minor = Some(money("total").ok_or(OrderError::NoTotal)?);
     fact.discount_minor = money("discount_total");
     fact.tax_minor = money("total_tax");
     fact.shipping_minor = money("shipping_total");
