@@ -61,7 +61,7 @@ pub enum Scope {
 pub async fn load_settings(
     pool: &PgPool,
     company_id: Uuid,
-) -> Result<AttributionSettings, anyhow::Error> {
+) -> Result<AttributionSettings, LoadError> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     let settings: serde_json::Value =
         sqlx::query_scalar("SELECT settings FROM companies WHERE company_id = $1")
@@ -69,7 +69,16 @@ pub async fn load_settings(
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    AttributionSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)
+    Ok(AttributionSettings::from_company_settings(&settings)?)
+}
+
+/// Why a company's settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// Attributes the company's orders in `scope` with `settings`.

@@ -46,6 +46,12 @@ impl Model {
     pub fn parse(text: &str) -> Option<Model> {
         Model::ALL.into_iter().find(|m| m.as_str() == text)
     }
+
+    /// Every model's name, comma-separated (for messages).
+    pub fn names() -> String {
+        let all: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+        all.join(", ")
+    }
 }
 
 /// Attribution settings of one company, validated: every value here is usable as it is.
@@ -86,33 +92,38 @@ impl Default for AttributionSettings {
 impl AttributionSettings {
     /// Reads the settings from a company's `settings` JSON (its `attribution` member), with
     /// the defaults for what is absent.
-    pub fn from_company_settings(settings: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_company_settings(settings: &serde_json::Value) -> Result<Self, SettingsError> {
         let parsed = match settings.get("attribution") {
             None | Some(serde_json::Value::Null) => AttributionSettings::default(),
-            Some(value) => serde_path_to_error::deserialize(value)
-                .map_err(|e| format!("attribution settings: {}: {}", e.path(), e.inner()))?,
+            Some(value) => {
+                serde_path_to_error::deserialize(value).map_err(|e| SettingsError::Unreadable {
+                    path: e.path().to_string(),
+                    problem: e.inner().to_string(),
+                })?
+            }
         };
         parsed.validate()?;
         Ok(parsed)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let out_of_range = |rule| Err(SettingsError::OutOfRange(rule));
         if !(1..=365).contains(&self.lookback_days) {
-            return Err("attribution settings: lookback_days must be 1 to 365".into());
+            return out_of_range("lookback_days must be 1 to 365");
         }
         if self.last_touch_hours == 0 || self.last_touch_hours > self.lookback_days * 24 {
-            return Err(
-                "attribution settings: last_touch_hours must be 1 to the lookback window".into(),
-            );
+            return out_of_range("last_touch_hours must be 1 to the lookback window");
         }
         if self.half_life_hours == 0 {
-            return Err("attribution settings: half_life_hours must be at least 1".into());
+            return out_of_range("half_life_hours must be at least 1");
         }
         if self.position_first_percent > 100
             || self.position_last_percent > 100
             || self.position_first_percent + self.position_last_percent > 100
         {
-            return Err("attribution settings: position_first_percent + position_last_percent must not exceed 100".into());
+            return out_of_range(
+                "position_first_percent + position_last_percent must not exceed 100",
+            );
         }
         Ok(())
     }
@@ -190,7 +201,10 @@ impl SettingsChange {
 
     /// Applies the change to the stored `attribution` object (fields not set there keep
     /// following the defaults) and returns the new object, checked.
-    pub fn apply(&self, stored: Option<&serde_json::Value>) -> Result<serde_json::Value, String> {
+    pub fn apply(
+        &self,
+        stored: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, SettingsError> {
         let mut object = match stored {
             Some(serde_json::Value::Object(o)) if !self.reset => o.clone(),
             _ => serde_json::Map::new(),
@@ -207,10 +221,7 @@ impl SettingsChange {
         set("position_last_percent", self.position_last_percent);
         if let Some(models) = &self.models {
             for name in models {
-                Model::parse(name).ok_or_else(|| {
-                    let all: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
-                    format!("no model {name:?}: use {}", all.join(", "))
-                })?;
+                Model::parse(name).ok_or_else(|| SettingsError::NoModel(name.clone()))?;
             }
             object.insert("models".into(), models.clone().into());
         }
@@ -234,13 +245,35 @@ impl SettingsChange {
     }
 }
 
+/// Why a company's attribution settings could not be read or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("attribution settings: {path}: {problem}")]
+    Unreadable { path: String, problem: String },
+    #[error("attribution settings: {0}")]
+    OutOfRange(&'static str),
+    #[error("no model {0:?}: use {models}", models = Model::names())]
+    NoModel(String),
+}
+
+/// Why a change to a company's settings was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no company {0} (see `lux company list`)")]
+    NoCompany(uuid::Uuid),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
 /// Changes a company's attribution settings (as the owner) and returns the settings now in
 /// force. The next attribution run redoes every order under them.
 pub async fn change(
     owner: &sqlx::PgPool,
     company_id: uuid::Uuid,
     change: &SettingsChange,
-) -> anyhow::Result<AttributionSettings> {
+) -> Result<AttributionSettings, ChangeError> {
     let mut tx = owner.begin().await?;
     let settings: Option<serde_json::Value> =
         sqlx::query_scalar("SELECT settings FROM companies WHERE company_id = $1 FOR UPDATE")
@@ -248,12 +281,10 @@ pub async fn change(
             .fetch_optional(&mut *tx)
             .await?;
     let Some(settings) = settings else {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
+        return Err(ChangeError::NoCompany(company_id));
     };
     if !change.is_empty() {
-        let attribution = change
-            .apply(settings.get("attribution"))
-            .map_err(anyhow::Error::msg)?;
+        let attribution = change.apply(settings.get("attribution"))?;
         sqlx::query(
             "UPDATE companies SET settings = jsonb_set(settings, '{attribution}', $2)
              WHERE company_id = $1",
@@ -263,13 +294,12 @@ pub async fn change(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        return AttributionSettings::from_company_settings(
+        return Ok(AttributionSettings::from_company_settings(
             &serde_json::json!({ "attribution": attribution }),
-        )
-        .map_err(anyhow::Error::msg);
+        )?);
     }
     tx.commit().await?;
-    AttributionSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)
+    Ok(AttributionSettings::from_company_settings(&settings)?)
 }
 
 #[cfg(test)]
@@ -302,17 +332,17 @@ mod tests {
             &json!({"attribution": {"lookback_dayz": 7}}),
         )
         .unwrap_err();
-        assert!(err.contains("lookback_dayz"), "{err}");
+        assert!(err.to_string().contains("lookback_dayz"), "{err}");
         let err = AttributionSettings::from_company_settings(
             &json!({"attribution": {"lookback_days": 1, "last_touch_hours": 72}}),
         )
         .unwrap_err();
-        assert!(err.contains("last_touch_hours"), "{err}");
+        assert!(err.to_string().contains("last_touch_hours"), "{err}");
         let err = AttributionSettings::from_company_settings(
             &json!({"attribution": {"models": ["linear", "u_shaped"]}}),
         )
         .unwrap_err();
-        assert!(err.contains("models"), "{err}");
+        assert!(err.to_string().contains("models"), "{err}");
     }
 }
 
@@ -344,13 +374,23 @@ mod change_tests {
             models: Some(vec!["linear".into(), "w_shaped".into()]),
             ..SettingsChange::default()
         };
-        assert!(bad.apply(None).unwrap_err().contains("w_shaped"));
+        assert!(
+            bad.apply(None)
+                .unwrap_err()
+                .to_string()
+                .contains("w_shaped")
+        );
         let huge = SettingsChange {
             position_first_percent: Some(u32::MAX),
             position_last_percent: Some(1),
             ..SettingsChange::default()
         };
-        assert!(huge.apply(None).unwrap_err().contains("position"));
+        assert!(
+            huge.apply(None)
+                .unwrap_err()
+                .to_string()
+                .contains("position")
+        );
         let too_short = SettingsChange {
             lookback_days: Some(2),
             ..SettingsChange::default()
@@ -359,6 +399,7 @@ mod change_tests {
             too_short
                 .apply(None)
                 .unwrap_err()
+                .to_string()
                 .contains("last_touch_hours")
         );
     }

@@ -250,7 +250,7 @@ async fn company_funnels(
             .await?;
     tx.commit().await?;
     let settings = crate::rollups::settings::RollupSettings::from_company_settings(&settings)
-        .map_err(ReportError::Data)?;
+        .map_err(|e| ReportError::Data(e.to_string()))?;
     Ok(funnel::FunnelDefinitions::new(
         settings
             .funnels()

@@ -422,7 +422,17 @@ async fn conversion_bins(
     .rows_affected())
 }
 
-pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<RollupSettings> {
+/// Why rollups could not be computed: the company's settings do not read, or the database
+/// failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> Result<RollupSettings, RollupError> {
     let (settings, _) = company_settings(pool, company_id).await?;
     Ok(settings)
 }
@@ -431,7 +441,7 @@ pub async fn load_settings(pool: &PgPool, company_id: Uuid) -> anyhow::Result<Ro
 async fn company_settings(
     pool: &PgPool,
     company_id: Uuid,
-) -> anyhow::Result<(RollupSettings, String)> {
+) -> Result<(RollupSettings, String), RollupError> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     let (settings, timezone): (serde_json::Value, String) =
         sqlx::query_as("SELECT settings, timezone FROM companies WHERE company_id = $1")
@@ -439,7 +449,7 @@ async fn company_settings(
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    let settings = RollupSettings::from_company_settings(&settings).map_err(anyhow::Error::msg)?;
+    let settings = RollupSettings::from_company_settings(&settings)?;
     Ok((settings, timezone))
 }
 
@@ -449,7 +459,7 @@ pub async fn run(
     company_id: Uuid,
     settings: &RollupSettings,
     scope: Scope,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, RollupError> {
     let (_, timezone) = company_settings(pool, company_id).await?;
     let days = match scope {
         Scope::All => all_days(pool, company_id, &timezone).await?,

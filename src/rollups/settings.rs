@@ -61,22 +61,30 @@ pub struct Funnel {
 }
 
 impl RollupSettings {
-    pub fn from_company_settings(settings: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_company_settings(settings: &serde_json::Value) -> Result<Self, SettingsError> {
         let parsed = match settings.get("rollups") {
             None | Some(serde_json::Value::Null) => RollupSettings::default(),
-            Some(value) => serde_path_to_error::deserialize(value)
-                .map_err(|e| format!("rollup settings: {}: {}", e.path(), e.inner()))?,
+            Some(value) => {
+                serde_path_to_error::deserialize(value).map_err(|e| SettingsError::Unreadable {
+                    path: e.path().to_string(),
+                    problem: e.inner().to_string(),
+                })?
+            }
         };
         parsed.validate()?;
         Ok(parsed)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         if !(1..=3600).contains(&self.engaged_seconds) {
-            return Err("rollup settings: engaged_seconds must be 1 to 3600".into());
+            return Err(SettingsError::OutOfRange(
+                "engaged_seconds must be 1 to 3600",
+            ));
         }
         if !(1..=100).contains(&self.engaged_page_views) {
-            return Err("rollup settings: engaged_page_views must be 1 to 100".into());
+            return Err(SettingsError::OutOfRange(
+                "engaged_page_views must be 1 to 100",
+            ));
         }
         for event in &self.key_events {
             check_event_name(event)?;
@@ -88,22 +96,16 @@ impl RollupSettings {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !valid_name {
-                return Err(format!(
-                    "rollup settings: funnel name {name:?} must be 1 to 64 of a-z, 0-9 and _"
-                ));
+                return Err(SettingsError::FunnelName(name.clone()));
             }
             if BUILT_IN_FUNNELS
                 .iter()
                 .any(|(built_in, _)| built_in == name)
             {
-                return Err(format!(
-                    "rollup settings: {name:?} is a built-in funnel; choose another name"
-                ));
+                return Err(SettingsError::BuiltInFunnel(name.clone()));
             }
             if !(2..=10).contains(&steps.len()) {
-                return Err(format!(
-                    "rollup settings: funnel {name:?} needs 2 to 10 steps"
-                ));
+                return Err(SettingsError::FunnelSteps(name.clone()));
             }
             for event in steps {
                 check_event_name(event)?;
@@ -161,14 +163,46 @@ impl fmt::Display for RollupSettings {
 }
 
 /// Event names as ingestion accepts them (a funnel of names no event can have is a typo).
-fn check_event_name(name: &str) -> Result<(), String> {
+fn check_event_name(name: &str) -> Result<(), SettingsError> {
     if crate::analytics::event::is_valid_event_name(name) {
         Ok(())
     } else {
-        Err(format!(
-            "rollup settings: {name:?} is not an event name (a letter, then letters, digits, _ . : or -)"
-        ))
+        Err(SettingsError::EventName(name.to_string()))
     }
+}
+
+/// Why a company's rollup settings could not be read or changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("rollup settings: {path}: {problem}")]
+    Unreadable { path: String, problem: String },
+    #[error("rollup settings: {0}")]
+    OutOfRange(&'static str),
+    #[error("rollup settings: funnel name {0:?} must be 1 to 64 of a-z, 0-9 and _")]
+    FunnelName(String),
+    #[error("rollup settings: {0:?} is a built-in funnel; choose another name")]
+    BuiltInFunnel(String),
+    #[error("rollup settings: funnel {0:?} needs 2 to 10 steps")]
+    FunnelSteps(String),
+    #[error(
+        "rollup settings: {0:?} is not an event name (a letter, then letters, digits, _ . : or -)"
+    )]
+    EventName(String),
+    #[error("--funnel {0:?}: write NAME=event,event,...")]
+    FunnelSyntax(String),
+    #[error("the company has no funnel {0:?}")]
+    NoFunnel(String),
+}
+
+/// Why a change to a company's settings was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no company {0} (see `lux company list`)")]
+    NoCompany(uuid::Uuid),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// A change to a company's rollup settings, from the command line: only what is given
@@ -206,7 +240,7 @@ impl SettingsChange {
     }
 
     /// The stored settings with this change applied, validated.
-    pub fn apply(&self, stored: &serde_json::Value) -> Result<RollupSettings, String> {
+    pub fn apply(&self, stored: &serde_json::Value) -> Result<RollupSettings, SettingsError> {
         let mut settings = if self.reset {
             RollupSettings::default()
         } else {
@@ -224,13 +258,13 @@ impl SettingsChange {
         for funnel in &self.funnels {
             let (name, steps) = funnel
                 .split_once('=')
-                .ok_or_else(|| format!("--funnel {funnel:?}: write NAME=event,event,..."))?;
+                .ok_or_else(|| SettingsError::FunnelSyntax(funnel.clone()))?;
             let steps = steps.split(',').map(|s| s.trim().to_string()).collect();
             settings.funnels.insert(name.trim().to_string(), steps);
         }
         for name in &self.remove_funnels {
             if settings.funnels.remove(name).is_none() {
-                return Err(format!("the company has no funnel {name:?}"));
+                return Err(SettingsError::NoFunnel(name.clone()));
             }
         }
         settings.validate()?;
@@ -243,7 +277,7 @@ pub async fn change(
     owner: &sqlx::PgPool,
     company_id: uuid::Uuid,
     change: &SettingsChange,
-) -> anyhow::Result<RollupSettings> {
+) -> Result<RollupSettings, ChangeError> {
     let mut tx = owner.begin().await?;
     let stored: Option<serde_json::Value> =
         sqlx::query_scalar("SELECT settings FROM companies WHERE company_id = $1 FOR UPDATE")
@@ -251,19 +285,19 @@ pub async fn change(
             .fetch_optional(&mut *tx)
             .await?;
     let Some(stored) = stored else {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
+        return Err(ChangeError::NoCompany(company_id));
     };
     if change.is_empty() {
         tx.commit().await?;
-        return RollupSettings::from_company_settings(&stored).map_err(anyhow::Error::msg);
+        return Ok(RollupSettings::from_company_settings(&stored)?);
     }
-    let settings = change.apply(&stored).map_err(anyhow::Error::msg)?;
+    let settings = change.apply(&stored)?;
     sqlx::query(
         "UPDATE companies SET settings = jsonb_set(settings, '{rollups}', $2)
          WHERE company_id = $1",
     )
     .bind(company_id)
-    .bind(serde_json::to_value(&settings)?)
+    .bind(serde_json::to_value(&settings).expect("settings serialise"))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -303,6 +337,7 @@ mod tests {
                 funnels: vec!["commerce=a,b".into()],
                 ..SettingsChange::default()
             })
+            .to_string()
             .contains("built-in")
         );
         assert!(
@@ -310,6 +345,7 @@ mod tests {
                 funnels: vec!["x=page_view".into()],
                 ..SettingsChange::default()
             })
+            .to_string()
             .contains("2 to 10 steps")
         );
         assert!(
@@ -317,6 +353,7 @@ mod tests {
                 key_events: Some(vec!["add to cart".into()]),
                 ..SettingsChange::default()
             })
+            .to_string()
             .contains("not an event name")
         );
         assert!(
@@ -324,6 +361,7 @@ mod tests {
                 engaged_seconds: Some(0),
                 ..SettingsChange::default()
             })
+            .to_string()
             .contains("engaged_seconds")
         );
     }
@@ -332,6 +370,6 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err =
             RollupSettings::from_company_settings(&json!({"rollups": {"engaged": 3}})).unwrap_err();
-        assert!(err.contains("engaged"), "{err}");
+        assert!(err.to_string().contains("engaged"), "{err}");
     }
 }

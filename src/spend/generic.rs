@@ -10,9 +10,27 @@
 use crate::analytics::channel::Channel;
 use crate::commerce::money::Currency;
 
-use super::numbers::{Micros, parse_count, parse_iso_day};
+use super::numbers::{CellError, Micros, parse_count, parse_iso_day};
 use super::table::{Header, Line};
 use super::{FileError, Outcome, SpendRow};
+
+/// Why a line of the generic layout is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error(transparent)]
+    Cell(#[from] CellError),
+    #[error("channel {0:?} is not one of {names}", names = channel_names())]
+    UnknownChannel(String),
+    #[error("spend is empty")]
+    EmptySpend,
+    #[error("currency {0:?} is not an ISO 4217 code")]
+    Currency(String),
+}
+
+fn channel_names() -> String {
+    let names: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+    names.join(", ")
+}
 
 pub const COLUMNS: [&str; 11] = [
     "date",
@@ -94,11 +112,11 @@ impl Columns {
     pub fn row(&self, line: &Line, company_currency: Currency) -> Outcome {
         match self.try_row(line, company_currency) {
             Ok(row) => Outcome::Row(row),
-            Err(reason) => Outcome::Skip(reason),
+            Err(reason) => Outcome::Skip(reason.to_string()),
         }
     }
 
-    fn try_row(&self, line: &Line, company_currency: Currency) -> Result<SpendRow, String> {
+    fn try_row(&self, line: &Line, company_currency: Currency) -> Result<SpendRow, LineError> {
         let [
             date,
             platform,
@@ -111,20 +129,18 @@ impl Columns {
             impressions,
             clicks,
         ] = self.at.map(|i| line.cell(Some(i)));
-        let day = parse_iso_day(date).map_err(|e| format!("date: {e}"))?;
-        let channel_name = Channel::from_name(channel).ok_or_else(|| {
-            let names: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
-            format!("channel {channel:?} is not one of {}", names.join(", "))
-        })?;
+        let day = parse_iso_day(date).map_err(|e| e.in_column("date"))?;
+        let channel_name = Channel::from_name(channel)
+            .ok_or_else(|| LineError::UnknownChannel(channel.to_string()))?;
         if spend.is_empty() {
-            return Err("spend is empty".into());
+            return Err(LineError::EmptySpend);
         }
-        let spend = Micros::parse_major(spend).map_err(|e| format!("spend: {e}"))?;
-        let count = |text: &str, name: &str| {
+        let spend = Micros::parse_major(spend).map_err(|e| e.in_column("spend"))?;
+        let count = |text: &str, name: &'static str| {
             if text.is_empty() {
                 Ok(0)
             } else {
-                parse_count(text).map_err(|e| format!("{name}: {e}"))
+                parse_count(text).map_err(|e| e.in_column(name))
             }
         };
         let currency_text = line.cell(self.currency);
@@ -132,7 +148,7 @@ impl Columns {
             company_currency
         } else {
             Currency::parse(currency_text)
-                .ok_or_else(|| format!("currency {currency_text:?} is not an ISO 4217 code"))?
+                .ok_or_else(|| LineError::Currency(currency_text.to_string()))?
         };
         Ok(SpendRow {
             day,

@@ -126,7 +126,7 @@ impl Columns {
         let (impressions, clicks) =
             match parse_metric_counts(line.cell(self.impressions), line.cell(self.clicks)) {
                 Ok(counts) => counts,
-                Err(e) => return Outcome::Skip(e),
+                Err(e) => return Outcome::Skip(e.to_string()),
             };
         let currency = match self.currency {
             None => company_currency,

@@ -153,7 +153,7 @@ impl Columns {
         let (impressions, clicks) =
             match parse_metric_counts(line.cell(self.impressions), line.cell(self.clicks)) {
                 Ok(counts) => counts,
-                Err(e) => return Ok(Outcome::Skip(e)),
+                Err(e) => return Ok(Outcome::Skip(e.to_string())),
             };
         Ok(Outcome::Row(SpendRow {
             day,

@@ -169,9 +169,9 @@ impl SpendRow {
 
     /// The table's constraints, checked here so one bad line is skipped with its reason
     /// instead of failing the whole transaction.
-    fn check(self) -> Result<SpendRow, String> {
+    fn check(self) -> Result<SpendRow, RowError> {
         if self.spend.is_negative() {
-            return Err(format!("spend {} is negative", self.spend));
+            return Err(RowError::NegativeSpend(self.spend));
         }
         if self.platform.is_empty()
             || self.platform.len() > 64
@@ -180,16 +180,13 @@ impl SpendRow {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
         {
-            return Err(format!(
-                "platform {:?} is not 1 to 64 of a-z, 0-9, '_', '.', '-'",
-                self.platform
-            ));
+            return Err(RowError::Platform(self.platform));
         }
         if self.campaign.chars().count() > 500 {
-            return Err("campaign is longer than 500 characters".into());
+            return Err(RowError::CampaignTooLong);
         }
         if self.ad_id.chars().count() > 200 {
-            return Err("ad id is longer than 200 characters".into());
+            return Err(RowError::AdIdTooLong);
         }
         let texts = [
             &self.platform,
@@ -200,13 +197,13 @@ impl SpendRow {
             &self.medium,
         ];
         if texts.iter().any(|t| t.contains('\0')) {
-            return Err("a cell contains a NUL character".into());
+            return Err(RowError::Nul);
         }
         Ok(self)
     }
 
     /// Adds a line with the same key, which must agree on everything but the amounts.
-    fn add(&mut self, other: &SpendRow) -> Result<(), String> {
+    fn add(&mut self, other: &SpendRow) -> Result<(), SumConflict> {
         let differs = if self.currency != other.currency {
             Some(("currency", self.currency.to_string()))
         } else if self.channel != other.channel {
@@ -219,9 +216,9 @@ impl SpendRow {
             None
         };
         if let Some((what, value)) = differs {
-            return Err(format!("{what} {value:?}"));
+            return Err(SumConflict::Differs { what, value });
         }
-        let overflow = || "the sum is too large".to_string();
+        let overflow = || SumConflict::Overflow;
         let spend = self.spend.checked_add(other.spend).ok_or_else(overflow)?;
         let impressions = self
             .impressions
@@ -231,6 +228,32 @@ impl SpendRow {
         (self.spend, self.impressions, self.clicks) = (spend, impressions, clicks);
         Ok(())
     }
+}
+
+/// Why a row breaks the table's constraints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    #[error("spend {0} is negative")]
+    NegativeSpend(Micros),
+    #[error("platform {0:?} is not 1 to 64 of a-z, 0-9, '_', '.', '-'")]
+    Platform(String),
+    #[error("campaign is longer than 500 characters")]
+    CampaignTooLong,
+    #[error("ad id is longer than 200 characters")]
+    AdIdTooLong,
+    #[error("a cell contains a NUL character")]
+    Nul,
+    #[error("same day, platform, campaign and ad as line {first} but {conflict} there: not summed")]
+    NotSummed { first: u64, conflict: SumConflict },
+}
+
+/// Why two lines with the same key cannot be summed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SumConflict {
+    #[error("{what} {value:?}")]
+    Differs { what: &'static str, value: String },
+    #[error("the sum is too large")]
+    Overflow,
 }
 
 /// What one data line turned into.
@@ -342,7 +365,7 @@ pub fn parse(
             continue;
         }
         let row = match columns.row(line, company_currency)? {
-            Outcome::Row(row) => row.check(),
+            Outcome::Row(row) => row.check().map_err(|e| e.to_string()),
             Outcome::Summary => {
                 parsed.summary_rows += 1;
                 continue;
@@ -357,10 +380,8 @@ pub fn parse(
             Entry::Occupied(mut slot) => {
                 let (first, sum) = slot.get_mut();
                 sum.add(&row).map_err(|conflict| {
-                    format!(
-                        "same day, platform, campaign and ad as line {first} but {conflict} \
-                         there: not summed"
-                    )
+                    let first = *first;
+                    RowError::NotSummed { first, conflict }.to_string()
                 })?;
                 parsed.summed += 1;
                 Ok(())

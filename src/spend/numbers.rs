@@ -19,6 +19,46 @@ pub struct Micros(i64);
 const SCALE: i64 = 1_000_000;
 const PLACES: usize = 6;
 
+/// Why a cell is not the number or day its column holds; each carries the cell's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("{0:?} has more than {PLACES} decimal places (ad spend is stored to the millionth)")]
+    TooManyPlaces(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    #[error("{0:?} is not a whole number of micros (this layout's Cost is cost_micros)")]
+    NotMicros(String),
+    #[error("{0:?} is not a whole number")]
+    NotWhole(String),
+    #[error("{0:?} is too large (at most {MAX_COUNT} a day)")]
+    CountTooLarge(String),
+    #[error("{0:?} is negative")]
+    Negative(String),
+    #[error("{0:?} is not a day as YYYY-MM-DD")]
+    NotIsoDay(String),
+    #[error("{0:?} is not a day (YYYY-MM-DD or like \"Jan 5, 2025\")")]
+    NotGoogleDay(String),
+}
+
+/// A cell's problem with the name of its column, as a skipped line reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{column}: {error}")]
+pub struct CellError {
+    pub column: &'static str,
+    pub error: NumberError,
+}
+
+impl NumberError {
+    pub fn in_column(self, column: &'static str) -> CellError {
+        CellError {
+            column,
+            error: self,
+        }
+    }
+}
+
 impl Micros {
     pub const ZERO: Micros = Micros(0);
 
@@ -40,16 +80,14 @@ impl Micros {
 
     /// A decimal amount in major units (`"1,234.56"` → 1234.56). More than six decimal
     /// places are refused unless they are zeros: storing them would round.
-    pub fn parse_major(text: &str) -> Result<Micros, String> {
-        let (negative, int, frac) =
-            split(text.trim()).ok_or_else(|| format!("{text:?} is not a number"))?;
+    pub fn parse_major(text: &str) -> Result<Micros, NumberError> {
+        let not_a_number = || NumberError::NotANumber(text.to_string());
+        let (negative, int, frac) = split(text.trim()).ok_or_else(not_a_number)?;
         let (kept, extra) = frac.split_at(frac.len().min(PLACES));
         if extra.bytes().any(|b| b != b'0') {
-            return Err(format!(
-                "{text:?} has more than {PLACES} decimal places (ad spend is stored to the millionth)"
-            ));
+            return Err(NumberError::TooManyPlaces(text.to_string()));
         }
-        let too_large = || format!("{text:?} is too large");
+        let too_large = || NumberError::TooLarge(text.to_string());
         let units: i64 = if int.is_empty() {
             0
         } else {
@@ -57,7 +95,7 @@ impl Micros {
         };
         let fraction: i64 = format!("{kept:0<PLACES$}")
             .parse()
-            .map_err(|_| format!("{text:?} is not a number"))?;
+            .map_err(|_| not_a_number())?;
         let micros = units
             .checked_mul(SCALE)
             .and_then(|m| m.checked_add(fraction))
@@ -67,17 +105,15 @@ impl Micros {
 
     /// A whole number of micros, as Google's API reports cost (`cost_micros`): `12500000` is
     /// 12.50. A decimal point or a thousands separator means the column is not micros.
-    pub fn parse_micros(text: &str) -> Result<Micros, String> {
+    pub fn parse_micros(text: &str) -> Result<Micros, NumberError> {
         let text = text.trim();
         let digits = text.strip_prefix('-').unwrap_or(text);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "{text:?} is not a whole number of micros (this layout's Cost is cost_micros)"
-            ));
+            return Err(NumberError::NotMicros(text.to_string()));
         }
         text.parse()
             .map(Micros)
-            .map_err(|_| format!("{text:?} is too large"))
+            .map_err(|_| NumberError::TooLarge(text.to_string()))
     }
 }
 
@@ -92,19 +128,19 @@ impl fmt::Display for Micros {
 }
 
 /// A count (impressions, clicks): a whole, non-negative number, thousands separators allowed.
-pub fn parse_count(text: &str) -> Result<i64, String> {
-    let (negative, int, frac) =
-        split(text.trim()).ok_or_else(|| format!("{text:?} is not a whole number"))?;
+pub fn parse_count(text: &str) -> Result<i64, NumberError> {
+    let not_whole = || NumberError::NotWhole(text.to_string());
+    let (negative, int, frac) = split(text.trim()).ok_or_else(not_whole)?;
     if frac.bytes().any(|b| b != b'0') || int.is_empty() {
-        return Err(format!("{text:?} is not a whole number"));
+        return Err(not_whole());
     }
     let value: i64 = int
         .parse()
         .ok()
         .filter(|v| *v <= MAX_COUNT)
-        .ok_or_else(|| format!("{text:?} is too large (at most {MAX_COUNT} a day)"))?;
+        .ok_or_else(|| NumberError::CountTooLarge(text.to_string()))?;
     if negative && value != 0 {
-        return Err(format!("{text:?} is negative"));
+        return Err(NumberError::Negative(text.to_string()));
     }
     Ok(value)
 }
@@ -114,12 +150,12 @@ pub fn parse_count(text: &str) -> Result<i64, String> {
 pub const MAX_COUNT: i64 = 1_000_000_000_000;
 
 /// The impressions and clicks cells of a platform export, in that order: blank or `--` is 0.
-pub fn parse_metric_counts(impressions: &str, clicks: &str) -> Result<(i64, i64), String> {
-    let count = |text: &str, name: &str| {
+pub fn parse_metric_counts(impressions: &str, clicks: &str) -> Result<(i64, i64), CellError> {
+    let count = |text: &str, name: &'static str| {
         if is_blank_metric(text) {
             Ok(0)
         } else {
-            parse_count(text).map_err(|e| format!("{name}: {e}"))
+            parse_count(text).map_err(|e| e.in_column(name))
         }
     };
     Ok((count(impressions, "Impressions")?, count(clicks, "Clicks")?))
@@ -173,20 +209,20 @@ fn all_digits(text: &str) -> bool {
 }
 
 /// A day as `YYYY-MM-DD`, the only form the generic CSV and Meta use.
-pub fn parse_iso_day(text: &str) -> Result<NaiveDate, String> {
+pub fn parse_iso_day(text: &str) -> Result<NaiveDate, NumberError> {
     let text = text.trim();
     if text.len() == 10
         && let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
     {
         return Ok(day);
     }
-    Err(format!("{text:?} is not a day as YYYY-MM-DD"))
+    Err(NumberError::NotIsoDay(text.to_string()))
 }
 
 /// A day in Google's UI: `YYYY-MM-DD`, or with an English month name (`Jan 5, 2025`,
 /// `January 5, 2025`). Numeric forms such as `01/05/2025` are refused: month first or day
 /// first depends on the locale.
-pub fn parse_google_day(text: &str) -> Result<NaiveDate, String> {
+pub fn parse_google_day(text: &str) -> Result<NaiveDate, NumberError> {
     if let Ok(day) = parse_iso_day(text) {
         return Ok(day);
     }
@@ -196,16 +232,14 @@ pub fn parse_google_day(text: &str) -> Result<NaiveDate, String> {
             return Ok(day);
         }
     }
-    Err(format!(
-        "{text:?} is not a day (YYYY-MM-DD or like \"Jan 5, 2025\")"
-    ))
+    Err(NumberError::NotGoogleDay(text.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn major(text: &str) -> Result<String, String> {
+    fn major(text: &str) -> Result<String, NumberError> {
         Micros::parse_major(text).map(|m| m.to_string())
     }
 
@@ -239,11 +273,13 @@ mod tests {
         assert!(
             major("1.0000001")
                 .unwrap_err()
+                .to_string()
                 .contains("more than 6 decimal places")
         );
         assert!(
             major("99999999999999999999")
                 .unwrap_err()
+                .to_string()
                 .contains("too large")
         );
     }
@@ -266,12 +302,18 @@ mod tests {
         assert_eq!(parse_count("17"), Ok(17));
         assert_eq!(parse_count("17.0"), Ok(17));
         assert!(parse_count("1.5").is_err());
-        assert!(parse_count("-3").unwrap_err().contains("negative"));
+        assert!(
+            parse_count("-3")
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
         assert!(parse_count("9.38%").is_err());
         assert_eq!(parse_count("1000000000000"), Ok(MAX_COUNT));
         assert!(
             parse_count("1000000000001")
                 .unwrap_err()
+                .to_string()
                 .contains("too large")
         );
         assert!(parse_count("5000000000000000000").is_err());
