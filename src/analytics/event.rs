@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use url::Url;
 use uuid::Uuid;
 
+pub use super::rejection::EventError;
 use super::traffic::{LandingParams, TrafficSource, traffic_source};
 use crate::privacy::{
     DailySalt, EmailHash, is_placeholder_id, redact_json_emails, redact_url_emails,
@@ -41,22 +42,6 @@ pub mod limits {
 
 /// Event names that link a visitor to a user or an email.
 const IDENTITY_EVENTS: &[&str] = &["signup", "login", "identify", "lead_submit", "purchase"];
-
-/// A reason an event was not accepted: a stable code (for metrics) and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl EventError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        EventError {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// The wire format of one event (SPEC §11). Unknown fields are an error: a typo such as
 /// `evnt_name` must not silently lose data.

@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod event;
 pub mod purchase;
+pub mod rejection;
 pub mod schemas;
 pub mod sessions;
 pub mod traffic;

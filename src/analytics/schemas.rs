@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::event::EventError;
+use super::rejection::EventError;
 
 fn invalid(message: String) -> EventError {
     EventError {

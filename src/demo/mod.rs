@@ -17,6 +17,7 @@
 mod catalog;
 mod copy;
 mod emit;
+mod simulate;
 mod world;
 
 use std::time::Instant;
