@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod event;
+pub mod limits;
 pub mod purchase;
 pub mod rejection;
 pub mod schemas;
@@ -32,7 +33,7 @@ use crate::http::ApiError;
 use crate::privacy::IpHasher;
 use crate::telemetry::IngestMetrics;
 use crate::tenancy::{KeyKind, Tenancy, Tenant};
-use event::{AcceptedEvent, RequestContext, limits};
+use event::{AcceptedEvent, RequestContext};
 use writer::{Outcome, SubmitError};
 
 /// Name of the first-party cookie that keeps the visitor id.

@@ -45,7 +45,7 @@ fn is_currency(v: &Value) -> bool {
 fn is_short_id(v: &Value) -> bool {
     is_id(v)
         && v.as_str()
-            .is_none_or(|s| s.chars().count() <= super::event::limits::MAX_ID)
+            .is_none_or(|s| s.chars().count() <= super::limits::MAX_ID)
 }
 
 fn is_id(v: &Value) -> bool {
