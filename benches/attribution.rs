@@ -114,10 +114,16 @@ async fn late_sessions(owner: &PgPool, company: Uuid, buyers: i64) {
 
 async fn timed(pool: &PgPool, company: Uuid, mode: Mode, label: &str) {
     let started = Instant::now();
-    let report = lux::jobs::run(pool, company, Job::Attribution, mode, WhenBusy::Wait)
-        .await
-        .expect("attribution runs")
-        .expect("lock");
+    let report = lux::jobs::run(
+        pool,
+        company,
+        Job::Attribution,
+        (mode, WhenBusy::Wait),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("attribution runs")
+    .expect("lock");
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "  {label:<44} {:>8} examined {:>8} changed {:>8.2} s {:>9.0} orders/s",

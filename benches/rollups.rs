@@ -143,8 +143,8 @@ async fn run(args: Args) {
         &app,
         company_id,
         Job::Rollups,
-        Mode::Incremental,
-        WhenBusy::Wait,
+        (Mode::Incremental, WhenBusy::Wait),
+        chrono::Utc::now(),
     )
     .await
     .expect("incremental run")
@@ -194,9 +194,15 @@ async fn run(args: Args) {
 }
 
 async fn run_job(pool: &sqlx::PgPool, company_id: Uuid, job: Job, mode: Mode) -> f64 {
-    lux::jobs::run(pool, company_id, job, mode, WhenBusy::Wait)
-        .await
-        .expect("job runs")
-        .expect("lock")
-        .seconds
+    lux::jobs::run(
+        pool,
+        company_id,
+        job,
+        (mode, WhenBusy::Wait),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("job runs")
+    .expect("lock")
+    .seconds
 }

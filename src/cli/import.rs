@@ -78,7 +78,15 @@ async fn import_orders(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let owner = owner_pool(&ctx.url).await?;
-    let summary = lux::commerce::import::run(&owner, &key, company, provider, &text).await?;
+    let summary = lux::commerce::import::run(
+        &owner,
+        &key,
+        company,
+        provider,
+        &text,
+        &lux::clock::Clock::System,
+    )
+    .await?;
     owner.close().await;
     println!(
         "read {}, imported {}, already imported {}, not about orders {}, skipped {}",

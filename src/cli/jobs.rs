@@ -73,7 +73,15 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
     let mut failed = 0;
     for company_id in companies {
         for &job in &jobs {
-            match lux::jobs::run(&pool, company_id, job, mode, lux::jobs::WhenBusy::Wait).await {
+            match lux::jobs::run(
+                &pool,
+                company_id,
+                job,
+                (mode, lux::jobs::WhenBusy::Wait),
+                chrono::Utc::now(),
+            )
+            .await
+            {
                 Ok(Some(report)) => println!("{}", serde_json::to_string(&report)?),
                 Ok(None) => {}
                 Err(error) => {

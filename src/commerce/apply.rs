@@ -74,7 +74,10 @@ pub async fn apply_verified(
         _ => woo_fact(woo_topic, &value, &hash_key)?,
     };
     match found {
-        Found::Fact(fact) => Ok(Applied::Order(orders::record(tx, company_id, &fact).await?)),
+        Found::Fact(fact) => {
+            let order_id = orders::record(tx, company_id, &fact, delivery.received_at).await?;
+            Ok(Applied::Order(order_id))
+        }
         Found::Settled(applied) => Ok(applied),
     }
 }

@@ -3,6 +3,7 @@
 //! the server's secrets key; an unverified one only as its hash and size (anyone can post
 //! bytes to a webhook address, and they are not worth keeping).
 
+use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -31,6 +32,8 @@ pub struct Delivery<'a> {
     pub provider: Provider,
     pub channel: Channel,
     pub payload: &'a [u8],
+    /// When it arrived, from the injected clock: the time of an order it names without one.
+    pub received_at: DateTime<Utc>,
 }
 
 /// What became of a delivery: `failure` says why it was refused or could not be read.
@@ -52,6 +55,7 @@ pub async fn record(
         provider,
         channel,
         payload,
+        received_at: _,
     } = *delivery;
     let sealed = verdict.verified.then(|| key.seal(company_id, payload));
     sqlx::query(

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::apply::{Applied, ApplyError, apply_verified};
 use super::deliveries::{Channel, Delivery};
 use super::secrets::{Provider, SecretsKey};
+use crate::clock::Clock;
 
 #[derive(Debug, Default)]
 pub struct ImportSummary {
@@ -73,6 +74,7 @@ pub async fn run(
     company_id: Uuid,
     provider: Provider,
     text: &str,
+    clock: &Clock,
 ) -> anyhow::Result<ImportSummary> {
     crate::tenancy::require_company(owner, company_id).await?;
     let mut summary = ImportSummary::default();
@@ -91,6 +93,7 @@ pub async fn run(
             provider,
             channel: Channel::Import,
             payload: &payload,
+            received_at: clock.now(),
         };
         match import_one(owner, key, &delivery).await {
             Ok(Applied::Order(_)) => summary.imported += 1,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::money::Currency;
 use super::orders::{self, OrderFact, PaymentState, Source};
+use crate::clock::Clock;
 use crate::privacy::EmailHash;
 
 /// Purchases taken per transaction by the worker.
@@ -115,7 +116,7 @@ impl InboxRow {
 }
 
 /// Merges every waiting purchase into orders. Returns how many were merged.
-pub async fn drain(pool: &PgPool) -> Result<usize, sqlx::Error> {
+pub async fn drain(pool: &PgPool, clock: &Clock) -> Result<usize, sqlx::Error> {
     let companies: Vec<Uuid> = sqlx::query_scalar("SELECT lux_order_inbox_companies()")
         .fetch_all(pool)
         .await?;
@@ -139,7 +140,7 @@ pub async fn drain(pool: &PgPool) -> Result<usize, sqlx::Error> {
             }
             let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
             for row in rows {
-                orders::record(&mut tx, company_id, &row.into_fact()).await?;
+                orders::record(&mut tx, company_id, &row.into_fact(), clock.now()).await?;
             }
             sqlx::query("DELETE FROM order_inbox WHERE company_id = $1 AND event_id = ANY($2)")
                 .bind(company_id)
@@ -205,7 +206,7 @@ pub async fn drain_relinks(pool: &PgPool) -> Result<u64, sqlx::Error> {
 /// Drains the inbox whenever the writer says purchases arrived, and every second anyway
 /// (purchases left by another node or before a restart); then the identity notes, so an
 /// identify and a purchase sent together leave the order with the identified customer.
-pub async fn run_worker(pool: PgPool, wake: Arc<Notify>) {
+pub async fn run_worker(pool: PgPool, wake: Arc<Notify>, clock: Clock) {
     loop {
         tokio::select! {
             _ = wake.notified() => {
@@ -214,7 +215,7 @@ pub async fn run_worker(pool: PgPool, wake: Arc<Notify>) {
             },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {},
         }
-        if let Err(error) = drain(&pool).await {
+        if let Err(error) = drain(&pool, &clock).await {
             tracing::warn!(error = %error, "merging purchases into orders failed; will retry");
         }
         if let Err(error) = drain_relinks(&pool).await {

@@ -154,6 +154,7 @@ pub async fn record(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     fact: &OrderFact,
+    now: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
     lock(tx, company_id).await?;
     let (order_id, is_new) = resolve_order(tx, company_id, &fact.refs).await?;
@@ -170,7 +171,7 @@ pub async fn record(
     // A new order has no sources and no customer yet: the reads that would find them are
     // skipped (most purchases are new orders, and the order worker merges them one by one).
     upsert_source(tx, company_id, order_id, fact, is_new).await?;
-    recompute(tx, company_id, order_id, fact.session_id, is_new).await?;
+    recompute(tx, company_id, order_id, (fact.session_id, is_new), now).await?;
     Ok(order_id)
 }
 
@@ -402,13 +403,14 @@ fn merge(rows: &mut [SourceRow], fallback_currency: &str) -> MergedOrder {
     }
 }
 
-/// Rewrites the `orders` row from its sources, then its customer and first-order flags.
+/// Rewrites the `orders` row from its sources, then its customer and first-order flags. An
+/// order no source gives a time is placed `now` (the time of receipt, from the clock).
 async fn recompute(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     order_id: Uuid,
-    session_hint: Option<Uuid>,
-    is_new: bool,
+    (session_hint, is_new): (Option<Uuid>, bool),
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let mut rows: Vec<SourceRow> = sqlx::query_as(
         "SELECT source, status, currency::text AS currency, gross_minor, discount_minor,
@@ -439,7 +441,7 @@ async fn recompute(
         .min();
     let placed_at = verified_time
         .or_else(|| rows.iter().filter_map(|r| r.placed_at).min())
-        .unwrap_or_else(Utc::now);
+        .unwrap_or(now);
     let number = rows
         .iter()
         .find_map(|r| r.order_number.clone())

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -92,8 +93,9 @@ async fn webhook(
         provider,
         channel: Channel::Webhook,
         payload: &body,
+        received_at: state.clock.now(),
     };
-    if let Err(reason) = verify(provider, &headers, &body, &secret, &state.clock) {
+    if let Err(reason) = verify(provider, &headers, &body, &secret, delivery.received_at) {
         let reason = reason.to_string();
         let verdict = Verdict {
             verified: false,
@@ -123,14 +125,14 @@ fn verify(
     headers: &HeaderMap,
     body: &[u8],
     secret: &[u8],
-    clock: &Clock,
+    now: DateTime<Utc>,
 ) -> Result<(), VerifyError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match provider {
         Provider::Stripe => {
             let signature =
                 header("stripe-signature").ok_or(VerifyError::MissingHeader("Stripe-Signature"))?;
-            Ok(stripe::verify(signature, body, secret, clock.now())?)
+            Ok(stripe::verify(signature, body, secret, now)?)
         }
         _ => {
             let signature = header("x-wc-webhook-signature")

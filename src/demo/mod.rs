@@ -324,7 +324,15 @@ pub async fn run_jobs(pool: &PgPool, company_id: Uuid) -> anyhow::Result<Vec<Run
     let mut reports = Vec::new();
     // Attribution first: the rollups read its credits.
     for job in Job::ALL {
-        if let Some(report) = jobs::run(pool, company_id, job, Mode::Full, WhenBusy::Wait).await? {
+        if let Some(report) = jobs::run(
+            pool,
+            company_id,
+            job,
+            (Mode::Full, WhenBusy::Wait),
+            chrono::Utc::now(),
+        )
+        .await?
+        {
             reports.push(report);
         }
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::{attribution, rollups};
 
 /// A job that can be run.
@@ -105,12 +106,13 @@ pub struct RunReport {
 }
 
 /// Runs `job` for one company. `Ok(None)` when skipped because another process runs it.
+/// `now` is the run's start, from the caller's clock: where its watermark stands.
 pub async fn run(
     pool: &PgPool,
     company_id: Uuid,
     job: Job,
-    mode: Mode,
-    when_busy: WhenBusy,
+    (mode, when_busy): (Mode, WhenBusy),
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Option<RunReport>> {
     // A session-level lock on a connection held for the whole run: the job commits in
     // chunks, so a transaction-level lock would not cover it.
@@ -137,7 +139,7 @@ pub async fn run(
         lock.released = true;
         return Ok(None);
     }
-    let result = run_locked(pool, company_id, job, mode).await;
+    let result = run_locked(pool, company_id, job, mode, now).await;
     lock.released = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
         .bind(key)
         .fetch_one(&mut *lock.conn)
@@ -183,11 +185,12 @@ async fn run_locked(
     company_id: Uuid,
     job: Job,
     mode: Mode,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Option<RunReport>> {
-    let clock = Instant::now();
+    let took = Instant::now();
     let run_id = Uuid::now_v7();
     let last = last_success(pool, company_id, job).await?;
-    record_start(pool, company_id, run_id, job, mode).await?;
+    record_start(pool, company_id, (run_id, job, mode), now).await?;
     let work = match job {
         Job::Attribution => run_attribution(pool, company_id, run_id, mode, last.as_ref()).await,
         Job::Rollups => run_rollups(pool, company_id, run_id, mode, last.as_ref()).await,
@@ -199,7 +202,8 @@ async fn run_locked(
             return Ok(None);
         }
         Err(error) => {
-            record_failure(pool, company_id, run_id, &format!("{error:#}")).await;
+            let finished_at = now + took.elapsed();
+            record_failure(pool, company_id, run_id, finished_at, &format!("{error:#}")).await;
             return Err(error);
         }
     };
@@ -208,7 +212,7 @@ async fn run_locked(
     let days_count = work.days.as_ref().map(|d| d.len() as u64);
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     sqlx::query(
-        "UPDATE job_runs SET finished_at = clock_timestamp(), status = 'succeeded',
+        "UPDATE job_runs SET finished_at = $9, status = 'succeeded',
              full_run = $3, rows_examined = $4, rows_changed = $5, days_from = $6,
              days_to = $7, days_count = $8
          WHERE company_id = $1 AND run_id = $2",
@@ -221,6 +225,7 @@ async fn run_locked(
     .bind(days_from)
     .bind(days_to)
     .bind(days_count.map(|n| n as i32))
+    .bind(now + took.elapsed())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -237,7 +242,7 @@ async fn run_locked(
         days_from,
         days_to,
         days_count,
-        seconds: clock.elapsed().as_secs_f64(),
+        seconds: took.elapsed().as_secs_f64(),
     }))
 }
 
@@ -442,64 +447,73 @@ async fn last_success(
     }))
 }
 
-/// Records the run as started, committed before any work. Its watermark is where the next
-/// incremental run looks for changes from: this moment, or the start of the oldest
+/// Records the run as started at `now`, committed before any work. Its watermark is where
+/// the next incremental run looks for changes from: `now`, or the start of the oldest
 /// transaction still open (its rows, stamped with that start, are not visible to this run
 /// yet), less 5 seconds for a transaction so new it does not show in `pg_stat_activity` yet
-/// (re-examining a few seconds twice costs next to nothing). Runs of this job for this company left 'running' by a process that stopped are
-/// closed as failed (this run holds the lock, so none of them is running), and runs older
-/// than 30 days are pruned.
+/// (re-examining a few seconds twice costs next to nothing). Runs of this job for this
+/// company left 'running' by a process that stopped are closed as failed (this run holds the
+/// lock, so none of them is running), and runs older than 30 days are pruned.
 async fn record_start(
     pool: &PgPool,
     company_id: Uuid,
-    run_id: Uuid,
-    job: Job,
-    mode: Mode,
+    (run_id, job, mode): (Uuid, Job, Mode),
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
     sqlx::query(
-        "UPDATE job_runs SET status = 'failed', finished_at = now(),
+        "UPDATE job_runs SET status = 'failed', finished_at = $3,
              error = 'interrupted: the process stopped before the run finished'
          WHERE company_id = $1 AND job = $2 AND status = 'running'",
     )
     .bind(company_id)
     .bind(job.as_str())
+    .bind(now)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
         "DELETE FROM job_runs
-         WHERE company_id = $1 AND job = $2 AND started_at < now() - interval '30 days'",
+         WHERE company_id = $1 AND job = $2 AND started_at < $3::timestamptz - interval '30 days'",
     )
     .bind(company_id)
     .bind(job.as_str())
+    .bind(now)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
         "INSERT INTO job_runs (company_id, run_id, job, started_at, status, full_run, watermark,
              range_from, range_to)
-         VALUES ($1, $2, $3, now(), 'running', false,
-                 least(now(), lux_oldest_open_transaction()) - interval '5 seconds', $4, $5)",
+         VALUES ($1, $2, $3, $6, 'running', false,
+                 least($6, lux_oldest_open_transaction()) - interval '5 seconds', $4, $5)",
     )
     .bind(company_id)
     .bind(run_id)
     .bind(job.as_str())
     .bind(mode.days().0)
     .bind(mode.days().1)
+    .bind(now)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
 }
 
-async fn record_failure(pool: &PgPool, company_id: Uuid, run_id: Uuid, error: &str) {
+async fn record_failure(
+    pool: &PgPool,
+    company_id: Uuid,
+    run_id: Uuid,
+    finished_at: DateTime<Utc>,
+    error: &str,
+) {
     let result = async {
         let mut tx = crate::db::begin_for_company(pool, company_id).await?;
         sqlx::query(
-            "UPDATE job_runs SET finished_at = clock_timestamp(), status = 'failed', error = $3
+            "UPDATE job_runs SET finished_at = $4, status = 'failed', error = $3
              WHERE company_id = $1 AND run_id = $2",
         )
         .bind(company_id)
         .bind(run_id)
         .bind(error)
+        .bind(finished_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await
@@ -518,7 +532,8 @@ pub async fn company_ids(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
 }
 
 /// Runs every job for every company every `interval`, skipping what another node is running.
-pub async fn run_scheduler(pool: PgPool, interval: Duration) {
+/// Each run starts at the clock's `now`.
+pub async fn run_scheduler(pool: PgPool, interval: Duration, clock: Clock) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -532,7 +547,8 @@ pub async fn run_scheduler(pool: PgPool, interval: Duration) {
         };
         for company_id in companies {
             for job in Job::ALL {
-                match run(&pool, company_id, job, Mode::Incremental, WhenBusy::Skip).await {
+                let how = (Mode::Incremental, WhenBusy::Skip);
+                match run(&pool, company_id, job, how, clock.now()).await {
                     Ok(Some(report)) if report.rows_changed > 0 => tracing::info!(
                         job = job.as_str(), %company_id, examined = report.rows_examined,
                         changed = report.rows_changed, seconds = report.seconds, "job ran"),

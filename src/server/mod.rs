@@ -97,7 +97,11 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         metrics.clone(),
         purchases.clone(),
     );
-    let order_worker = tokio::spawn(crate::commerce::inbox::run_worker(pool.clone(), purchases));
+    let order_worker = tokio::spawn(crate::commerce::inbox::run_worker(
+        pool.clone(),
+        purchases,
+        options.clock,
+    ));
     let state = AppState {
         pool: pool.clone(),
         reader: reader.clone(),
@@ -111,9 +115,13 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         messages: Arc::new(options.messages.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
-    let scheduler = options
-        .jobs_interval
-        .map(|every| tokio::spawn(crate::jobs::run_scheduler(pool.clone(), every)));
+    let scheduler = options.jobs_interval.map(|every| {
+        tokio::spawn(crate::jobs::run_scheduler(
+            pool.clone(),
+            every,
+            options.clock,
+        ))
+    });
 
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await

@@ -143,13 +143,22 @@ impl Journey {
         self.run(Mode::Incremental).await
     }
 
+    /// An incremental run that starts at `now` (the service's clock set there).
+    async fn attribute_at(&self, now: DateTime<Utc>) -> RunReport {
+        self.run_at(Mode::Incremental, now).await
+    }
+
     async fn run(&self, mode: Mode) -> RunReport {
+        self.run_at(mode, Utc::now()).await
+    }
+
+    async fn run_at(&self, mode: Mode, now: DateTime<Utc>) -> RunReport {
         lux::jobs::run(
             &self.pool,
             self.app.company.id,
             Job::Attribution,
-            mode,
-            WhenBusy::Wait,
+            (mode, WhenBusy::Wait),
+            now,
         )
         .await
         .expect("attribution runs")
@@ -441,6 +450,7 @@ async fn an_order_imported_before_its_events_is_re_attributed_when_they_come() {
         j.app.company.id,
         lux::commerce::secrets::Provider::WooCommerce,
         &woo.to_string(),
+        &lux::clock::Clock::System,
     )
     .await
     .unwrap();
@@ -652,8 +662,8 @@ async fn changing_the_settings_re_attributes_every_order() {
         &j.pool,
         j.app.company.id,
         Job::Attribution,
-        Mode::Incremental,
-        WhenBusy::Wait,
+        (Mode::Incremental, WhenBusy::Wait),
+        chrono::Utc::now(),
     )
     .await
     .unwrap_err();
@@ -682,8 +692,8 @@ async fn another_companys_sessions_never_count() {
         &j.pool,
         b.id,
         Job::Attribution,
-        Mode::Incremental,
-        WhenBusy::Wait,
+        (Mode::Incremental, WhenBusy::Wait),
+        chrono::Utc::now(),
     )
     .await
     .unwrap()
@@ -733,19 +743,26 @@ async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
     assert!(attributed, "the scheduler attributed the order");
     assert_eq!(j.order("1011").await.first, touch("Email", Some("nov")));
 
-    // `lux jobs run attribution --full` against the same database, as an operator would.
+    // `lux jobs run attribution --full` against the same database, as an operator would. The
+    // command waits for the job's lock, which the scheduler may hold: it runs off this
+    // runtime's thread, or waiting for it would stop the scheduler from ever releasing it.
     let company = j.app.company.id.to_string();
-    let report = lux_json(
-        &j.app.db.url,
-        &[
-            "jobs",
-            "run",
-            "attribution",
-            "--full",
-            "--company",
-            &company,
-        ],
-    );
+    let url = j.app.db.url.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        lux_json(
+            &url,
+            &[
+                "jobs",
+                "run",
+                "attribution",
+                "--full",
+                "--company",
+                &company,
+            ],
+        )
+    })
+    .await
+    .expect("the command ran");
     assert_eq!(report["job"], "attribution");
     assert_eq!(report["full_run"], true);
     assert_eq!(report["rows_examined"], 1);
@@ -815,6 +832,7 @@ async fn import_stripe(j: &Journey, event: Value) {
         j.app.company.id,
         lux::commerce::secrets::Provider::Stripe,
         &event.to_string(),
+        &lux::clock::Clock::System,
     )
     .await
     .unwrap();
@@ -977,8 +995,8 @@ async fn a_run_cut_short_never_leaves_its_lock_behind() {
                 &j.pool,
                 j.app.company.id,
                 Job::Attribution,
-                Mode::Full,
-                WhenBusy::Skip,
+                (Mode::Full, WhenBusy::Skip),
+                chrono::Utc::now(),
             ),
         )
         .await;
@@ -991,8 +1009,8 @@ async fn a_run_cut_short_never_leaves_its_lock_behind() {
                 &j.pool,
                 j.app.company.id,
                 Job::Attribution,
-                Mode::Incremental,
-                WhenBusy::Skip,
+                (Mode::Incremental, WhenBusy::Skip),
+                chrono::Utc::now(),
             )
             .await
             .unwrap();
@@ -1058,14 +1076,25 @@ async fn a_session_committed_while_a_run_works_is_picked_up_by_the_next_run() {
     .execute(&mut *late)
     .await
     .unwrap();
-    // Longer than the watermark's 5-second margin: only the open-transaction rule covers it.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let during = j.attribute().await;
+    // The next run starts 6 seconds later by the clock, longer than the watermark's 5-second
+    // margin: only the open-transaction rule covers the session.
+    let later = Utc::now() + Duration::seconds(6);
+    let during = j.attribute_at(later).await;
     assert_eq!(during.rows_changed, 0, "the session is not committed yet");
+    let watermark: DateTime<Utc> =
+        sqlx::query_scalar("SELECT watermark FROM job_runs WHERE run_id = $1")
+            .bind(during.run_id)
+            .fetch_one(&j.app.owner)
+            .await
+            .unwrap();
+    assert!(
+        watermark < later - Duration::seconds(5),
+        "the open transaction holds the watermark back: {watermark} vs {later}"
+    );
     late.commit().await.unwrap();
 
     // Its stamp is older than that run's start, but not older than the run's watermark.
-    let after = j.attribute().await;
+    let after = j.attribute_at(later + Duration::seconds(1)).await;
     assert_eq!((after.rows_examined, after.rows_changed), (1, 1));
     assert_eq!(j.order("1014").await.path, ["Paid Search", "Email"]);
 }
@@ -1128,8 +1157,8 @@ async fn a_run_that_failed_under_other_rules_makes_the_next_one_redo_everything(
         &j.pool,
         j.app.company.id,
         Job::Attribution,
-        Mode::Incremental,
-        WhenBusy::Wait,
+        (Mode::Incremental, WhenBusy::Wait),
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -1158,8 +1187,8 @@ async fn a_run_for_given_days_redoes_the_orders_placed_on_them_only() {
             &j.pool,
             j.app.company.id,
             Job::Attribution,
-            Mode::Days { from, to },
-            WhenBusy::Wait,
+            (Mode::Days { from, to }, WhenBusy::Wait),
+            chrono::Utc::now(),
         )
         .await
         .unwrap()

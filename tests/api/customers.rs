@@ -165,8 +165,8 @@ impl Shop {
                 &self.pool,
                 self.app.company.id,
                 job,
-                Mode::Incremental,
-                WhenBusy::Wait,
+                (Mode::Incremental, WhenBusy::Wait),
+                chrono::Utc::now(),
             )
             .await
             .expect("the job runs")
@@ -479,6 +479,7 @@ async fn a_stripe_charge_naming_a_guest_order_s_email_merges_the_guest_into_that
                 company,
                 lux::commerce::secrets::Provider::Stripe,
                 &charge,
+                &lux::clock::Clock::System,
             )
             .await
             .unwrap();

@@ -219,6 +219,7 @@ impl Story {
             a.id,
             lux::commerce::secrets::Provider::Stripe,
             &charge.to_string(),
+            &lux::clock::Clock::System,
         )
         .await
         .unwrap();
@@ -248,10 +249,16 @@ impl Story {
     }
 
     pub async fn run(&self, company: Uuid, job: Job, mode: Mode) -> RunReport {
-        lux::jobs::run(&self.pool, company, job, mode, WhenBusy::Wait)
-            .await
-            .expect("the job runs")
-            .expect("nobody else holds the lock")
+        lux::jobs::run(
+            &self.pool,
+            company,
+            job,
+            (mode, WhenBusy::Wait),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("the job runs")
+        .expect("nobody else holds the lock")
     }
 
     /// Attribution, then rollups, for both companies.
@@ -960,6 +967,7 @@ async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
         a,
         lux::commerce::secrets::Provider::Stripe,
         &refund.to_string(),
+        &lux::clock::Clock::System,
     )
     .await
     .unwrap();
@@ -1127,6 +1135,7 @@ async fn an_order_that_moves_to_another_day_leaves_nothing_on_the_old_one() {
         a,
         lux::commerce::secrets::Provider::Stripe,
         &charge.to_string(),
+        &lux::clock::Clock::System,
     )
     .await
     .unwrap();
@@ -1207,6 +1216,7 @@ async fn an_order_moving_to_another_customer_gives_the_first_its_next_order_as_f
                 a,
                 lux::commerce::secrets::Provider::Stripe,
                 &charge,
+                &lux::clock::Clock::System,
             )
             .await
             .unwrap();
@@ -1270,6 +1280,7 @@ async fn two_orders_merged_into_one_count_once_on_the_survivor_s_day() {
                 a,
                 lux::commerce::secrets::Provider::Stripe,
                 &event.to_string(),
+                &lux::clock::Clock::System,
             )
             .await
             .unwrap();
