@@ -164,14 +164,14 @@ fn secrets_key(
     embedded: bool,
 ) -> anyhow::Result<Option<SecretsKey>> {
     if let Some(text) = given.filter(|t| !t.trim().is_empty()) {
-        return SecretsKey::parse_hex(text).map(Some);
+        return Ok(Some(SecretsKey::parse_hex(text)?));
     }
     if !embedded {
         return Ok(None);
     }
     let path = data_dir.join("secrets.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return SecretsKey::parse_hex(&text).map(Some);
+        return Ok(Some(SecretsKey::parse_hex(&text)?));
     }
     let key = SecretsKey::generate();
     std::fs::write(&path, key.to_hex()).with_context(|| format!("writing {}", path.display()))?;

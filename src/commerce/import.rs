@@ -75,7 +75,7 @@ pub async fn run(
     provider: Provider,
     text: &str,
     clock: &Clock,
-) -> anyhow::Result<ImportSummary> {
+) -> Result<ImportSummary, crate::tenancy::TenancyError> {
     crate::tenancy::require_company(owner, company_id).await?;
     let mut summary = ImportSummary::default();
     let terminal = std::io::stderr().is_terminal();

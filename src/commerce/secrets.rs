@@ -21,16 +21,25 @@ impl std::fmt::Debug for SecretsKey {
     }
 }
 
+/// Why a secrets key or a webhook secret was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("LUX_SECRETS_KEY must be 64 hex characters (e.g. `openssl rand -hex 32`)")]
+    NotHex,
+    #[error("LUX_SECRETS_KEY must be 64 hex characters (32 bytes)")]
+    WrongLength,
+    #[error("--secret is empty")]
+    EmptySecret,
+    #[error(transparent)]
+    Tenancy(#[from] crate::tenancy::TenancyError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 impl SecretsKey {
-    pub fn parse_hex(text: &str) -> anyhow::Result<SecretsKey> {
-        let bytes = hex::decode(text.trim()).map_err(|_| {
-            anyhow::anyhow!(
-                "LUX_SECRETS_KEY must be 64 hex characters (e.g. `openssl rand -hex 32`)"
-            )
-        })?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("LUX_SECRETS_KEY must be 64 hex characters (32 bytes)"))?;
+    pub fn parse_hex(text: &str) -> Result<SecretsKey, SecretError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| SecretError::NotHex)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::WrongLength)?;
         Ok(SecretsKey(key))
     }
 
@@ -116,9 +125,9 @@ pub async fn set_secret(
     company_id: Uuid,
     provider: Provider,
     secret: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), SecretError> {
     if secret.trim().is_empty() {
-        anyhow::bail!("--secret is empty");
+        return Err(SecretError::EmptySecret);
     }
     let (nonce, ciphertext) = key.seal(company_id, secret.as_bytes());
     crate::tenancy::require_company(owner, company_id).await?;

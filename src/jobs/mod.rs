@@ -49,6 +49,17 @@ impl Job {
     }
 }
 
+/// Why a run failed (recorded on the run, with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Attribution(#[from] attribution::LoadError),
+    #[error(transparent)]
+    Rollups(#[from] rollups::RollupError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
 /// What a run covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -113,7 +124,7 @@ pub async fn run(
     job: Job,
     (mode, when_busy): (Mode, WhenBusy),
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<RunReport>> {
+) -> Result<Option<RunReport>, JobError> {
     // A session-level lock on a connection held for the whole run: the job commits in
     // chunks, so a transaction-level lock would not cover it.
     let mut lock = HeldLock {
@@ -186,7 +197,7 @@ async fn run_locked(
     job: Job,
     mode: Mode,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<RunReport>> {
+) -> Result<Option<RunReport>, JobError> {
     let took = Instant::now();
     let run_id = Uuid::now_v7();
     let last = last_success(pool, company_id, job).await?;
@@ -203,7 +214,7 @@ async fn run_locked(
         }
         Err(error) => {
             let finished_at = now + took.elapsed();
-            record_failure(pool, company_id, run_id, finished_at, &format!("{error:#}")).await;
+            record_failure(pool, company_id, run_id, finished_at, &error.to_string()).await;
             return Err(error);
         }
     };
@@ -275,7 +286,7 @@ async fn coverage(
     last: Option<&LastRun>,
     parameters: &str,
     version: u32,
-) -> anyhow::Result<Option<Coverage>> {
+) -> Result<Option<Coverage>, JobError> {
     let last_version = last
         .and_then(|l| l.parameters.as_deref())
         .and_then(rules_version);
@@ -312,7 +323,7 @@ async fn run_attribution(
     run_id: Uuid,
     mode: Mode,
     last: Option<&LastRun>,
-) -> anyhow::Result<Option<Work>> {
+) -> Result<Option<Work>, JobError> {
     let settings = attribution::load_settings(pool, company_id).await?;
     let rules = settings.rules();
     let run = (Job::Attribution, run_id, mode);
@@ -341,7 +352,7 @@ async fn run_rollups(
     run_id: Uuid,
     mode: Mode,
     last: Option<&LastRun>,
-) -> anyhow::Result<Option<Work>> {
+) -> Result<Option<Work>, JobError> {
     let settings = rollups::load_settings(pool, company_id).await?;
     let parameters = settings.parameters();
     let run = (Job::Rollups, run_id, mode);

@@ -257,12 +257,21 @@ pub enum SuppressionTarget {
     Company,
 }
 
+/// Why a suppression was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressError {
+    #[error("--email is not an email address")]
+    NotAnEmail,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// Stops collection for a person (or a whole company) from now on. Runs as the owner (CLI).
 pub async fn suppress(
     owner: &PgPool,
     company_id: Uuid,
     target: &SuppressionTarget,
-) -> anyhow::Result<()> {
+) -> Result<(), SuppressError> {
     let (kind, value) = match target {
         SuppressionTarget::Company => {
             sqlx::query("UPDATE companies SET tracking_enabled = false WHERE company_id = $1")
@@ -279,8 +288,7 @@ pub async fn suppress(
                     .bind(company_id)
                     .fetch_one(owner)
                     .await?;
-            let hash = EmailHash::of(&key, email)
-                .ok_or_else(|| anyhow::anyhow!("--email is not an email address"))?;
+            let hash = EmailHash::of(&key, email).ok_or(SuppressError::NotAnEmail)?;
             ("email", hash.to_hex())
         }
     };

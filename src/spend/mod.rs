@@ -23,7 +23,6 @@ mod table;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -477,6 +476,38 @@ pub struct ImportSummary {
     pub skipped: Vec<Skipped>,
 }
 
+/// Why a file was not imported (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("no company {0} (see `lux company list`)")]
+    NoCompany(Uuid),
+    #[error("the company's currency {0:?} is not a code")]
+    CompanyCurrency(String),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(
+        "nothing to import: none of the {data_lines} data lines after the header (line \
+         {header_line}) is a valid row{reasons}"
+    )]
+    NothingToImport {
+        data_lines: usize,
+        header_line: u64,
+        /// The first reasons, one per line, after a colon; empty without any.
+        reasons: String,
+    },
+    #[error("{step}: {error}")]
+    Database {
+        step: &'static str,
+        #[source]
+        error: sqlx::Error,
+    },
+}
+
+/// Names the step a database error happened at.
+fn at(step: &'static str) -> impl FnOnce(sqlx::Error) -> ImportError {
+    move |error| ImportError::Database { step, error }
+}
+
 /// Imports a file for one company, through `pool` (the service's role, so row-level
 /// security applies). Fails, writing nothing, when the file is refused or has no valid row.
 pub async fn import(
@@ -484,22 +515,22 @@ pub async fn import(
     company_id: Uuid,
     bytes: &[u8],
     format: Option<Format>,
-) -> anyhow::Result<ImportSummary> {
+) -> Result<ImportSummary, ImportError> {
     let mut tx = crate::db::begin_for_company(pool, company_id)
         .await
-        .context("opening a transaction")?;
+        .map_err(at("opening a transaction"))?;
     // Row-level security shows the company its own row only.
     let currency: Option<String> =
         sqlx::query_scalar("SELECT currency::text FROM companies WHERE company_id = $1")
             .bind(company_id)
             .fetch_optional(&mut *tx)
             .await
-            .context("reading the company")?;
+            .map_err(at("reading the company"))?;
     let Some(currency) = currency else {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
+        return Err(ImportError::NoCompany(company_id));
     };
-    let currency = Currency::parse(&currency)
-        .with_context(|| format!("the company's currency {currency:?} is not a code"))?;
+    let currency =
+        Currency::parse(&currency).ok_or_else(|| ImportError::CompanyCurrency(currency.clone()))?;
     let parsed = parse(bytes, format, currency)?;
     if parsed.rows.is_empty() {
         let mut reasons: Vec<String> = parsed
@@ -511,22 +542,24 @@ pub async fn import(
         if parsed.skipped.len() > 10 {
             reasons.push(format!("  ... and {} more", parsed.skipped.len() - 10));
         }
-        anyhow::bail!(
-            "nothing to import: none of the {} data lines after the header (line {}) is a \
-             valid row{}{}",
-            parsed.data_lines,
-            parsed.header_line,
-            if reasons.is_empty() { "" } else { ":\n" },
-            reasons.join("\n")
-        );
+        let reasons = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(":\n{}", reasons.join("\n"))
+        };
+        return Err(ImportError::NothingToImport {
+            data_lines: parsed.data_lines,
+            header_line: parsed.header_line,
+            reasons,
+        });
     }
     let replaced = replace_other_granularity(&mut tx, company_id, &parsed.rows)
         .await
-        .context("replacing rows of the other granularity")?;
+        .map_err(at("replacing rows of the other granularity"))?;
     let (inserted, updated) = upsert(&mut tx, company_id, &parsed.rows)
         .await
-        .context("writing ad_spend")?;
-    tx.commit().await.context("committing the import")?;
+        .map_err(at("writing ad_spend"))?;
+    tx.commit().await.map_err(at("committing the import"))?;
     Ok(ImportSummary {
         company_id,
         format: parsed.format.as_str(),

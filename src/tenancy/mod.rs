@@ -52,6 +52,38 @@ pub struct CreatedCompany {
     pub secret_key: String,
 }
 
+/// Why a company, key or login was not created or changed. The messages name the command
+/// line's flags: these operations are the command line's.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error("--name must be 1 to 200 characters")]
+    Name,
+    #[error("--timezone {0:?} is not an IANA time zone (e.g. Europe/Paris)")]
+    Timezone(String),
+    #[error("--currency {0:?} is not an ISO 4217 code (e.g. USD)")]
+    Currency(String),
+    #[error("--origin {0:?} is not a URL origin")]
+    NotAnOrigin(String),
+    #[error("--origin {0:?} must be an origin like https://shop.example")]
+    NotBareOrigin(String),
+    #[error("no company {0} (see `lux company list`)")]
+    NoCompany(Uuid),
+    #[error("no active key {key_id} for company {company_id} (see `lux company keys`)")]
+    NoActiveKey { company_id: Uuid, key_id: Uuid },
+    #[error("--login {0:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit, pg_ or lux_")]
+    Login(String),
+    #[error("--password: at least 12 characters")]
+    Password,
+    #[error("creating the login {login:?}: {error}")]
+    CreateLogin {
+        login: String,
+        #[source]
+        error: sqlx::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// A validated request to create a company.
 pub struct NewCompany {
     pub name: String,
@@ -66,23 +98,23 @@ impl NewCompany {
         timezone: &str,
         currency: &str,
         allowed_origins: Vec<String>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, TenancyError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            anyhow::bail!("--name must be 1 to 200 characters");
+            return Err(TenancyError::Name);
         }
-        let timezone: chrono_tz::Tz = timezone.parse().map_err(|_| {
-            anyhow::anyhow!("--timezone {timezone:?} is not an IANA time zone (e.g. Europe/Paris)")
-        })?;
+        let timezone: chrono_tz::Tz = timezone
+            .parse()
+            .map_err(|_| TenancyError::Timezone(timezone.to_string()))?;
         let currency = currency.trim().to_ascii_uppercase();
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            anyhow::bail!("--currency {currency:?} is not an ISO 4217 code (e.g. USD)");
+            return Err(TenancyError::Currency(currency));
         }
         for origin in &allowed_origins {
-            let parsed = url::Url::parse(origin)
-                .map_err(|_| anyhow::anyhow!("--origin {origin:?} is not a URL origin"))?;
+            let parsed =
+                url::Url::parse(origin).map_err(|_| TenancyError::NotAnOrigin(origin.clone()))?;
             if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
-                anyhow::bail!("--origin {origin:?} must be an origin like https://shop.example");
+                return Err(TenancyError::NotBareOrigin(origin.clone()));
             }
         }
         Ok(NewCompany {
@@ -98,7 +130,10 @@ impl NewCompany {
 }
 
 /// Creates a company with one write key and one secret key. Runs as the owner (CLI).
-pub async fn create_company(owner: &PgPool, new: NewCompany) -> anyhow::Result<CreatedCompany> {
+pub async fn create_company(
+    owner: &PgPool,
+    new: NewCompany,
+) -> Result<CreatedCompany, TenancyError> {
     let company_id = Uuid::now_v7();
     let write_key = new_key(WRITE_KEY_PREFIX);
     let secret_key = new_key(SECRET_KEY_PREFIX);
@@ -161,7 +196,7 @@ pub async fn create_key(
     owner: &PgPool,
     company_id: Uuid,
     kind: KeyKind,
-) -> anyhow::Result<(Uuid, String)> {
+) -> Result<(Uuid, String), TenancyError> {
     require_company(owner, company_id).await?;
     let key = new_key(match kind {
         KeyKind::Write => WRITE_KEY_PREFIX,
@@ -172,7 +207,11 @@ pub async fn create_key(
 }
 
 /// Revokes a key; it stops working once the service's key cache expires (30 s by default).
-pub async fn revoke_key(owner: &PgPool, company_id: Uuid, key_id: Uuid) -> anyhow::Result<()> {
+pub async fn revoke_key(
+    owner: &PgPool,
+    company_id: Uuid,
+    key_id: Uuid,
+) -> Result<(), TenancyError> {
     let revoked = sqlx::query(
         "UPDATE api_keys SET revoked_at = now()
          WHERE company_id = $1 AND key_id = $2 AND revoked_at IS NULL",
@@ -182,7 +221,7 @@ pub async fn revoke_key(owner: &PgPool, company_id: Uuid, key_id: Uuid) -> anyho
     .execute(owner)
     .await?;
     if revoked.rows_affected() == 0 {
-        anyhow::bail!("no active key {key_id} for company {company_id} (see `lux company keys`)");
+        return Err(TenancyError::NoActiveKey { company_id, key_id });
     }
     Ok(())
 }
@@ -197,7 +236,7 @@ pub struct KeyListing {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub async fn list_keys(owner: &PgPool, company_id: Uuid) -> anyhow::Result<Vec<KeyListing>> {
+pub async fn list_keys(owner: &PgPool, company_id: Uuid) -> Result<Vec<KeyListing>, TenancyError> {
     require_company(owner, company_id).await?;
     Ok(sqlx::query_as(
         "SELECT key_id, kind, key_prefix, created_at, revoked_at FROM api_keys
@@ -313,14 +352,14 @@ impl Tenancy {
 }
 
 /// Fails with a message naming the id when no such company exists (CLI commands).
-pub async fn require_company(owner: &PgPool, company_id: Uuid) -> anyhow::Result<()> {
+pub async fn require_company(owner: &PgPool, company_id: Uuid) -> Result<(), TenancyError> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
             .bind(company_id)
             .fetch_one(owner)
             .await?;
     if !exists {
-        anyhow::bail!("no company {company_id} (see `lux company list`)");
+        return Err(TenancyError::NoCompany(company_id));
     }
     Ok(())
 }
@@ -334,7 +373,7 @@ pub async fn create_reader_login(
     company_id: Uuid,
     login: &str,
     password: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), TenancyError> {
     let valid_login = login.len() <= 63
         && login
             .as_bytes()
@@ -344,12 +383,10 @@ pub async fn create_reader_login(
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !valid_login || login.starts_with("pg_") || login.starts_with("lux_") {
-        anyhow::bail!(
-            "--login {login:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit, pg_ or lux_"
-        );
+        return Err(TenancyError::Login(login.to_string()));
     }
     if password.chars().count() < 12 {
-        anyhow::bail!("--password: at least 12 characters");
+        return Err(TenancyError::Password);
     }
     require_company(owner, company_id).await?;
     let mut tx = owner.begin().await?;
@@ -364,7 +401,10 @@ pub async fn create_reader_login(
     sqlx::query(sqlx::AssertSqlSafe(create))
         .execute(&mut *tx)
         .await
-        .map_err(|e| anyhow::anyhow!("creating the login {login:?}: {e}"))?;
+        .map_err(|error| TenancyError::CreateLogin {
+            login: login.to_string(),
+            error,
+        })?;
     sqlx::query("INSERT INTO reader_logins (login, company_id) VALUES ($1, $2)")
         .bind(login)
         .bind(company_id)
@@ -384,7 +424,7 @@ pub struct CompanyListing {
     pub tracking_enabled: bool,
 }
 
-pub async fn list_companies(owner: &PgPool) -> anyhow::Result<Vec<CompanyListing>> {
+pub async fn list_companies(owner: &PgPool) -> Result<Vec<CompanyListing>, TenancyError> {
     Ok(sqlx::query_as(
         "SELECT company_id, name, timezone, currency::text AS currency, tracking_enabled
          FROM companies ORDER BY created_at",
