@@ -378,7 +378,7 @@ async fn ingest(
     let outcomes = state.writer.submit(accepted).await.map_err(|e| match e {
         SubmitError::Overloaded => ApiError::Overloaded,
         SubmitError::Unavailable => ApiError::Unavailable,
-        SubmitError::Refused => ApiError::Internal(anyhow::Error::new(e)),
+        SubmitError::Refused => ApiError::internal(e),
     })?;
     let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
     let (stored, duplicates) = (

@@ -112,7 +112,7 @@ pub async fn serve(
             from = today - chrono::Days::new(29),
         );
     }
-    server.wait().await
+    Ok(server.wait().await?)
 }
 
 /// On the embedded cluster's first run there is no company yet: make one, so a new user can

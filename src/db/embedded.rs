@@ -8,8 +8,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail};
-
 /// A running private cluster. Stopped on [`EmbeddedPostgres::stop`] if this process started it.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
@@ -24,17 +22,52 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres
 Install them (Debian/Ubuntu: `apt-get install postgresql`), point LUX_PG_BIN at their folder, \
 or set DATABASE_URL to use an existing server";
 
+/// Why the embedded cluster could not be started: the step, and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// A file or process operation failed (creating folders, running a tool).
+    #[error("{step}")]
+    Io {
+        step: String,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("LUX_PG_BIN={0} holds no initdb/pg_ctl. {INSTALL_HINT}")]
+    BadBinDir(String),
+    #[error("{INSTALL_HINT}")]
+    NoPostgres,
+    #[error("initdb failed for {pgdata}: {stderr}")]
+    Initdb { pgdata: String, stderr: String },
+    #[error("could not start the embedded PostgreSQL in {pgdata} (see {log}): {stderr}")]
+    Start {
+        pgdata: String,
+        log: String,
+        stderr: String,
+    },
+    #[error(
+        "running as root, the embedded PostgreSQL runs as the `postgres` system user, but {0} \
+         could not be given to it (does that user exist? it comes with the PostgreSQL package)"
+    )]
+    Chown(String),
+}
+
+/// Names the step an I/O error happened at.
+fn at(step: impl Into<String>) -> impl FnOnce(std::io::Error) -> EmbeddedError {
+    let step = step.into();
+    move |error| EmbeddedError::Io { step, error }
+}
+
 impl EmbeddedPostgres {
     /// Starts the cluster under `data_dir/pg` (creating it the first time), or joins the one
     /// another `lux` process already runs there.
-    pub fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub fn start(data_dir: &Path) -> Result<Self, EmbeddedError> {
         let bin_dir = find_bin_dir()?;
         let run_as_postgres = is_root();
         std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+            .map_err(at(format!("creating data folder {}", data_dir.display())))?;
         let data_dir = data_dir
             .canonicalize()
-            .with_context(|| format!("resolving data folder {}", data_dir.display()))?;
+            .map_err(at(format!("resolving data folder {}", data_dir.display())))?;
         let pgdata = data_dir.join("pg");
         let mut cluster = EmbeddedPostgres {
             pgdata,
@@ -81,8 +114,8 @@ impl EmbeddedPostgres {
             .output();
     }
 
-    fn initdb(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.pgdata)?;
+    fn initdb(&self) -> Result<(), EmbeddedError> {
+        std::fs::create_dir_all(&self.pgdata).map_err(at("creating the cluster folder"))?;
         if self.run_as_postgres {
             chown_to_postgres(&self.pgdata)?;
         }
@@ -101,18 +134,15 @@ impl EmbeddedPostgres {
                 ],
             )
             .output()
-            .context("running initdb")?;
+            .map_err(at("running initdb"))?;
         if !output.status.success() {
-            bail!(
-                "initdb failed for {}: {}",
-                pgdata,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            return Err(EmbeddedError::Initdb { pgdata, stderr });
         }
         Ok(())
     }
 
-    fn pg_ctl_start(&self) -> anyhow::Result<()> {
+    fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {
         let pgdata = self.pgdata.to_string_lossy().into_owned();
         let log = self
             .pgdata
@@ -129,14 +159,14 @@ impl EmbeddedPostgres {
                 &["-D", &pgdata, "-l", &log, "-o", &opts, "-w", "start"],
             )
             .output()
-            .context("running pg_ctl start")?;
+            .map_err(at("running pg_ctl start"))?;
         if !output.status.success() {
-            bail!(
-                "could not start the embedded PostgreSQL in {} (see {}): {}",
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            return Err(EmbeddedError::Start {
                 pgdata,
                 log,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+                stderr,
+            });
         }
         Ok(())
     }
@@ -185,16 +215,13 @@ impl EmbeddedPostgres {
 }
 
 /// `LUX_PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`, else `pg_config --bindir`.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
     let has_tools = |dir: &Path| dir.join("initdb").exists() && dir.join("pg_ctl").exists();
     if let Some(dir) = std::env::var_os("LUX_PG_BIN").map(PathBuf::from) {
         if has_tools(&dir) {
             return Ok(dir);
         }
-        bail!(
-            "LUX_PG_BIN={} holds no initdb/pg_ctl. {INSTALL_HINT}",
-            dir.display()
-        );
+        return Err(EmbeddedError::BadBinDir(dir.display().to_string()));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -216,7 +243,7 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
             return Ok(dir);
         }
     }
-    bail!("{INSTALL_HINT}")
+    Err(EmbeddedError::NoPostgres)
 }
 
 fn is_root() -> bool {
@@ -227,24 +254,22 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn chown_to_postgres(dir: &Path) -> anyhow::Result<()> {
+fn chown_to_postgres(dir: &Path) -> Result<(), EmbeddedError> {
     let status = Command::new("chown")
         .args(["-R", "postgres:postgres"])
         .arg(dir)
         .status()
-        .context("running chown")?;
+        .map_err(at("running chown"))?;
     if !status.success() {
-        bail!(
-            "running as root, the embedded PostgreSQL runs as the `postgres` system user, \
-             but {} could not be given to it (does that user exist? it comes with the \
-             PostgreSQL package)",
-            dir.display()
-        );
+        return Err(EmbeddedError::Chown(dir.display().to_string()));
     }
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
-    Ok(listener.local_addr()?.port())
+fn free_port() -> Result<u16, EmbeddedError> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(at("finding a free local port"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(at("finding a free local port"))?;
+    Ok(addr.port())
 }

@@ -5,7 +5,6 @@ pub mod embedded;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -44,15 +43,26 @@ pub fn is_overload(error: &sqlx::Error) -> bool {
     )
 }
 
+/// Why connecting or migrating failed; the cause is the error's source.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL is not a valid postgres URL")]
+    Url(#[source] sqlx::Error),
+    #[error("could not connect to PostgreSQL (is DATABASE_URL right and the server up?)")]
+    Connect(#[source] sqlx::Error),
+    #[error("applying database migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
 /// Connects as the owner (the role in `DATABASE_URL`): for migrations and admin commands.
-pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub async fn connect_owner(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let options = connect_options(url)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .context("could not connect to PostgreSQL (is DATABASE_URL right and the server up?)")
+        .map_err(DbError::Connect)
 }
 
 /// Connects for the service: every connection switches to `lux_app` before use, so row-level
@@ -60,14 +70,14 @@ pub async fn connect_owner(url: &str, max_connections: u32) -> anyhow::Result<Pg
 ///
 /// `connect_lazy` so the service starts (and answers `/readyz` 503) while the database is down,
 /// and reconnects by itself when it comes back.
-pub fn connect_app(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub fn connect_app(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     connect_lazy_as(url, max_connections, "SET ROLE lux_app")
 }
 
 /// Connects for the metrics API: every connection switches to `lux_reader`, which can read
 /// the rollup tables and nothing else (no raw events, sessions or orders), under row-level
 /// security. Lazy, like [`connect_app`].
-pub fn connect_reader(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub fn connect_reader(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     connect_lazy_as(url, max_connections, "SET ROLE lux_reader")
 }
 
@@ -107,11 +117,9 @@ pub async fn connect_ingest_writer(
 /// the log with a page of SQL that says nothing about which report or job it was. Here both go
 /// to TRACE, for someone tracing `sqlx::query` on purpose; the service logs what is slow
 /// itself, by name and duration (a report: `reports::run`; a job run: `jobs`).
-pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, DbError> {
     use sqlx::ConnectOptions as _;
-    let options: PgConnectOptions = url
-        .parse()
-        .context("DATABASE_URL is not a valid postgres URL")?;
+    let options: PgConnectOptions = url.parse().map_err(DbError::Url)?;
     Ok(options
         .log_statements(log::LevelFilter::Trace)
         .log_slow_statements(log::LevelFilter::Trace, SLOW_STATEMENT))
@@ -125,7 +133,7 @@ fn connect_lazy_as(
     url: &str,
     max_connections: u32,
     set_role: &'static str,
-) -> anyhow::Result<PgPool> {
+) -> Result<PgPool, DbError> {
     let options = connect_options(url)?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
@@ -142,12 +150,8 @@ fn connect_lazy_as(
 
 /// Applies pending migrations. sqlx takes an advisory lock, so two processes starting at once
 /// do not race.
-pub async fn migrate(owner: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(owner)
-        .await
-        .context("applying database migrations")?;
-    Ok(())
+pub async fn migrate(owner: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(owner).await.map_err(DbError::Migrate)
 }
 
 /// Opens a transaction scoped to one company: row-level security then shows and accepts only

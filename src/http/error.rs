@@ -28,11 +28,22 @@ pub enum ApiError {
     /// The database cannot be reached: nothing was stored, retry.
     #[error("storage is unavailable, nothing was stored; retry shortly")]
     Unavailable,
+    /// Our bug: the cause goes to the log under a correlation id, the client gets the id.
     #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A database error that is not about availability, labelled as such in the log.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {0}")]
+struct DatabaseFailure(#[source] sqlx::Error);
+
 impl ApiError {
+    /// An internal error with its cause (anything that is an error, or a message).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -62,7 +73,7 @@ impl From<sqlx::Error> for ApiError {
             tracing::warn!(error = %error, "database busy");
             ApiError::Overloaded
         } else {
-            ApiError::Internal(anyhow::Error::new(error).context("database"))
+            ApiError::internal(DatabaseFailure(error))
         }
     }
 }

@@ -80,7 +80,7 @@ impl From<ReportError> for ApiError {
             ReportError::Request(e) => ApiError::BadRequest(e.to_string()),
             // The one database policy: unavailable or busy → 503, anything else → 500.
             ReportError::Database(e) => ApiError::from(e),
-            ReportError::Data(_) => ApiError::Internal(anyhow::Error::new(error)),
+            ReportError::Data(_) => ApiError::internal(error),
         }
     }
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -52,33 +51,55 @@ impl Default for ServeOptions {
     }
 }
 
+/// Why the server did not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error("creating raw_events partitions")]
+    Partitions(#[source] sqlx::Error),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+    #[error("server task")]
+    Task(#[source] tokio::task::JoinError),
+}
+
 /// A server started by [`start`].
 pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
 }
 
 impl RunningServer {
     /// Stops accepting, flushes queued events, and waits for the end.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), ServerError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.await.context("server task")?
+        self.task.await.map_err(ServerError::Task)?
     }
 
     /// Waits until the server stops by itself (a signal).
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(self) -> Result<(), ServerError> {
         let RunningServer { shutdown, task, .. } = self;
-        let result = task.await.context("server task")?;
+        let result = task.await.map_err(ServerError::Task)?;
         drop(shutdown);
         result
     }
 }
 
 /// Migrates the database, then serves until SIGINT/SIGTERM or [`RunningServer::stop`].
-pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<RunningServer> {
+pub async fn start(
+    database_url: &str,
+    options: ServeOptions,
+) -> Result<RunningServer, ServerError> {
     let owner = crate::db::connect_owner(database_url, 2).await?;
     crate::db::migrate(&owner).await?;
     owner.close().await;
@@ -88,7 +109,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
     let reader = crate::db::connect_reader(database_url, (options.pool_size / 4).max(2))?;
     crate::db::ensure_partitions(&pool)
         .await
-        .context("creating raw_events partitions")?;
+        .map_err(ServerError::Partitions)?;
     let metrics = IngestMetrics::new();
     let purchases = Arc::new(tokio::sync::Notify::new());
     let (writer, writer_tasks) = Writer::start(
@@ -125,8 +146,14 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
 
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
-        .with_context(|| format!("binding {}", options.bind))?;
-    let addr = listener.local_addr()?;
+        .map_err(|error| ServerError::Bind {
+            addr: options.bind,
+            error,
+        })?;
+    let addr = listener.local_addr().map_err(|error| ServerError::Bind {
+        addr: options.bind,
+        error,
+    })?;
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let app = routes::router(state);
     let task = tokio::spawn(async move {
@@ -136,7 +163,7 @@ pub async fn start(database_url: &str, options: ServeOptions) -> anyhow::Result<
         )
         .with_graceful_shutdown(shutdown_signal(shutdown_rx))
         .await
-        .context("serving HTTP")?;
+        .map_err(ServerError::Serve)?;
         // The router (and with it every Writer handle) is gone: the writers drain the queue
         // and stop.
         for task in writer_tasks {

@@ -129,7 +129,7 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+            ApiError::internal("handler panicked").into_response()
         }))
 }
 
