@@ -116,7 +116,7 @@ async fn timed(pool: &PgPool, company: Uuid, mode: Mode, label: &str) {
     let started = Instant::now();
     let report = lux::jobs::run(
         pool,
-        company,
+        company.into(),
         Job::Attribution,
         (mode, WhenBusy::Wait),
         chrono::Utc::now(),
@@ -150,7 +150,8 @@ fn main() {
         )
         .await
         .expect("company")
-        .company_id;
+        .company_id
+        .uuid();
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0);

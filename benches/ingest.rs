@@ -477,7 +477,7 @@ fn main() {
         // ratio uses the higher of the two, so a slow moment of the database cannot flatter it.
         let quiet_ceiling = database_ceiling(
             &owner,
-            company.company_id,
+            company.company_id.uuid(),
             args.ceiling_rows,
             "before the load",
         )
@@ -507,7 +507,7 @@ fn main() {
         .await;
         let loaded_ceiling = database_ceiling(
             &owner,
-            company.company_id,
+            company.company_id.uuid(),
             args.ceiling_rows,
             "after the load",
         )

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use lux::ids::CompanyId;
 use lux::jobs::{Job, Mode, WhenBusy};
 use serde_json::json;
 use uuid::Uuid;
@@ -193,7 +194,7 @@ async fn run(args: Args) {
     server.stop().await.expect("stop");
 }
 
-async fn run_job(pool: &sqlx::PgPool, company_id: Uuid, job: Job, mode: Mode) -> f64 {
+async fn run_job(pool: &sqlx::PgPool, company_id: CompanyId, job: Job, mode: Mode) -> f64 {
     lux::jobs::run(
         pool,
         company_id,

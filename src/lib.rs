@@ -17,7 +17,8 @@
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the router that merges the domains' routes;
 //! - [`server`]: running it all;
-//! - [`clock`]: the current time, fixed in tests.
+//! - [`clock`]: the current time, fixed in tests;
+//! - [`ids`]: identifiers that cross module boundaries (`CompanyId`).
 
 pub mod analytics;
 pub mod attribution;
@@ -27,6 +28,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod identity;
+pub mod ids;
 pub mod jobs;
 pub mod messages;
 pub mod privacy;

@@ -260,7 +260,7 @@ pub enum SettingsError {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("no company {0} (see `lux company list`)")]
-    NoCompany(uuid::Uuid),
+    NoCompany(crate::ids::CompanyId),
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("database: {0}")]
@@ -271,7 +271,7 @@ pub enum ChangeError {
 /// force. The next attribution run redoes every order under them.
 pub async fn change(
     owner: &sqlx::PgPool,
-    company_id: uuid::Uuid,
+    company_id: crate::ids::CompanyId,
     change: &SettingsChange,
 ) -> Result<AttributionSettings, ChangeError> {
     let mut tx = owner.begin().await?;

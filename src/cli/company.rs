@@ -28,7 +28,7 @@ pub enum CompanyCommand {
     /// List a company's keys (prefixes only), create one, or revoke one.
     Keys {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         /// Create a key: write (public, for the snippet) or secret (server-side).
         #[arg(long, value_name = "KIND", value_enum)]
         create: Option<KeyKind>,
@@ -40,7 +40,7 @@ pub enum CompanyCommand {
     /// prints the settings in force. The next attribution run redoes every order.
     Attribution {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         #[command(flatten)]
         change: lux::attribution::settings::SettingsChange,
     },
@@ -49,7 +49,7 @@ pub enum CompanyCommand {
     /// The next rollups run recomputes every day.
     Rollups {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         #[command(flatten)]
         change: lux::rollups::settings::SettingsChange,
     },
@@ -57,7 +57,7 @@ pub enum CompanyCommand {
     /// sees the company's rows whatever company it asks for, and never raw events.
     ReaderLogin {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         #[arg(long)]
         login: String,
         /// At least 12 characters.
@@ -67,7 +67,7 @@ pub enum CompanyCommand {
     /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
     SetSecret {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         #[arg(long, value_enum)]
         provider: Provider,
         #[arg(long, hide_env_values = true)]
@@ -140,7 +140,8 @@ pub async fn run(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
             secret,
         } => {
             let key = ctx.require_secrets_key()?;
-            lux::commerce::secrets::set_secret(&owner, &key, company_id, provider, &secret).await?;
+            lux::commerce::secrets::set_secret(&owner, &key, company_id.uuid(), provider, &secret)
+                .await?;
             println!("{} secret stored for {company_id}", provider.as_str());
         }
     }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use lux::commerce::secrets::Provider;
-use uuid::Uuid;
 
 use super::{Context, owner_pool};
 
@@ -15,7 +14,7 @@ pub struct ImportArgs {
     /// Orders: a JSON array, one JSON object, or JSON lines. Spend: a CSV file.
     pub file: PathBuf,
     #[arg(long, value_parser = super::args::company_id)]
-    pub company: Uuid,
+    pub company: lux::ids::CompanyId,
     /// Spend only: the CSV's layout; guessed from its header when absent.
     #[arg(long, value_enum)]
     pub format: Option<lux::spend::Format>,
@@ -51,7 +50,7 @@ pub async fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<()> {
 /// refused or has no valid row.
 async fn import_spend(
     file: &Path,
-    company: Uuid,
+    company: lux::ids::CompanyId,
     format: Option<lux::spend::Format>,
     url: &str,
 ) -> anyhow::Result<()> {
@@ -70,7 +69,7 @@ async fn import_spend(
 async fn import_orders(
     provider: Provider,
     file: &Path,
-    company: Uuid,
+    company: lux::ids::CompanyId,
     ctx: &Context,
 ) -> anyhow::Result<()> {
     // Imported payloads are kept encrypted, like webhook deliveries.

@@ -1,7 +1,6 @@
 //! `lux jobs run`: attribution and rollups now, for one company or all.
 
 use clap::{Subcommand, ValueEnum};
-use uuid::Uuid;
 
 use super::owner_pool;
 
@@ -24,7 +23,7 @@ pub enum JobsCommand {
         job: JobChoice,
         /// Only this company (default: every company).
         #[arg(long, value_parser = super::args::company_id)]
-        company: Option<Uuid>,
+        company: Option<lux::ids::CompanyId>,
         /// Redo everything, not only what changed since the last run (rollups: rebuild every
         /// day of the company).
         #[arg(long, conflicts_with_all = ["from", "to"])]

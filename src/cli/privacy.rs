@@ -11,7 +11,7 @@ pub enum PrivacyCommand {
     /// Stop collecting events for a person (by user id, visitor id or email) or a company.
     Suppress {
         #[arg(value_parser = super::args::company_id)]
-        company_id: Uuid,
+        company_id: lux::ids::CompanyId,
         #[arg(long, group = "target")]
         user_id: Option<String>,
         #[arg(long, group = "target")]

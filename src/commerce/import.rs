@@ -8,12 +8,12 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::Value;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use super::apply::{Applied, ApplyError, apply_verified};
 use super::deliveries::{Channel, Delivery};
 use super::secrets::{Provider, SecretsKey};
 use crate::clock::Clock;
+use crate::ids::CompanyId;
 
 #[derive(Debug, Default)]
 pub struct ImportSummary {
@@ -71,12 +71,13 @@ fn records(text: &str) -> Vec<Result<Vec<u8>, RecordError>> {
 pub async fn run(
     owner: &PgPool,
     key: &SecretsKey,
-    company_id: Uuid,
+    company: CompanyId,
     provider: Provider,
     text: &str,
     clock: &Clock,
 ) -> Result<ImportSummary, crate::tenancy::TenancyError> {
-    crate::tenancy::require_company(owner, company_id).await?;
+    crate::tenancy::require_company(owner, company).await?;
+    let company_id = company.uuid();
     let mut summary = ImportSummary::default();
     let terminal = std::io::stderr().is_terminal();
     for record in records(text) {

@@ -130,7 +130,7 @@ pub async fn set_secret(
         return Err(SecretError::EmptySecret);
     }
     let (nonce, ciphertext) = key.seal(company_id, secret.as_bytes());
-    crate::tenancy::require_company(owner, company_id).await?;
+    crate::tenancy::require_company(owner, company_id.into()).await?;
     sqlx::query(
         "INSERT INTO webhook_secrets (company_id, provider, nonce, ciphertext)
          VALUES ($1, $2, $3, $4)

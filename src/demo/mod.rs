@@ -33,6 +33,8 @@ use crate::jobs::{self, Job, Mode, RunReport, WhenBusy};
 use emit::{Chunk, Counts, Sink};
 use world::World;
 
+use crate::ids::CompanyId;
+
 /// Days of history by default.
 pub const DEFAULT_DAYS: u32 = 90;
 /// Raw events by default (`--scale 1`): a few seconds to generate.
@@ -121,9 +123,10 @@ pub struct DemoSummary {
 /// orders an instant before their raw events).
 pub async fn generate(
     owner: &PgPool,
-    company_id: Uuid,
+    company: CompanyId,
     spec: &DemoSpec,
 ) -> anyhow::Result<DemoSummary> {
+    let company_id = company.uuid();
     let started = Instant::now();
     if owner.options().get_max_connections() < 2 {
         anyhow::bail!("the demo writes on two connections: give its pool at least 2");
@@ -320,7 +323,7 @@ fn persons_for(world: &World, events: u64) -> anyhow::Result<u64> {
 
 /// Runs the company's jobs over everything, as the service would after ingesting the data.
 /// `pool` is the service's pool (`lux_app`).
-pub async fn run_jobs(pool: &PgPool, company_id: Uuid) -> anyhow::Result<Vec<RunReport>> {
+pub async fn run_jobs(pool: &PgPool, company_id: CompanyId) -> anyhow::Result<Vec<RunReport>> {
     let mut reports = Vec::new();
     // Attribution first: the rollups read its credits.
     for job in Job::ALL {

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::ids::CompanyId;
 use crate::{attribution, rollups};
 
 /// A job that can be run.
@@ -120,11 +121,12 @@ pub struct RunReport {
 /// `now` is the run's start, from the caller's clock: where its watermark stands.
 pub async fn run(
     pool: &PgPool,
-    company_id: Uuid,
+    company: CompanyId,
     job: Job,
     (mode, when_busy): (Mode, WhenBusy),
     now: DateTime<Utc>,
 ) -> Result<Option<RunReport>, JobError> {
+    let company_id = company.uuid();
     // A session-level lock on a connection held for the whole run: the job commits in
     // chunks, so a transaction-level lock would not cover it.
     let mut lock = HeldLock {
@@ -536,7 +538,7 @@ async fn record_failure(
 }
 
 /// Every company's id (for the scheduler and `lux jobs run` without `--company`).
-pub async fn company_ids(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn company_ids(pool: &PgPool) -> Result<Vec<CompanyId>, sqlx::Error> {
     sqlx::query_scalar("SELECT lux_company_ids()")
         .fetch_all(pool)
         .await

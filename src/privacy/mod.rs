@@ -269,7 +269,7 @@ pub enum SuppressError {
 /// Stops collection for a person (or a whole company) from now on. Runs as the owner (CLI).
 pub async fn suppress(
     owner: &PgPool,
-    company_id: Uuid,
+    company_id: crate::ids::CompanyId,
     target: &SuppressionTarget,
 ) -> Result<(), SuppressError> {
     let (kind, value) = match target {

@@ -198,7 +198,7 @@ pub enum SettingsError {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("no company {0} (see `lux company list`)")]
-    NoCompany(uuid::Uuid),
+    NoCompany(crate::ids::CompanyId),
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("database: {0}")]
@@ -275,7 +275,7 @@ impl SettingsChange {
 /// Applies `change` to a company's stored rollup settings (as the owner) and returns them.
 pub async fn change(
     owner: &sqlx::PgPool,
-    company_id: uuid::Uuid,
+    company_id: crate::ids::CompanyId,
     change: &SettingsChange,
 ) -> Result<RollupSettings, ChangeError> {
     let mut tx = owner.begin().await?;

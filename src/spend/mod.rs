@@ -29,6 +29,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::commerce::money::Currency;
+use crate::ids::CompanyId;
 pub use numbers::Micros;
 use table::{Header, Line};
 
@@ -480,7 +481,7 @@ pub struct ImportSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("no company {0} (see `lux company list`)")]
-    NoCompany(Uuid),
+    NoCompany(CompanyId),
     #[error("the company's currency {0:?} is not a code")]
     CompanyCurrency(String),
     #[error(transparent)]
@@ -512,10 +513,11 @@ fn at(step: &'static str) -> impl FnOnce(sqlx::Error) -> ImportError {
 /// security applies). Fails, writing nothing, when the file is refused or has no valid row.
 pub async fn import(
     pool: &PgPool,
-    company_id: Uuid,
+    company: CompanyId,
     bytes: &[u8],
     format: Option<Format>,
 ) -> Result<ImportSummary, ImportError> {
+    let company_id = company.uuid();
     let mut tx = crate::db::begin_for_company(pool, company_id)
         .await
         .map_err(at("opening a transaction"))?;
@@ -527,7 +529,7 @@ pub async fn import(
             .await
             .map_err(at("reading the company"))?;
     let Some(currency) = currency else {
-        return Err(ImportError::NoCompany(company_id));
+        return Err(ImportError::NoCompany(company));
     };
     let currency =
         Currency::parse(&currency).ok_or_else(|| ImportError::CompanyCurrency(currency.clone()))?;

@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub use crate::ids::CompanyId;
+
 /// Which kind of key authenticated a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyKind {
@@ -44,7 +46,7 @@ fn hash_key(key: &str) -> [u8; 32] {
 /// What `lux company create` prints. The secret key is shown here once and never again.
 #[derive(Debug, Serialize)]
 pub struct CreatedCompany {
-    pub company_id: Uuid,
+    pub company_id: CompanyId,
     pub name: String,
     pub timezone: String,
     pub currency: String,
@@ -67,9 +69,9 @@ pub enum TenancyError {
     #[error("--origin {0:?} must be an origin like https://shop.example")]
     NotBareOrigin(String),
     #[error("no company {0} (see `lux company list`)")]
-    NoCompany(Uuid),
+    NoCompany(CompanyId),
     #[error("no active key {key_id} for company {company_id} (see `lux company keys`)")]
-    NoActiveKey { company_id: Uuid, key_id: Uuid },
+    NoActiveKey { company_id: CompanyId, key_id: Uuid },
     #[error("--login {0:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit, pg_ or lux_")]
     Login(String),
     #[error("--password: at least 12 characters")]
@@ -156,7 +158,7 @@ pub async fn create_company(
     }
     tx.commit().await?;
     Ok(CreatedCompany {
-        company_id,
+        company_id: CompanyId::from_uuid(company_id),
         name: new.name,
         timezone: new.timezone.name().to_string(),
         currency: new.currency,
@@ -194,7 +196,7 @@ async fn insert_key(
 /// Returns the key, shown once, and its id.
 pub async fn create_key(
     owner: &PgPool,
-    company_id: Uuid,
+    company_id: CompanyId,
     kind: KeyKind,
 ) -> Result<(Uuid, String), TenancyError> {
     require_company(owner, company_id).await?;
@@ -202,14 +204,14 @@ pub async fn create_key(
         KeyKind::Write => WRITE_KEY_PREFIX,
         KeyKind::Secret => SECRET_KEY_PREFIX,
     });
-    let key_id = insert_key(owner, company_id, kind, &key).await?;
+    let key_id = insert_key(owner, company_id.uuid(), kind, &key).await?;
     Ok((key_id, key))
 }
 
 /// Revokes a key; it stops working once the service's key cache expires (30 s by default).
 pub async fn revoke_key(
     owner: &PgPool,
-    company_id: Uuid,
+    company_id: CompanyId,
     key_id: Uuid,
 ) -> Result<(), TenancyError> {
     let revoked = sqlx::query(
@@ -236,7 +238,10 @@ pub struct KeyListing {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub async fn list_keys(owner: &PgPool, company_id: Uuid) -> Result<Vec<KeyListing>, TenancyError> {
+pub async fn list_keys(
+    owner: &PgPool,
+    company_id: CompanyId,
+) -> Result<Vec<KeyListing>, TenancyError> {
     require_company(owner, company_id).await?;
     Ok(sqlx::query_as(
         "SELECT key_id, kind, key_prefix, created_at, revoked_at FROM api_keys
@@ -352,7 +357,7 @@ impl Tenancy {
 }
 
 /// Fails with a message naming the id when no such company exists (CLI commands).
-pub async fn require_company(owner: &PgPool, company_id: Uuid) -> Result<(), TenancyError> {
+pub async fn require_company(owner: &PgPool, company_id: CompanyId) -> Result<(), TenancyError> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
             .bind(company_id)
@@ -370,7 +375,7 @@ pub async fn require_company(owner: &PgPool, company_id: Uuid) -> Result<(), Ten
 /// Needs an owner that may create roles.
 pub async fn create_reader_login(
     owner: &PgPool,
-    company_id: Uuid,
+    company_id: CompanyId,
     login: &str,
     password: &str,
 ) -> Result<(), TenancyError> {

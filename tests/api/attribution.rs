@@ -155,7 +155,7 @@ impl Journey {
     async fn run_at(&self, mode: Mode, now: DateTime<Utc>) -> RunReport {
         lux::jobs::run(
             &self.pool,
-            self.app.company.id,
+            self.app.company.id.into(),
             Job::Attribution,
             (mode, WhenBusy::Wait),
             now,
@@ -447,7 +447,7 @@ async fn an_order_imported_before_its_events_is_re_attributed_when_they_come() {
     lux::commerce::import::run(
         &j.app.owner,
         &secrets_key(),
-        j.app.company.id,
+        j.app.company.id.into(),
         lux::commerce::secrets::Provider::WooCommerce,
         &woo.to_string(),
         &lux::clock::Clock::System,
@@ -660,7 +660,7 @@ async fn changing_the_settings_re_attributes_every_order() {
     .unwrap();
     let error = lux::jobs::run(
         &j.pool,
-        j.app.company.id,
+        j.app.company.id.into(),
         Job::Attribution,
         (Mode::Incremental, WhenBusy::Wait),
         chrono::Utc::now(),
@@ -690,7 +690,7 @@ async fn another_companys_sessions_never_count() {
     // B's job attributes B's order and leaves A's alone.
     let report = lux::jobs::run(
         &j.pool,
-        b.id,
+        b.id.into(),
         Job::Attribution,
         (Mode::Incremental, WhenBusy::Wait),
         chrono::Utc::now(),
@@ -829,7 +829,7 @@ async fn import_stripe(j: &Journey, event: Value) {
     lux::commerce::import::run(
         &j.app.owner,
         &secrets_key(),
-        j.app.company.id,
+        j.app.company.id.into(),
         lux::commerce::secrets::Provider::Stripe,
         &event.to_string(),
         &lux::clock::Clock::System,
@@ -993,7 +993,7 @@ async fn a_run_cut_short_never_leaves_its_lock_behind() {
             std::time::Duration::from_micros(micros),
             lux::jobs::run(
                 &j.pool,
-                j.app.company.id,
+                j.app.company.id.into(),
                 Job::Attribution,
                 (Mode::Full, WhenBusy::Skip),
                 chrono::Utc::now(),
@@ -1007,7 +1007,7 @@ async fn a_run_cut_short_never_leaves_its_lock_behind() {
         for _ in 0..100 {
             ran = lux::jobs::run(
                 &j.pool,
-                j.app.company.id,
+                j.app.company.id.into(),
                 Job::Attribution,
                 (Mode::Incremental, WhenBusy::Skip),
                 chrono::Utc::now(),
@@ -1155,7 +1155,7 @@ async fn a_run_that_failed_under_other_rules_makes_the_next_one_redo_everything(
     let runs_before = j.app.count("SELECT count(*) FROM job_runs").await;
     let skipped = lux::jobs::run(
         &j.pool,
-        j.app.company.id,
+        j.app.company.id.into(),
         Job::Attribution,
         (Mode::Incremental, WhenBusy::Wait),
         chrono::Utc::now(),
@@ -1185,7 +1185,7 @@ async fn a_run_for_given_days_redoes_the_orders_placed_on_them_only() {
     let run = |from, to| async move {
         lux::jobs::run(
             &j.pool,
-            j.app.company.id,
+            j.app.company.id.into(),
             Job::Attribution,
             (Mode::Days { from, to }, WhenBusy::Wait),
             chrono::Utc::now(),

@@ -163,7 +163,7 @@ impl Shop {
         for job in Job::ALL {
             lux::jobs::run(
                 &self.pool,
-                self.app.company.id,
+                self.app.company.id.into(),
                 job,
                 (Mode::Incremental, WhenBusy::Wait),
                 chrono::Utc::now(),
@@ -476,7 +476,7 @@ async fn a_stripe_charge_naming_a_guest_order_s_email_merges_the_guest_into_that
             lux::commerce::import::run(
                 &owner,
                 &secrets_key(),
-                company,
+                company.into(),
                 lux::commerce::secrets::Provider::Stripe,
                 &charge,
                 &lux::clock::Clock::System,

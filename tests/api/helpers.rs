@@ -66,7 +66,7 @@ pub struct Company {
 impl From<CreatedCompany> for Company {
     fn from(c: CreatedCompany) -> Self {
         Company {
-            id: c.company_id,
+            id: c.company_id.uuid(),
             write_key: c.write_key,
             secret_key: c.secret_key,
         }

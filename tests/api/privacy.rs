@@ -232,7 +232,7 @@ async fn suppressed_users_visitors_and_emails_are_not_stored() {
         SuppressionTarget::Visitor(suppressed_visitor),
         SuppressionTarget::Email("Opted.Out@example.com".into()),
     ] {
-        lux::privacy::suppress(&app.owner, company, &target)
+        lux::privacy::suppress(&app.owner, company.into(), &target)
             .await
             .unwrap();
     }
@@ -258,9 +258,13 @@ async fn suppressed_users_visitors_and_emails_are_not_stored() {
 #[tokio::test]
 async fn a_company_with_tracking_off_stores_nothing() {
     let app = TestApp::spawn().await;
-    lux::privacy::suppress(&app.owner, app.company.id, &SuppressionTarget::Company)
-        .await
-        .unwrap();
+    lux::privacy::suppress(
+        &app.owner,
+        app.company.id.into(),
+        &SuppressionTarget::Company,
+    )
+    .await
+    .unwrap();
     let (status, body) = app
         .post_events(&json!({"event_name": "page_view", "page_url": "https://s.test/"}))
         .await;

@@ -216,7 +216,7 @@ impl Story {
         lux::commerce::import::run(
             &self.app.owner,
             &secrets_key(),
-            a.id,
+            a.id.into(),
             lux::commerce::secrets::Provider::Stripe,
             &charge.to_string(),
             &lux::clock::Clock::System,
@@ -251,7 +251,7 @@ impl Story {
     pub async fn run(&self, company: Uuid, job: Job, mode: Mode) -> RunReport {
         lux::jobs::run(
             &self.pool,
-            company,
+            company.into(),
             job,
             (mode, WhenBusy::Wait),
             chrono::Utc::now(),
@@ -964,7 +964,7 @@ async fn a_refund_or_a_settings_change_redoes_what_it_touches() {
     lux::commerce::import::run(
         &story.app.owner,
         &secrets_key(),
-        a,
+        a.into(),
         lux::commerce::secrets::Provider::Stripe,
         &refund.to_string(),
         &lux::clock::Clock::System,
@@ -1132,7 +1132,7 @@ async fn an_order_that_moves_to_another_day_leaves_nothing_on_the_old_one() {
     lux::commerce::import::run(
         &story.app.owner,
         &secrets_key(),
-        a,
+        a.into(),
         lux::commerce::secrets::Provider::Stripe,
         &charge.to_string(),
         &lux::clock::Clock::System,
@@ -1213,7 +1213,7 @@ async fn an_order_moving_to_another_customer_gives_the_first_its_next_order_as_f
             lux::commerce::import::run(
                 &owner,
                 &secrets_key(),
-                a,
+                a.into(),
                 lux::commerce::secrets::Provider::Stripe,
                 &charge,
                 &lux::clock::Clock::System,
@@ -1277,7 +1277,7 @@ async fn two_orders_merged_into_one_count_once_on_the_survivor_s_day() {
             lux::commerce::import::run(
                 &owner,
                 &secrets_key(),
-                a,
+                a.into(),
                 lux::commerce::secrets::Provider::Stripe,
                 &event.to_string(),
                 &lux::clock::Clock::System,

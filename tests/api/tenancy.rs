@@ -61,7 +61,7 @@ async fn lux_app_sees_none_of_another_company_s_rows_in_any_tenant_table() {
     for company in [app.company.id, b.id] {
         lux::privacy::suppress(
             &app.owner,
-            company,
+            company.into(),
             &lux::privacy::SuppressionTarget::User("x".into()),
         )
         .await
@@ -220,13 +220,16 @@ async fn cors_follows_the_company_s_allowed_origins() {
 #[tokio::test]
 async fn keys_rotate_a_new_key_works_and_a_revoked_one_stops() {
     let app = TestApp::spawn().await;
-    let (key_id, key) =
-        lux::tenancy::create_key(&app.owner, app.company.id, lux::tenancy::KeyKind::Write)
-            .await
-            .unwrap();
+    let (key_id, key) = lux::tenancy::create_key(
+        &app.owner,
+        app.company.id.into(),
+        lux::tenancy::KeyKind::Write,
+    )
+    .await
+    .unwrap();
     let event = json!({"event_name": "page_view", "page_url": "https://s.test/"});
     assert_eq!(app.post_with_key(&key, &event).await.0, 202);
-    lux::tenancy::revoke_key(&app.owner, app.company.id, key_id)
+    lux::tenancy::revoke_key(&app.owner, app.company.id.into(), key_id)
         .await
         .unwrap();
     let (status, body) = app.post_with_key(&key, &event).await;
@@ -236,7 +239,7 @@ async fn keys_rotate_a_new_key_works_and_a_revoked_one_stops() {
         202,
         "the other key still works"
     );
-    let listed = lux::tenancy::list_keys(&app.owner, app.company.id)
+    let listed = lux::tenancy::list_keys(&app.owner, app.company.id.into())
         .await
         .unwrap();
     assert_eq!(listed.len(), 3);
