@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
-use uuid::Uuid;
 
 use lux::reports::{ReportBody, ReportRequest};
 
@@ -18,7 +17,7 @@ pub struct ReportArgs {
     /// repeat_purchase, ltv_rolling or ltv_cohorts.
     pub name: String,
     #[arg(long, value_parser = super::args::company_id)]
-    pub company: Uuid,
+    pub company: lux::ids::CompanyId,
     /// First local day of the company, included.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub from: NaiveDate,
@@ -71,7 +70,7 @@ pub async fn run(args: ReportArgs, url: &str) -> anyhow::Result<()> {
     let request = args.request().map_err(|e| anyhow::anyhow!("{e}"))?;
     let reader = lux::db::connect_reader(url, 1)?;
     let app = lux::db::connect_app(url, 1)?;
-    let mut tx = lux::db::begin_for_company(&app, args.company).await?;
+    let mut tx = lux::db::begin_for_company(&app, args.company.uuid()).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM companies WHERE company_id = $1)")
             .bind(args.company)
@@ -84,9 +83,15 @@ pub async fn run(args: ReportArgs, url: &str) -> anyhow::Result<()> {
             args.company
         );
     }
-    let body = lux::reports::run(&reader, &app, chrono::Utc::now(), args.company, &request)
-        .await
-        .context("running the report")?;
+    let body = lux::reports::run(
+        &reader,
+        &app,
+        chrono::Utc::now(),
+        args.company.uuid(),
+        &request,
+    )
+    .await
+    .context("running the report")?;
     reader.close().await;
     app.close().await;
     let mut out = std::io::stdout().lock();
