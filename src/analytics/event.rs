@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 pub use super::rejection::EventError;
 use super::traffic::{LandingParams, TrafficSource, traffic_source};
+use crate::ids::EventName;
 use crate::privacy::{
     DailySalt, EmailHash, is_placeholder_id, redact_json_emails, redact_url_emails,
 };
@@ -106,7 +107,7 @@ pub struct Page {
 pub struct AcceptedEvent {
     pub company_id: Uuid,
     pub event_id: Uuid,
-    pub event_name: String,
+    pub event_name: EventName,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub client_occurred_at: Option<DateTime<Utc>>,
@@ -248,7 +249,7 @@ fn enrich(
     )?;
     let mut properties = input.properties.unwrap_or_default();
     properties.values_mut().for_each(redact_json_emails);
-    check_properties(&event_name, &properties)?;
+    check_properties(event_name.as_str(), &properties)?;
     let engaged_ms = properties
         .get("engaged_ms")
         .and_then(Value::as_i64)
@@ -377,29 +378,23 @@ fn enrich(
     })
 }
 
-/// Event names: a letter, then letters, digits, `_`, `.`, `:` or `-`; at most 64 characters.
+/// Whether `name` is an event name ingestion accepts (the rule is [`EventName`]'s).
 pub fn is_valid_event_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= limits::MAX_EVENT_NAME
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+    EventName::is_valid(name)
 }
 
-fn parse_event_name(name: &str) -> Result<String, EventError> {
-    if is_valid_event_name(name) {
-        Ok(name.to_string())
-    } else {
-        Err(EventError::new(
+/// Event names: a letter, then letters, digits, `_`, `.`, `:` or `-`; at most 64 characters.
+fn parse_event_name(name: &str) -> Result<EventName, EventError> {
+    EventName::parse(name).ok_or_else(|| {
+        EventError::new(
             "invalid_event_name",
             format!(
                 "event_name {:?} is invalid: use a letter then letters, digits, _ . : or -, at most {} characters",
                 truncate_for_message(name),
                 limits::MAX_EVENT_NAME
             ),
-        ))
-    }
+        )
+    })
 }
 
 fn truncate_for_message(s: &str) -> String {

@@ -5,7 +5,7 @@
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 /// Events in one request.
 pub const MAX_BATCH: usize = 500;
-pub const MAX_EVENT_NAME: usize = 64;
+pub const MAX_EVENT_NAME: usize = crate::ids::EventName::MAX_LEN;
 pub const MAX_URL: usize = 4096;
 pub const MAX_ID: usize = 256;
 /// `properties`, serialised, bytes.

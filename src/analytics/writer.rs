@@ -533,7 +533,7 @@ async fn insert_raw_events(
     )
     .bind(company_id)
     .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(col(&|e| Some(e.event_name.clone())))
+    .bind(col(&|e| Some(e.event_name.as_str().to_string())))
     .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
     .bind(

@@ -164,7 +164,7 @@ impl fmt::Display for RollupSettings {
 
 /// Event names as ingestion accepts them (a funnel of names no event can have is a typo).
 fn check_event_name(name: &str) -> Result<(), SettingsError> {
-    if crate::analytics::event::is_valid_event_name(name) {
+    if crate::ids::EventName::is_valid(name) {
         Ok(())
     } else {
         Err(SettingsError::EventName(name.to_string()))
