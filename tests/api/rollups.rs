@@ -1421,7 +1421,8 @@ async fn the_service_keeps_the_rollups_current_on_its_own() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    // The scheduler attributes the order, then rolls up its day: sessions and revenue.
+    // The scheduler attributes the order, then rolls up its day: sessions and revenue. The
+    // day's rows commit before the run records its success, so both are waited for.
     let mut rolled_up = false;
     for _ in 0..100 {
         let revenue = app
@@ -1430,21 +1431,22 @@ async fn the_service_keeps_the_rollups_current_on_its_own() {
                  WHERE model = 'last_touch' AND channel = 'Paid Search' AND day = '2025-03-09'",
             )
             .await;
-        if revenue == 1250 {
+        let succeeded = app
+            .count("SELECT count(*) FROM job_runs WHERE job = 'rollups' AND status = 'succeeded'")
+            .await;
+        if revenue == 1250 && succeeded >= 1 {
             rolled_up = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(rolled_up, "the scheduler rolled up the order's day");
+    assert!(
+        rolled_up,
+        "the scheduler rolled up the order's day and recorded its run"
+    );
     assert_eq!(
         app.count("SELECT sum(sessions)::int8 FROM rollup_sessions_daily")
             .await,
         1
-    );
-    assert!(
-        app.count("SELECT count(*) FROM job_runs WHERE job = 'rollups' AND status = 'succeeded'")
-            .await
-            >= 1
     );
 }
