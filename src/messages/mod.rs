@@ -15,7 +15,9 @@
 //!   raw bytes, stored once per provider event;
 //! - [`sends`]: `POST /api/v1/messages` and `lux import sends`;
 //! - [`links`]: `POST /api/v1/links` and `GET /r/{code}`;
-//! - [`store`]: the SQL that writes sends and provider events, shared by the above.
+//! - [`store`]: the SQL that writes sends and provider events, shared by the above;
+//! - [`sns_certs`]: SNS signing certificates, fetched once from AWS or pinned with
+//!   `lux sns trust-cert`.
 //!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
@@ -35,6 +37,7 @@ pub mod normalize;
 pub mod recipient;
 pub mod sends;
 pub mod signature;
+pub mod sns_certs;
 pub mod store;
 pub mod webhook;
 
