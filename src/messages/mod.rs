@@ -31,6 +31,7 @@ use crate::clock::Clock;
 use crate::commerce::secrets::SecretsKey;
 use crate::tenancy::Tenancy;
 
+pub mod https;
 pub mod links;
 pub mod machine;
 pub mod normalize;

@@ -6,7 +6,6 @@
 //! fetched or pinned, and it is the normalised URL that check returns, never the text a
 //! message carried. The certificates are Amazon's, not a tenant's: the table has no company.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -14,6 +13,7 @@ use url::Url;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 
+use super::https;
 use super::signature::sns::{UrlProblem, check_signing_cert_url, sns_url_region};
 
 /// A certificate is about 2 KB; anything much larger is not one.
@@ -77,65 +77,28 @@ pub async fn certificate(pool: &PgPool, url: &Url) -> Result<Vec<u8>, CertError>
     Ok(text.into_bytes())
 }
 
-/// The HTTPS client for AWS: https only, no redirects (a redirect could lead off the SNS
-/// host), a short timeout. Built once; rustls with the ring provider, installed here because
-/// reqwest is built without a default provider.
-fn client() -> Result<&'static reqwest::Client, CertError> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            // Err only means a provider is installed already, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .https_only(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(FETCH_TIMEOUT)
-                .build()
-                .map_err(|e| format!("HTTPS client: {e}"))
-        })
-        .as_ref()
-        .map_err(|e| CertError::Fetch(e.clone()))
-}
-
 async fn fetch(url: &Url) -> Result<Vec<u8>, CertError> {
-    let response = client()?
-        .get(url.clone())
-        .send()
+    let answer = https::get(url, MAX_CERTIFICATE_BYTES, FETCH_TIMEOUT)
         .await
-        .map_err(|e| CertError::Fetch(e.without_url().to_string()))?;
-    if !response.status().is_success() {
-        return Err(CertError::Fetch(format!("HTTP {}", response.status())));
+        .map_err(CertError::Fetch)?;
+    if !answer.status.is_success() {
+        return Err(CertError::Fetch(format!("HTTP {}", answer.status)));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_CERTIFICATE_BYTES as u64)
-    {
-        return Err(CertError::Fetch("answer too large".into()));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| CertError::Fetch(e.without_url().to_string()))?;
-    if bytes.len() > MAX_CERTIFICATE_BYTES {
-        return Err(CertError::Fetch("answer too large".into()));
-    }
-    Ok(bytes.to_vec())
+    Ok(answer.body)
 }
 
 /// Confirms an SNS subscription by GET of its `SubscribeURL`, which must be an
 /// `https://sns.<region>.amazonaws.com/` URL (checked again here, whatever the caller did).
-/// Goes through the same client as the certificates: https only, no redirects.
+/// Goes through the same HTTPS client as the certificates: https only, no redirects.
 pub async fn confirm_subscription(subscribe_url: &str) -> Result<(), CertError> {
     sns_url_region(subscribe_url).map_err(CertError::Url)?;
     let url = Url::parse(subscribe_url.trim()).map_err(|_| CertError::Url(UrlProblem::NotAUrl))?;
-    let response = client()?
-        .get(url)
-        .send()
+    let answer = https::get(&url, MAX_CERTIFICATE_BYTES, FETCH_TIMEOUT)
         .await
-        .map_err(|e| CertError::Confirm(e.without_url().to_string()))?;
-    if response.status().is_success() {
+        .map_err(CertError::Confirm)?;
+    if answer.status.is_success() {
         Ok(())
     } else {
-        Err(CertError::Confirm(format!("HTTP {}", response.status())))
+        Err(CertError::Confirm(format!("HTTP {}", answer.status)))
     }
 }
