@@ -65,7 +65,7 @@ fn event(k: usize, start: i64) -> Value {
         2 => (
             "open",
             sent + 600,
-            json!({"useragent": UA, "sg_machine_open": message % 8 == 0}),
+            json!({"useragent": UA, "sg_machine_open": message.is_multiple_of(8)}),
         ),
         _ => (
             "click",

@@ -93,3 +93,54 @@ async fn exchange(url: &Url, max_bytes: usize) -> Result<Answer, String> {
     driver.abort();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::ServerConfig;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    // A self-signed certificate that no system root vouches for.
+    const CERT: &[u8] = include_bytes!("../../tests/fixtures/sns/signer_cert.pem");
+    const KEY: &[u8] = include_bytes!("../../tests/fixtures/sns/signer_key.pem");
+
+    #[tokio::test]
+    async fn only_https_urls_are_fetched() {
+        let url = Url::parse("http://127.0.0.1:9/cert.pem").unwrap();
+        let error = get(&url, 1024, Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(error, "only https URLs are fetched");
+    }
+
+    #[tokio::test]
+    async fn a_server_no_trusted_root_vouches_for_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![CertificateDer::from_pem_slice(CERT).unwrap()],
+                    PrivateKeyDer::from_pem_slice(KEY).unwrap(),
+                )
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        // Would serve a certificate if the client went through with the handshake.
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                    .await;
+            }
+        });
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/cert.pem")).unwrap();
+        let error = get(&url, 1024, Duration::from_secs(10)).await.unwrap_err();
+        assert!(error.contains("invalid peer certificate"), "{error}");
+        server.abort();
+    }
+}

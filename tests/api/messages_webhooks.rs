@@ -1123,6 +1123,14 @@ async fn message_provider_secrets_are_checked_and_routes_do_not_collide() {
         answer["error"].as_str().unwrap().contains("Mailgun"),
         "{answer}"
     );
+    let (_, doc) = super::helpers::answer(app.get("/api/openapi.json").await).await;
+    for provider in ["sendgrid", "mailgun", "ses", "twilio"] {
+        let path = format!("/webhooks/{provider}/{{company_id}}");
+        assert!(
+            doc["paths"][&path]["post"].is_object(),
+            "{path} is documented"
+        );
+    }
     let (status, _) = post(
         &app,
         "/webhooks/sendgrid/not-a-company",
@@ -1132,5 +1140,40 @@ async fn message_provider_secrets_are_checked_and_routes_do_not_collide() {
     )
     .await;
     assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unpinned_certificate_that_cannot_be_fetched_stores_nothing() {
+    let app = spawn_at(now()).await;
+    let company = app.company.id;
+    configure_ses(&app, company);
+    let unpinned = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-unpinned.pem";
+    let delivery = ses_record(SES_DELIVERY, &["dana@example.com"]);
+    let body = sns_body("Notification", &delivery, TOPIC, unpinned, "sns-1");
+    let (status, answer) = post(
+        &app,
+        &format!("/webhooks/ses/{company}"),
+        &[],
+        "text/plain",
+        body,
+    )
+    .await;
+    // No route to AWS here (and AWS would not know this path): SNS is asked to retry later.
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not fetch"),
+        "{answer}"
+    );
+    assert_eq!(stored_rows(&app).await, (0, 0, 0));
+    let cached = count(
+        &app,
+        "SELECT count(*) FROM sns_certificates WHERE NOT pinned",
+    )
+    .await;
+    assert_eq!(cached, 0, "nothing cached from a failed fetch");
     app.stop().await;
 }
