@@ -1177,3 +1177,75 @@ async fn an_unpinned_certificate_that_cannot_be_fetched_stores_nothing() {
     assert_eq!(cached, 0, "nothing cached from a failed fetch");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn machine_rules_see_the_sends_earlier_deliveries_and_clicks() {
+    let app = spawn_at(now()).await;
+    let company = app.company.id;
+    let key = sendgrid_key(31);
+    set_secret(&app, company, Provider::SendGrid, &sendgrid_public(&key)).await;
+    let t = ts() - 3600;
+    let click = |id: &str, at: i64, link: &str| {
+        sg_event(
+            "click",
+            id,
+            "m1",
+            "ann@example.com",
+            at,
+            json!({"useragent": IPHONE_UA, "url": format!("https://shop.example/{link}")}),
+        )
+    };
+    // First delivery: the delivery and a person's click a minute later.
+    let first = json!([
+        sg_event("delivered", "d1", "m1", "ann@example.com", t, json!({})),
+        click("c1", t + 60, "a"),
+    ])
+    .to_string();
+    let (status, answer) = post_sendgrid(&app, company, &key, ts(), &first).await;
+    assert_eq!(
+        (status, answer["machine"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "{answer}"
+    );
+    // Later deliveries: an open one second after the stored delivery, and two more links
+    // within five seconds of the stored click: a scanner's burst.
+    let second = json!([
+        sg_event(
+            "open",
+            "o1",
+            "m1",
+            "ann@example.com",
+            t + 1,
+            json!({"useragent": IPHONE_UA})
+        ),
+        click("c2", t + 62, "b"),
+        click("c3", t + 63, "c"),
+    ])
+    .to_string();
+    let (status, answer) = post_sendgrid(&app, company, &key, ts(), &second).await;
+    assert_eq!(
+        (status, answer["machine"].as_i64()),
+        (StatusCode::OK, Some(3)),
+        "{answer}"
+    );
+    let reasons: Vec<(String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT provider_event_id, is_machine, machine_reason FROM message_events
+         WHERE kind IN ('opened', 'clicked') ORDER BY provider_event_id",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    let reason = |id: &str| {
+        let row = reasons.iter().find(|r| r.0 == id).unwrap();
+        (row.1, row.2.clone().unwrap_or_default())
+    };
+    assert!(
+        reason("o1").1.starts_with("opened_at_delivery"),
+        "{reasons:?}"
+    );
+    assert!(reason("c2").1.starts_with("click_burst"), "{reasons:?}");
+    assert!(reason("c3").1.starts_with("click_burst"), "{reasons:?}");
+    // Append-only: the first click keeps the verdict it had when it arrived.
+    assert_eq!(reason("c1"), (false, String::new()));
+    app.stop().await;
+}
