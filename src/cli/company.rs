@@ -64,7 +64,9 @@ pub enum CompanyCommand {
         #[arg(long, env = "LUX_READER_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY).
+    /// Store a webhook signing secret (encrypted with LUX_SECRETS_KEY): Stripe's or
+    /// WooCommerce's signing secret, SendGrid's verification key (base64 DER public key),
+    /// Mailgun's webhook signing key, Twilio's auth token, or for ses the SNS topic ARN.
     SetSecret {
         #[arg(value_parser = super::args::company_id)]
         company_id: lux::ids::CompanyId,
@@ -140,6 +142,7 @@ pub async fn run(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
             secret,
         } => {
             let key = ctx.require_secrets_key()?;
+            check_message_secret(provider, &secret)?;
             lux::commerce::secrets::set_secret(&owner, &key, company_id.uuid(), provider, &secret)
                 .await?;
             println!("{} secret stored for {company_id}", provider.as_str());
@@ -147,4 +150,18 @@ pub async fn run(command: CompanyCommand, ctx: &Context) -> anyhow::Result<()> {
     }
     owner.close().await;
     Ok(())
+}
+
+/// The message providers' secrets have a shape that can be checked before storing.
+fn check_message_secret(provider: Provider, secret: &str) -> anyhow::Result<()> {
+    use lux::messages::Provider as Message;
+    let provider = match provider {
+        Provider::SendGrid => Message::SendGrid,
+        Provider::Mailgun => Message::Mailgun,
+        Provider::Ses => Message::Ses,
+        Provider::Twilio => Message::Twilio,
+        Provider::Stripe | Provider::WooCommerce => return Ok(()),
+    };
+    lux::messages::webhook::check_secret(provider, secret)
+        .map_err(|problem| anyhow::anyhow!("--secret for {provider}: {problem}"))
 }

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod privacy;
 pub mod report;
 pub mod serve;
+pub mod sns;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,9 @@ pub enum Command {
     /// Import orders (exported Stripe events or WooCommerce REST API v3 orders) or ad spend
     /// (a CSV export of Google Ads, Meta Ads, or the generic layout).
     Import(import::ImportArgs),
+    /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
+    #[command(subcommand)]
+    Sns(sns::SnsCommand),
 }
 
 impl Command {
@@ -200,6 +204,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, ctx).await,
         Command::Report(args) => report::run(args, url).await,
         Command::Import(args) => import::run(args, ctx).await,
+        Command::Sns(command) => sns::run(command, url).await,
     }
 }
 

@@ -94,6 +94,9 @@ pub enum Provider {
     WooCommerce,
     #[value(name = "sendgrid")]
     SendGrid,
+    Mailgun,
+    /// Amazon SES through SNS: the "secret" is the SNS topic ARN the company accepts.
+    Ses,
     Twilio,
 }
 
@@ -103,6 +106,8 @@ impl Provider {
             "stripe" => Provider::Stripe,
             "woocommerce" => Provider::WooCommerce,
             "sendgrid" => Provider::SendGrid,
+            "mailgun" => Provider::Mailgun,
+            "ses" => Provider::Ses,
             "twilio" => Provider::Twilio,
             _ => return None,
         })
@@ -113,6 +118,8 @@ impl Provider {
             Provider::Stripe => "stripe",
             Provider::WooCommerce => "woocommerce",
             Provider::SendGrid => "sendgrid",
+            Provider::Mailgun => "mailgun",
+            Provider::Ses => "ses",
             Provider::Twilio => "twilio",
         }
     }

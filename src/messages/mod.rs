@@ -15,7 +15,9 @@
 //!   raw bytes, stored once per provider event;
 //! - [`sends`]: `POST /api/v1/messages` and `lux import sends`;
 //! - [`links`]: `POST /api/v1/links` and `GET /r/{code}`;
-//! - [`store`]: the SQL that writes sends and provider events, shared by the above.
+//! - [`store`]: the SQL that writes sends and provider events, shared by the above;
+//! - [`sns_certs`]: SNS signing certificates, fetched once from AWS or pinned with
+//!   `lux sns trust-cert`.
 //!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
@@ -29,12 +31,14 @@ use crate::clock::Clock;
 use crate::commerce::secrets::SecretsKey;
 use crate::tenancy::Tenancy;
 
+pub mod https;
 pub mod links;
 pub mod machine;
 pub mod normalize;
 pub mod recipient;
 pub mod sends;
 pub mod signature;
+pub mod sns_certs;
 pub mod store;
 pub mod webhook;
 

@@ -146,6 +146,56 @@ fn row_schemas() -> Value {
 
 /// The whole document.
 pub fn document() -> Value {
+    let mut doc = base_document();
+    add_message_webhooks(&mut doc);
+    doc
+}
+
+/// `POST /webhooks/{sendgrid|mailgun|ses|twilio}/{company_id}` (docs/messages.md).
+fn add_message_webhooks(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (provider, what) in [
+        (
+            "sendgrid",
+            "SendGrid Event Webhook: a signed JSON array of events (ECDSA P-256)",
+        ),
+        (
+            "mailgun",
+            "Mailgun webhook: one signed event (HMAC-SHA256 of timestamp + token, each token once)",
+        ),
+        (
+            "ses",
+            "Amazon SES events through SNS (RSA signature, sns.<region>.amazonaws.com certificate, the company's TopicArn); subscription confirmations",
+        ),
+        (
+            "twilio",
+            "Twilio status callback: form parameters signed over LUX_PUBLIC_URL + path + query (HMAC-SHA1)",
+        ),
+    ] {
+        paths.insert(
+            format!("/webhooks/{provider}/{{company_id}}"),
+            json!({"post": {
+                "operationId": format!("{provider}_webhook"),
+                "summary": what,
+                "parameters": [
+                    {"name": "company_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": {
+                    "200": {"description": "verified: {received, stored, duplicates, machine, sends_created, consent_records, rejected: [{index, error}]}"},
+                    "400": error_response("refused (signature, stale timestamp, replayed token, SNS topic or certificate URL); only the delivery's hash was kept"),
+                    "404": error_response("no secret for this provider, or not a company"),
+                    "422": error_response("verified, but no event in it could be read"),
+                    "502": error_response("the SNS signing certificate could not be fetched (SNS retries)"),
+                    "503": error_response("no webhook secrets key (or, for Twilio, no LUX_PUBLIC_URL) configured, or the database is unavailable")
+                }
+            }}),
+        );
+    }
+}
+
+fn base_document() -> Value {
     let reports: Vec<&str> = ReportName::ALL.iter().map(|r| r.as_str()).collect();
     let models: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
     let by: Vec<&str> = RoasKey::ALL.iter().map(|k| k.as_str()).collect();
