@@ -363,6 +363,28 @@ pub async fn store_batch(
     Ok(outcome)
 }
 
+/// [`store_batch`] in a transaction of its own. A provider event may create a send between
+/// our check of provider message ids and the upsert (a unique violation on
+/// `message_sends_by_provider_id`): the batch is then checked and written once more, and the
+/// new owner of the id is reported as a conflict.
+pub async fn store_in_transaction(
+    pool: &PgPool,
+    company_id: Uuid,
+    origin: Origin,
+    sends: Vec<(usize, NewSend)>,
+) -> Result<BatchOutcome, sqlx::Error> {
+    let attempt = || async {
+        let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+        let outcome = store_batch(&mut tx, company_id, origin, sends.clone()).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(outcome)
+    };
+    match attempt().await {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => attempt().await,
+        result => result,
+    }
+}
+
 /// Keeps the first of each `message_id` and of each provider message id: one statement
 /// cannot upsert a row twice, and two of our sends cannot be one provider message.
 fn without_repeats(
@@ -565,10 +587,7 @@ async fn post_sends(
     let outcome = if valid.is_empty() {
         BatchOutcome::default()
     } else {
-        let mut tx = crate::db::begin_for_company(&state.pool, company_id).await?;
-        let outcome = store_batch(&mut tx, company_id, Origin::Api, valid).await?;
-        tx.commit().await?;
-        outcome
+        store_in_transaction(&state.pool, company_id, Origin::Api, valid).await?
     };
     rejected.extend(outcome.conflicts.iter().map(|(index, conflict)| Rejected {
         index: *index,
@@ -686,33 +705,30 @@ pub enum ImportError {
 }
 
 /// Imports a CSV of sends for one company through `pool` (the service's role: row-level
-/// security applies), [`IMPORT_BATCH`] lines per transaction. `progress` is called after
+/// security applies), [`IMPORT_BATCH`] lines per transaction. A thread reads, checks and
+/// hashes the next batch while the database writes the last one. `progress` is called after
 /// each batch.
 pub async fn import(
     pool: &PgPool,
     company_id: Uuid,
-    file: impl Read,
+    file: impl Read + Send + 'static,
     now: DateTime<Utc>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
     let hash_key = company_hash_key(pool, company_id).await?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(KeepBlankLines::new(file));
-    let mut records = reader.records();
-    let columns = read_header(&mut records)?;
+    // Two batches ahead at most: memory stays bounded whatever the file's size.
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    std::thread::spawn(move || read_file(file, &hash_key, now, &sender));
     let mut counts = Progress::default();
     let mut skipped = Vec::new();
-    loop {
-        let (batch, done) = read_batch(&mut records, &columns, &hash_key, now, &mut skipped)?;
-        counts.lines += batch.len() as u64 + (skipped.len() - counts.skipped) as u64;
-        counts.skipped = skipped.len();
-        if !batch.is_empty() {
-            let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-            let outcome = store_batch(&mut tx, company_id, Origin::Import, batch).await?;
-            tx.commit().await?;
+    while let Some(batch) = batches.recv().await {
+        let batch: Batch = batch?;
+        counts.lines += batch.lines;
+        skipped.extend(batch.skipped);
+        if !batch.sends.is_empty() {
+            let outcome =
+                store_in_transaction(pool, company_id, Origin::Import, batch.sends).await?;
             counts.stored += outcome.stored;
             counts.updated += outcome.updated;
             counts.unchanged += outcome.unchanged;
@@ -720,12 +736,9 @@ pub async fn import(
                 line: line as u64,
                 reason: c.reason("line"),
             }));
-            counts.skipped = skipped.len();
         }
+        counts.skipped = skipped.len();
         progress(&counts);
-        if done {
-            break;
-        }
     }
     skipped.sort_by_key(|s| s.line);
     let seconds = started.elapsed().as_secs_f64();
@@ -740,6 +753,55 @@ pub async fn import(
         seconds,
         lines_per_second: (counts.lines as f64 / seconds.max(1e-6)) as u64,
     })
+}
+
+/// Up to [`IMPORT_BATCH`] lines of the file, read and checked.
+struct Batch {
+    /// Data lines read (blank ones not counted).
+    lines: u64,
+    sends: Vec<(usize, NewSend)>,
+    skipped: Vec<Skipped>,
+}
+
+/// Reads the file batch by batch into `sender`, until the end, an error (sent as the last
+/// message), or the receiver is gone (the import failed).
+fn read_file(
+    file: impl Read,
+    hash_key: &[u8],
+    now: DateTime<Utc>,
+    sender: &tokio::sync::mpsc::Sender<Result<Batch, ImportError>>,
+) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(KeepBlankLines::new(file));
+    let mut records = reader.records();
+    let columns = match read_header(&mut records) {
+        Ok(columns) => columns,
+        Err(error) => {
+            let _ = sender.blocking_send(Err(error));
+            return;
+        }
+    };
+    loop {
+        let mut skipped = Vec::new();
+        let (sends, done) = match read_batch(&mut records, &columns, hash_key, now, &mut skipped) {
+            Ok(read) => read,
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+        };
+        let lines = (sends.len() + skipped.len()) as u64;
+        let batch = Batch {
+            lines,
+            sends,
+            skipped,
+        };
+        if sender.blocking_send(Ok(batch)).is_err() || done {
+            return;
+        }
+    }
 }
 
 /// The company's hash key, read in a transaction scoped to it (so a wrong id reads nothing).
