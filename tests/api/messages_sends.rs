@@ -433,6 +433,20 @@ async fn import_sends_stores_the_valid_lines_and_names_each_bad_one() {
             .await
             .unwrap();
     assert_eq!(b_rows, 0, "only the named company's sends");
+    let sample = format!(
+        "{}/docs/samples/message_sends.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, summary, stderr) = import(&db, &b, &sample);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        (
+            summary["stored"].as_u64(),
+            summary["skipped_total"].as_u64()
+        ),
+        (Some(7), Some(0)),
+        "the documented sample imports whole: {summary}"
+    );
 
     // A second run changes nothing.
     let (ok, again, stderr) = import(&db, &a, &path);
