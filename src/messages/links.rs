@@ -11,7 +11,8 @@
 //! Machines: a request with a bot or link-preview user agent (the rule of
 //! [`super::machine`]), with no user agent at all, or a `HEAD` request (link unfurlers and
 //! scanners check a link without fetching it; browsers never click with `HEAD`) is recorded
-//! as a machine click, kept apart from people's.
+//! as a machine click, kept apart from people's; so is a click within 5 s of the send's
+//! `sent_at` (or before it), as [`super::machine`] judges clicks right after delivery.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,12 +21,13 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
 use rand::RngExt;
 use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 
-use super::machine::{MachineReason, is_bot_user_agent};
+use super::machine::{CLICK_AFTER_DELIVERY, MachineReason, is_bot_user_agent};
 use super::sends::{body_error, check_message_id, secret_key_tenant};
 use super::{MessagesOptions, MessagesState};
 use crate::http::ApiError;
@@ -272,19 +274,31 @@ struct Click<'a> {
     machine_reason: Option<&'static str>,
 }
 
+/// The recipient hash and `sent_at` of a link's send.
+type SendOfClick = (Option<Vec<u8>>, Option<DateTime<Utc>>);
+
 /// Appends the click to `message_events`, with the recipient hash of its send (when the send
 /// has one), so attribution can find the person.
 async fn record_click(state: &MessagesState, click: &Click<'_>) -> Result<(), sqlx::Error> {
     let now = state.clock.now();
     let mut tx = crate::db::begin_for_company(&state.pool, click.company_id).await?;
+    let send: Option<SendOfClick> = sqlx::query_as(
+        "SELECT recipient_hash, sent_at FROM message_sends
+          WHERE company_id = $1 AND message_id = $2",
+    )
+    .bind(click.company_id)
+    .bind(click.message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (recipient_hash, sent_at) = send.unwrap_or_default();
+    let reason = click
+        .machine_reason
+        .or_else(|| sent_at.and_then(|sent_at| clicked_on_arrival(sent_at, now)));
     sqlx::query(
         "INSERT INTO message_events (company_id, event_id, provider, provider_event_id,
                 message_id, kind, provider_status, occurred_at, received_at, recipient_hash,
                 url, is_machine, machine_reason)
-         SELECT $1, $2, 'link', $3, $4, 'clicked', $5, $6, $6,
-                (SELECT recipient_hash FROM message_sends
-                  WHERE company_id = $1 AND message_id = $4),
-                $7, $8 IS NOT NULL, $8",
+         VALUES ($1, $2, 'link', $3, $4, 'clicked', $5, $6, $6, $7, $8, $9 IS NOT NULL, $9)",
     )
     .bind(click.company_id)
     .bind(Uuid::now_v7())
@@ -292,11 +306,21 @@ async fn record_click(state: &MessagesState, click: &Click<'_>) -> Result<(), sq
     .bind(click.message_id)
     .bind(click.method.as_str())
     .bind(now)
+    .bind(recipient_hash)
     .bind(click.url)
-    .bind(click.machine_reason)
+    .bind(reason)
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// Rule 5 of [`super::machine`] with the send time standing in for delivery (no provider
+/// reports an SMS link's delivery to us here): a click within
+/// [`CLICK_AFTER_DELIVERY`] of sending, or before it, is a gateway or a preview fetching the
+/// link as the message arrives.
+pub fn clicked_on_arrival(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<&'static str> {
+    (now - sent_at <= CLICK_AFTER_DELIVERY)
+        .then(|| MachineReason::ClickedAtDelivery { seconds: 0 }.code())
 }
 
 fn redirect(location: &Url) -> Response {
@@ -427,6 +451,21 @@ mod tests {
             machine_reason(&Method::GET, Some("WhatsApp/2.23.20.0")),
             Some("bot_user_agent")
         );
+    }
+
+    #[test]
+    fn a_click_within_five_seconds_of_sending_or_before_it_is_a_machine() {
+        let sent: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
+        let after = |s| sent + chrono::TimeDelta::seconds(s);
+        assert_eq!(
+            clicked_on_arrival(sent, after(5)),
+            Some("clicked_at_delivery")
+        );
+        assert_eq!(
+            clicked_on_arrival(sent, after(-60)),
+            Some("clicked_at_delivery")
+        );
+        assert_eq!(clicked_on_arrival(sent, after(6)), None);
     }
 
     #[test]

@@ -587,6 +587,27 @@ async fn bots_link_previews_and_head_requests_are_recorded_as_machine_clicks() {
     );
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 302);
+    // A send whose link is followed before it was even sent: a gateway fetching on arrival.
+    let mut early = send("sms-early", JANE_PHONE, "twilio");
+    early["sent_at"] = json!((chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339());
+    let key = app.company.secret_key.clone();
+    let (status, answer) = post_sends(&app, &key, &json!([early])).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, link) = post_link(
+        &app,
+        &key,
+        &json!({"message_id": "sms-early", "url": "https://shop.example/"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let early_url = format!("{}/r/{}", app.base, link["code"].as_str().unwrap());
+    let response = client
+        .get(&early_url)
+        .header("user-agent", BROWSER_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
 
     let reasons: Vec<(bool, Option<String>)> =
         clicks(&app).await.into_iter().map(|c| (c.2, c.3)).collect();
@@ -603,6 +624,7 @@ async fn bots_link_previews_and_head_requests_are_recorded_as_machine_clicks() {
         [
             "bot_user_agent",
             "bot_user_agent",
+            "clicked_at_delivery",
             "head_request",
             "no_user_agent"
         ]
