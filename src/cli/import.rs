@@ -116,7 +116,7 @@ async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Resu
     let pool = lux::db::connect_app(&ctx.url, 2)?;
     let terminal = std::io::stderr().is_terminal();
     let mut next_line = PROGRESS_EVERY;
-    let mut show = |p: &lux::messages::sends::Progress| {
+    let mut show = |p: &lux::messages::sends::import::Progress| {
         if terminal {
             eprint!(
                 "\rread {}  stored {}  updated {}  unchanged {}  skipped {}",
@@ -132,7 +132,7 @@ async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Resu
         }
     };
     let now = chrono::Utc::now();
-    let result = lux::messages::sends::import(&pool, company, reader, now, &mut show).await;
+    let result = lux::messages::sends::import::run(&pool, company, reader, now, &mut show).await;
     if terminal {
         eprintln!();
     }
