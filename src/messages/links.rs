@@ -274,23 +274,33 @@ struct Click<'a> {
     machine_reason: Option<&'static str>,
 }
 
-/// The recipient hash and `sent_at` of a link's send.
-type SendOfClick = (Option<Vec<u8>>, Option<DateTime<Utc>>);
+/// Whether collection is allowed, and the recipient hash and `sent_at` of a link's send.
+type SendOfClick = (bool, Option<Vec<u8>>, Option<DateTime<Utc>>);
 
 /// Appends the click to `message_events`, with the recipient hash of its send (when the send
-/// has one), so attribution can find the person.
+/// has one), so attribution can find the person. Nothing is recorded when the company has
+/// turned tracking off or the recipient's email is suppressed (`lux privacy suppress`); the
+/// person is redirected all the same.
 async fn record_click(state: &MessagesState, click: &Click<'_>) -> Result<(), sqlx::Error> {
     let now = state.clock.now();
     let mut tx = crate::db::begin_for_company(&state.pool, click.company_id).await?;
     let send: Option<SendOfClick> = sqlx::query_as(
-        "SELECT recipient_hash, sent_at FROM message_sends
-          WHERE company_id = $1 AND message_id = $2",
+        "SELECT c.tracking_enabled AND NOT EXISTS (
+                    SELECT 1 FROM suppressions x
+                     WHERE x.company_id = c.company_id AND x.kind = 'email'
+                       AND x.value = encode(s.recipient_hash, 'hex')),
+                s.recipient_hash, s.sent_at
+           FROM companies c
+           LEFT JOIN message_sends s ON s.company_id = c.company_id AND s.message_id = $2
+          WHERE c.company_id = $1",
     )
     .bind(click.company_id)
     .bind(click.message_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let (recipient_hash, sent_at) = send.unwrap_or_default();
+    let Some((true, recipient_hash, sent_at)) = send else {
+        return Ok(());
+    };
     let reason = click
         .machine_reason
         .or_else(|| sent_at.and_then(|sent_at| clicked_on_arrival(sent_at, now)));

@@ -797,3 +797,55 @@ async fn chromium_following_a_short_link_starts_a_session_credited_to_the_messag
         "a browser's click is a person's: {recorded:?}"
     );
 }
+
+#[tokio::test]
+async fn a_suppressed_recipient_s_or_company_s_clicks_are_redirected_but_not_recorded() {
+    let app = TestApp::spawn().await;
+    let code = send_with_link(&app, "sms-4", "https://shop.example/").await;
+    let key = app.company.secret_key.clone();
+    let (status, answer) =
+        post_sends(&app, &key, &json!([send("email-4", JANE, "sendgrid")])).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, link) = post_link(
+        &app,
+        &key,
+        &json!({"message_id": "email-4", "url": "https://shop.example/"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let email_code = link["code"].as_str().unwrap().to_owned();
+    let client = no_redirects();
+    let click = |code: String| {
+        let request = client
+            .get(format!("{}/r/{code}", app.base))
+            .header("user-agent", BROWSER_UA);
+        async move { request.send().await.unwrap().status() }
+    };
+
+    use lux::privacy::SuppressionTarget;
+    lux::privacy::suppress(
+        &app.owner,
+        app.company.id,
+        &SuppressionTarget::Email(JANE.into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(click(email_code.clone()).await, 302);
+    assert_eq!(click(code.clone()).await, 302);
+    let recorded: Vec<String> = clicks(&app).await.into_iter().map(|c| c.0).collect();
+    assert_eq!(
+        recorded,
+        ["sms-4"],
+        "the suppressed email's click is not kept"
+    );
+
+    lux::privacy::suppress(&app.owner, app.company.id, &SuppressionTarget::Company)
+        .await
+        .unwrap();
+    assert_eq!(click(code).await, 302);
+    assert_eq!(
+        clicks(&app).await.len(),
+        1,
+        "tracking off: nothing more is kept"
+    );
+}
