@@ -139,7 +139,7 @@ async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Resu
     pool.close().await;
     let summary = result.with_context(|| format!("importing {}", file.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
-    if summary.stored + summary.updated + summary.unchanged == 0 {
+    if summary.stored + summary.updated + summary.unchanged + summary.suppressed == 0 {
         anyhow::bail!(
             "nothing imported: none of the {} data lines is a valid send (reasons above)",
             summary.lines

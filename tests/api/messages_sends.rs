@@ -849,3 +849,48 @@ async fn a_suppressed_recipient_s_or_company_s_clicks_are_redirected_but_not_rec
         "tracking off: nothing more is kept"
     );
 }
+
+#[tokio::test]
+async fn sends_to_a_suppressed_email_or_of_a_company_with_tracking_off_are_accepted_and_dropped() {
+    let app = TestApp::spawn().await;
+    let key = app.company.secret_key.clone();
+    use lux::privacy::SuppressionTarget;
+    lux::privacy::suppress(
+        &app.owner,
+        app.company.id,
+        &SuppressionTarget::Email("jane.doe@example.com".into()),
+    )
+    .await
+    .unwrap();
+    let body = json!([
+        send("to-jane", JANE, "sendgrid"),
+        send("to-sam", "sam@example.com", "sendgrid"),
+        send("to-phone", JANE_PHONE, "twilio"),
+    ]);
+    let (status, answer) = post_sends(&app, &key, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["suppressed"].as_u64()),
+        (Some(2), Some(1)),
+        "{answer}"
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM message_sends ORDER BY message_id")
+            .fetch_all(&app.owner)
+            .await
+            .unwrap();
+    assert_eq!(stored, ["to-phone", "to-sam"]);
+
+    lux::privacy::suppress(&app.owner, app.company.id, &SuppressionTarget::Company)
+        .await
+        .unwrap();
+    let (status, answer) = post_sends(
+        &app,
+        &key,
+        &json!([send("later", "ann@example.com", "mailgun")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["suppressed"], 1, "{answer}");
+    assert_eq!(app.count("SELECT count(*) FROM message_sends").await, 2);
+}

@@ -32,6 +32,8 @@ pub struct Progress {
     pub stored: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Valid lines not stored: tracking off, or a suppressed email.
+    pub suppressed: usize,
     pub skipped: usize,
 }
 
@@ -43,6 +45,8 @@ pub struct ImportSummary {
     pub stored: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Valid lines not stored: tracking off, or a suppressed email.
+    pub suppressed: usize,
     pub skipped_total: usize,
     /// The first skipped lines (up to 1000), with their reasons.
     pub skipped: Vec<Skipped>,
@@ -94,6 +98,7 @@ pub async fn run(
             counts.stored += outcome.stored;
             counts.updated += outcome.updated;
             counts.unchanged += outcome.unchanged;
+            counts.suppressed += outcome.suppressed;
             skipped.extend(outcome.conflicts.into_iter().map(|(line, c)| Skipped {
                 line: line as u64,
                 reason: c.reason("line"),
@@ -110,6 +115,7 @@ pub async fn run(
         stored: counts.stored,
         updated: counts.updated,
         unchanged: counts.unchanged,
+        suppressed: counts.suppressed,
         skipped_total: skipped.len(),
         skipped: skipped.into_iter().take(SKIPPED_LISTED).collect(),
         seconds,

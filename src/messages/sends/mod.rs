@@ -325,7 +325,17 @@ pub struct BatchOutcome {
     pub updated: usize,
     /// Sends already stored with every value given (a repost, a re-import).
     pub unchanged: usize,
+    /// Sends not stored because the company has turned tracking off or the recipient's email
+    /// is suppressed (`lux privacy suppress`): accepted, and dropped.
+    pub suppressed: usize,
     pub conflicts: Vec<(usize, Conflict)>,
+}
+
+impl BatchOutcome {
+    /// Sends stored, completed or already there.
+    pub fn accepted(&self) -> usize {
+        self.stored + self.updated + self.unchanged
+    }
 }
 
 /// Writes a batch of sends for one company in `tx` (scoped to it): new sends are inserted,
@@ -338,6 +348,9 @@ pub async fn store_batch(
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut outcome = BatchOutcome::default();
     let sends = without_repeats(sends, &mut outcome.conflicts);
+    let before = sends.len();
+    let sends = without_suppressed(tx, company_id, sends).await?;
+    outcome.suppressed = before - sends.len();
     let taken = provider_ids_taken(tx, company_id, &sends).await?;
     let mut rows = Vec::with_capacity(sends.len());
     for (at, send) in sends {
@@ -357,6 +370,42 @@ pub async fn store_batch(
     outcome.updated = inserted.len() - outcome.stored;
     outcome.unchanged = rows.len() - inserted.len();
     Ok(outcome)
+}
+
+/// The sends that may be collected: none when the company has turned tracking off, and none
+/// to a suppressed email (its keyed hash is the recipient hash of an email send).
+async fn without_suppressed(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    sends: Vec<(usize, NewSend)>,
+) -> Result<Vec<(usize, NewSend)>, sqlx::Error> {
+    let hashes: Vec<String> = sends
+        .iter()
+        .filter(|(_, s)| s.channel == Channel::Email)
+        .map(|(_, s)| s.recipient_hash.to_hex())
+        .collect();
+    let (tracking, suppressed): (bool, Vec<String>) = sqlx::query_as(
+        "SELECT c.tracking_enabled,
+                ARRAY(SELECT x.value FROM suppressions x
+                       WHERE x.company_id = c.company_id AND x.kind = 'email'
+                         AND x.value = ANY($2))
+           FROM companies c WHERE c.company_id = $1",
+    )
+    .bind(company_id)
+    .bind(&hashes)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or((false, Vec::new()));
+    if !tracking {
+        return Ok(Vec::new());
+    }
+    if suppressed.is_empty() {
+        return Ok(sends);
+    }
+    Ok(sends
+        .into_iter()
+        .filter(|(_, s)| !suppressed.contains(&s.recipient_hash.to_hex()))
+        .collect())
 }
 
 /// [`store_batch`] in a transaction of its own. A provider event may create a send between
@@ -590,14 +639,14 @@ async fn post_sends(
         error: conflict.reason("item"),
     }));
     rejected.sort_by_key(|r| r.index);
-    let accepted = outcome.stored + outcome.updated + outcome.unchanged;
+    let accepted = outcome.accepted();
     tracing::info!(
         accepted,
         rejected = rejected.len(),
         stored = outcome.stored,
         "sends posted"
     );
-    if accepted == 0 {
+    if accepted + outcome.suppressed == 0 {
         let body = json!({
             "error": format!(
                 "no valid send among the {} items; each one's reason is in `rejected`",
@@ -612,6 +661,7 @@ async fn post_sends(
         "stored": outcome.stored,
         "updated": outcome.updated,
         "unchanged": outcome.unchanged,
+        "suppressed": outcome.suppressed,
         "rejected": rejected,
     });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
