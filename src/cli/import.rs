@@ -1,5 +1,6 @@
-//! `lux import`: orders (Stripe, WooCommerce) and ad spend from files.
+//! `lux import`: orders (Stripe, WooCommerce), ad spend and message sends from files.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -11,7 +12,7 @@ use super::{Context, owner_pool};
 #[derive(Args)]
 pub struct ImportArgs {
     pub kind: ImportKind,
-    /// Orders: a JSON array, one JSON object, or JSON lines. Spend: a CSV file.
+    /// Orders: a JSON array, one JSON object, or JSON lines. Spend and sends: a CSV file.
     pub file: PathBuf,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -30,6 +31,9 @@ pub enum ImportKind {
     WooCommerce,
     /// Ad spend: a CSV export of Google Ads, Meta Ads, or the generic layout.
     Spend,
+    /// Email and SMS sends: a CSV with the header
+    /// `message_id,channel,provider,provider_message_id,campaign,recipient,sent_at`.
+    Sends,
 }
 
 pub async fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<()> {
@@ -37,6 +41,10 @@ pub async fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<()> {
         ImportKind::Spend => {
             return import_spend(&args.file, args.company, args.format, &ctx.url).await;
         }
+        ImportKind::Sends if args.format.is_none() => {
+            return import_sends(&args.file, args.company, ctx).await;
+        }
+        ImportKind::Sends => anyhow::bail!("--format is for `lux import spend` only"),
         ImportKind::Stripe => Provider::Stripe,
         ImportKind::WooCommerce => Provider::WooCommerce,
     };
@@ -97,6 +105,52 @@ async fn import_orders(
     );
     for (reason, count) in &summary.skipped {
         println!("  skipped {count}: {reason}");
+    }
+    Ok(())
+}
+
+/// Lines between two progress lines on stderr when it is not a terminal (a log file).
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// `lux import sends`: progress on stderr while it runs, then the summary as one JSON object
+/// on stdout; fails when the file is refused or none of its lines is a valid send.
+async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Result<()> {
+    let reader = std::fs::File::open(file)
+        .map(std::io::BufReader::new)
+        .with_context(|| format!("reading {}", file.display()))?;
+    // Migrated as the owner, written as the service (row-level security applies).
+    owner_pool(&ctx.url).await?.close().await;
+    let pool = lux::db::connect_app(&ctx.url, 2)?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut next_line = PROGRESS_EVERY;
+    let mut show = |p: &lux::messages::sends::import::Progress| {
+        if terminal {
+            eprint!(
+                "\rread {}  stored {}  updated {}  unchanged {}  skipped {}",
+                p.lines, p.stored, p.updated, p.unchanged, p.skipped
+            );
+            let _ = std::io::stderr().flush();
+        } else if p.lines >= next_line {
+            eprintln!(
+                "lux: read {} lines (stored {}, updated {}, unchanged {}, skipped {})",
+                p.lines, p.stored, p.updated, p.unchanged, p.skipped
+            );
+            next_line = (p.lines / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
+        }
+    };
+    let now = chrono::Utc::now();
+    let result = lux::messages::sends::import::run(&pool, company, reader, now, &mut show).await;
+    if terminal {
+        eprintln!();
+    }
+    pool.close().await;
+    let summary = result.with_context(|| format!("importing {}", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.stored + summary.updated + summary.unchanged + summary.suppressed == 0 {
+        anyhow::bail!(
+            "nothing imported: none of the {} data lines is a valid send (reasons above)",
+            summary.lines
+        );
     }
     Ok(())
 }

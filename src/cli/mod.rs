@@ -58,8 +58,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print a report (the same numbers as the API) as a table, CSV or JSON.
     Report(report::ReportArgs),
-    /// Import orders (exported Stripe events or WooCommerce REST API v3 orders) or ad spend
-    /// (a CSV export of Google Ads, Meta Ads, or the generic layout).
+    /// Import orders (exported Stripe events or WooCommerce REST API v3 orders), ad spend
+    /// (a CSV export of Google Ads, Meta Ads, or the generic layout) or email and SMS sends
+    /// (a CSV).
     Import(import::ImportArgs),
     /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
     #[command(subcommand)]

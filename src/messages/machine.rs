@@ -214,7 +214,7 @@ fn most_links_in_a_span(clicks: &[&Engagement], at: DateTime<Utc>, width: TimeDe
 /// Crawlers, scanners and link previews by user agent. The mail providers' image proxies are
 /// not bots here: Gmail's and Yahoo's fetch an image when a person opens the message (and
 /// cache it), so they are the opens of Gmail and Yahoo readers.
-fn is_bot_user_agent(user_agent: &str) -> bool {
+pub fn is_bot_user_agent(user_agent: &str) -> bool {
     static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
     const MAIL_IMAGE_PROXIES: [&str; 2] = ["GoogleImageProxy", "YahooMailProxy"];
     // WhatsApp fetches a link to draw its preview; its user agent is its own name.

@@ -13,6 +13,7 @@ mod helpers;
 mod identity;
 mod ingest;
 mod messages_webhooks;
+mod messages_sends;
 mod privacy;
 mod reports;
 mod resilience;

@@ -27,7 +27,7 @@ fn chromium() -> &'static str {
 }
 
 /// Loads `url` in headless Chromium with the given profile and returns the final DOM.
-fn load_page(url: &str, profile: &Path) -> String {
+pub(crate) fn load_page(url: &str, profile: &Path) -> String {
     let output = Command::new(chromium())
         .args([
             "--headless",
@@ -90,7 +90,7 @@ async fn wait_for_rows(app: &TestApp, sql: &str, want: i64) -> i64 {
 /// event name, visitor id, page URL, user id, bot flag.
 type StoredEvent = (String, String, Option<String>, Option<String>, bool);
 
-fn profile_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn profile_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lux-chromium-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
