@@ -15,7 +15,8 @@
 //!   raw bytes, stored once per provider event;
 //! - [`sends`]: `POST /api/v1/messages` and `lux import sends`;
 //! - [`links`]: `POST /api/v1/links` and `GET /r/{code}`;
-//! - [`store`]: the SQL that writes sends and provider events, shared by the above.
+//! - [`store`]: the SQL that writes sends and provider events, shared by the above;
+//! - [`attribution`]: the message each order is credited to (a step of the attribution job).
 //!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::commerce::secrets::SecretsKey;
 use crate::tenancy::Tenancy;
 
+pub mod attribution;
 pub mod links;
 pub mod machine;
 pub mod normalize;
