@@ -1060,7 +1060,12 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["report", "from", "to", "model", "by", "funnel"]);
+    assert_eq!(
+        names,
+        [
+            "report", "from", "to", "model", "by", "funnel", "channel", "group"
+        ]
+    );
     assert_eq!(
         get["parameters"][0]["schema"]["enum"],
         json!([
@@ -1072,7 +1077,8 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
             "qualified_sessions",
             "repeat_purchase",
             "ltv_rolling",
-            "ltv_cohorts"
+            "ltv_cohorts",
+            "messages"
         ])
     );
     assert_eq!(get["parameters"][3]["schema"]["default"], "last_touch");
