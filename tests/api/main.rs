@@ -12,6 +12,7 @@ mod embedded;
 mod helpers;
 mod identity;
 mod ingest;
+mod messages_report;
 mod privacy;
 mod reports;
 mod resilience;
