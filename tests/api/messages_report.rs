@@ -669,3 +669,60 @@ async fn bad_messages_report_parameters_are_named() {
     // No sends: no rows.
     assert!(shop.report("").await.is_empty());
 }
+
+#[tokio::test]
+async fn the_reader_reads_only_its_companys_message_rollups_and_never_the_sends() {
+    let shop = Shop::new().await;
+    let other = crate::helpers::create_company(&shop.app.owner, "Other").await;
+    let now = Utc::now();
+    shop.message("a1", "email", "weekly", None, now - hours(1))
+        .await;
+    shop.message("a2", "sms", "flash", None, now - hours(1))
+        .await;
+    sqlx::query(
+        "INSERT INTO message_sends (company_id, message_id, channel, provider, sent_at, origin)
+         VALUES ($1, 'b1', 'email', 'mailgun', $2, 'api')",
+    )
+    .bind(other.id)
+    .bind(now - hours(1))
+    .execute(&shop.app.owner)
+    .await
+    .unwrap();
+    for company in [shop.app.company.id, other.id] {
+        for job in [Job::Attribution, Job::Rollups] {
+            lux::jobs::run(&shop.pool, company, job, Mode::Full, WhenBusy::Wait)
+                .await
+                .unwrap();
+        }
+    }
+    let reader = lux::db::connect_reader(&shop.app.db.url, 1).unwrap();
+    for (table, a, b) in [
+        ("rollup_message_days", 2, 1),
+        ("rollup_message_sends", 2, 1),
+        ("rollup_message_orders", 0, 0),
+    ] {
+        for (company, expected) in [(shop.app.company.id, a), (other.id, b)] {
+            let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();
+            let seen: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: {e}"));
+            assert_eq!(seen, expected, "{table} for {company}");
+        }
+    }
+    for table in ["message_sends", "message_events", "message_changes"] {
+        let mut tx = lux::db::begin_for_company(&reader, shop.app.company.id)
+            .await
+            .unwrap();
+        let error = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT 1 FROM {table}")))
+            .fetch_optional(&mut *tx)
+            .await
+            .expect_err(table);
+        assert!(error.to_string().contains("permission denied"), "{error}");
+    }
+    // The report of A counts A's sends only.
+    let rows = shop.report("").await;
+    let sent: i64 = rows.iter().map(|r| r["sent"].as_i64().unwrap()).sum();
+    assert_eq!(sent, 2);
+}

@@ -947,7 +947,8 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
         (
             "/api/v1/reports/revenue?from=2026-01-01&to=2026-01-31",
             "unknown report \"revenue\"; known reports: revenue_by_channel, cac, roas, funnel, \
-             time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts",
+             time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts, \
+             messages",
         ),
         (
             "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=data_driven",
