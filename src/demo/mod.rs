@@ -7,9 +7,14 @@
 //! browse, add to cart, check out and buy with the usual drop-off; a few crawlers; orders
 //! with customers, first and repeat purchases and refunds; daily ad spend for the paid
 //! campaigns; email and SMS campaigns around the visits that came from them (sends, delivery,
-//! opens human and machine, clicks, unsubscribes, complaints: [`messages`]). Everything is written as ingestion, identity and commerce would have written
-//! it (session ids, channel rules, keyed email hashes, order refs and sources), so the jobs,
-//! reports and dashboards treat it like real data. See docs/decisions.md, "Demo data".
+//! opens human and machine, clicks, unsubscribes, complaints: [`messages`]). Everything is
+//! written as ingestion, identity and commerce would have written it (session ids, channel
+//! rules, keyed email hashes, order refs and sources), so the jobs, reports and dashboards
+//! treat it like real data. See docs/decisions.md, "Demo data".
+//!
+//! The messages are written in SQL after the rest is committed: they are derived from the
+//! committed visits, and provider events, append-only, could not be taken back should the
+//! raw events fail to commit.
 //!
 //! The generator runs on a blocking thread and streams binary `COPY` chunks to two
 //! connections (raw events on one, the rest on the other), one transaction each, committed
