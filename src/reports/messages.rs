@@ -1,6 +1,7 @@
 //! The `messages` report (SPEC §8.1, §11): email and SMS delivery, engagement and the revenue
-//! credited to messages, from the message rollups (`rollup_message_days` per channel and
-//! campaign, `rollup_message_sends` per message, `rollup_message_orders`), by the send's day.
+//! credited to messages, from the message rollups by the send's day: `rollup_message_days`
+//! and `rollup_message_revenue_days` per channel and campaign, `rollup_message_sends` and
+//! `rollup_message_orders` per message.
 
 use std::collections::HashMap;
 
@@ -81,10 +82,25 @@ pub async fn messages(
     group: MessageGroup,
     default_currency: &str,
 ) -> Result<Vec<MessageRow>, ReportError> {
-    let (table, campaign, message) = match group {
-        MessageGroup::Channel => ("rollup_message_days", "''", "''"),
-        MessageGroup::Campaign => ("rollup_message_days", "campaign", "''"),
-        MessageGroup::Message => ("rollup_message_sends", "campaign", "message_id"),
+    let (table, revenue_table, campaign, message) = match group {
+        MessageGroup::Channel => (
+            "rollup_message_days",
+            "rollup_message_revenue_days",
+            "''",
+            "''",
+        ),
+        MessageGroup::Campaign => (
+            "rollup_message_days",
+            "rollup_message_revenue_days",
+            "campaign",
+            "''",
+        ),
+        MessageGroup::Message => (
+            "rollup_message_sends",
+            "rollup_message_orders",
+            "campaign",
+            "message_id",
+        ),
     };
     let day = if group == MessageGroup::Message {
         "min(day)"
@@ -111,7 +127,7 @@ pub async fn messages(
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT channel, {campaign}, {message}, currency::text, sum(orders)::bigint,
                     sum(net_minor)::bigint
-             FROM rollup_message_orders
+             FROM {revenue_table}
              WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3)
              GROUP BY 1, 2, 3, 4
              ORDER BY 1, 2, 3, 4"

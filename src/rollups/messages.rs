@@ -14,7 +14,8 @@
 //!
 //! `rollup_message_sends` keeps these per send, `rollup_message_days` sums them per day,
 //! channel and campaign, and `rollup_message_orders` counts the orders credited to each send
-//! (`orders.message_id`, set by the attribution job) with their net revenue per currency.
+//! (`orders.message_id`, set by the attribution job) with their net revenue per currency,
+//! which `rollup_message_revenue_days` sums per day, channel, campaign and currency.
 //! Cancelled and failed orders are left out, as in every rollup.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,10 +23,11 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 /// The rollup tables of this module, for the job's per-day deletes.
-pub const TABLES: [&str; 3] = [
+pub const TABLES: [&str; 4] = [
     "rollup_message_days",
     "rollup_message_sends",
     "rollup_message_orders",
+    "rollup_message_revenue_days",
 ];
 
 /// When a send counts as sent (SQL over `message_sends m`).
@@ -174,5 +176,18 @@ pub async fn recompute(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    Ok((sends, sends + per_day + orders))
+    let revenue = sqlx::query(
+        "INSERT INTO rollup_message_revenue_days (company_id, day, channel, campaign, currency,
+             orders, net_minor)
+         SELECT $1, day, channel, campaign, currency, sum(orders), sum(net_minor)
+         FROM rollup_message_orders
+         WHERE company_id = $1 AND day = ANY($2)
+         GROUP BY day, channel, campaign, currency",
+    )
+    .bind(company_id)
+    .bind(days)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((sends, sends + per_day + orders + revenue))
 }

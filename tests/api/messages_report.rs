@@ -679,6 +679,9 @@ async fn the_reader_reads_only_its_companys_message_rollups_and_never_the_sends(
         .await;
     shop.message("a2", "sms", "flash", None, now - hours(1))
         .await;
+    let buyer = Uuid::now_v7();
+    shop.land(buyer, "a1").await;
+    shop.purchase(buyer, "A-1", "12.00", None).await;
     sqlx::query(
         "INSERT INTO message_sends (company_id, message_id, channel, provider, sent_at, origin)
          VALUES ($1, 'b1', 'email', 'mailgun', $2, 'api')",
@@ -699,7 +702,8 @@ async fn the_reader_reads_only_its_companys_message_rollups_and_never_the_sends(
     for (table, a, b) in [
         ("rollup_message_days", 2, 1),
         ("rollup_message_sends", 2, 1),
-        ("rollup_message_orders", 0, 0),
+        ("rollup_message_orders", 1, 0),
+        ("rollup_message_revenue_days", 1, 0),
     ] {
         for (company, expected) in [(shop.app.company.id, a), (other.id, b)] {
             let mut tx = lux::db::begin_for_company(&reader, company).await.unwrap();
