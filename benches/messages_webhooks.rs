@@ -137,7 +137,7 @@ async fn run(args: Args) {
     lux::commerce::secrets::set_secret(
         &owner,
         &secrets_key,
-        company.company_id,
+        company.company_id.uuid(),
         lux::commerce::secrets::Provider::SendGrid,
         &public,
     )

@@ -114,7 +114,11 @@ const PROGRESS_EVERY: u64 = 100_000;
 
 /// `lux import sends`: progress on stderr while it runs, then the summary as one JSON object
 /// on stdout; fails when the file is refused or none of its lines is a valid send.
-async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Result<()> {
+async fn import_sends(
+    file: &Path,
+    company: lux::ids::CompanyId,
+    ctx: &Context,
+) -> anyhow::Result<()> {
     let reader = std::fs::File::open(file)
         .map(std::io::BufReader::new)
         .with_context(|| format!("reading {}", file.display()))?;
@@ -139,7 +143,8 @@ async fn import_sends(file: &Path, company: Uuid, ctx: &Context) -> anyhow::Resu
         }
     };
     let now = chrono::Utc::now();
-    let result = lux::messages::sends::import::run(&pool, company, reader, now, &mut show).await;
+    let result =
+        lux::messages::sends::import::run(&pool, company.uuid(), reader, now, &mut show).await;
     if terminal {
         eprintln!();
     }

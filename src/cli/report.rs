@@ -14,7 +14,7 @@ use lux::reports::{ReportBody, ReportRequest};
 #[derive(Args)]
 pub struct ReportArgs {
     /// revenue_by_channel, cac, roas, funnel, time_to_conversion, qualified_sessions,
-    /// repeat_purchase, ltv_rolling or ltv_cohorts.
+    /// repeat_purchase, ltv_rolling, ltv_cohorts or messages.
     pub name: String,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -35,6 +35,12 @@ pub struct ReportArgs {
     /// funnel: the funnel's name (default commerce).
     #[arg(long)]
     pub funnel: Option<String>,
+    /// messages: only email or sms.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// messages: a row per channel (default), campaign or message.
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -57,6 +63,8 @@ impl ReportArgs {
             ("model", &self.model),
             ("by", &self.by),
             ("funnel", &self.funnel),
+            ("channel", &self.channel),
+            ("group", &self.group),
         ] {
             if let Some(value) = value {
                 query.append_pair(key, value);

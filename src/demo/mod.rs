@@ -6,9 +6,15 @@
 //! back over days and weeks, some sign up, subscribe or log in on a second device; visits
 //! browse, add to cart, check out and buy with the usual drop-off; a few crawlers; orders
 //! with customers, first and repeat purchases and refunds; daily ad spend for the paid
-//! campaigns. Everything is written as ingestion, identity and commerce would have written
-//! it (session ids, channel rules, keyed email hashes, order refs and sources), so the jobs,
-//! reports and dashboards treat it like real data. See docs/decisions.md, "Demo data".
+//! campaigns; email and SMS campaigns around the visits that came from them (sends, delivery,
+//! opens human and machine, clicks, unsubscribes, complaints: [`messages`]). Everything is
+//! written as ingestion, identity and commerce would have written it (session ids, channel
+//! rules, keyed email hashes, order refs and sources), so the jobs, reports and dashboards
+//! treat it like real data. See docs/decisions.md, "Demo data".
+//!
+//! The messages are written in SQL after the rest is committed: they are derived from the
+//! committed visits, and provider events, append-only, could not be taken back should the
+//! raw events fail to commit.
 //!
 //! The generator runs on a blocking thread and streams binary `COPY` chunks to two
 //! connections (raw events on one, the rest on the other), one transaction each, committed
@@ -17,6 +23,7 @@
 mod catalog;
 mod copy;
 mod emit;
+mod messages;
 mod simulate;
 mod world;
 
@@ -110,6 +117,9 @@ pub struct DemoSummary {
     pub net_revenue: String,
     pub spend_rows: u64,
     pub ad_spend: String,
+    /// Email and SMS sends, and their provider events.
+    pub message_sends: u64,
+    pub message_events: u64,
     /// Rows written by COPY, every table.
     pub rows: u64,
     pub seconds: f64,
@@ -232,6 +242,10 @@ pub async fn generate(
     .await
     .context("analyzing the demo tables")?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "demo: analyzed");
+    let messages = messages::generate(owner, company_id)
+        .await
+        .context("writing the demo's email and SMS campaigns")?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "demo: messages");
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(DemoSummary {
@@ -260,6 +274,8 @@ pub async fn generate(
         net_revenue: money.format(counts.net_minor),
         spend_rows: counts.spend_rows,
         ad_spend: money.format(counts.spend_cents as i64),
+        message_sends: messages.sends,
+        message_events: messages.events,
         rows,
         seconds,
         events_per_second: counts.events as f64 / seconds.max(1e-9),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::ids::CompanyId;
-use crate::{attribution, rollups};
+use crate::{attribution, messages, rollups};
 
 /// A job that can be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -318,7 +318,10 @@ async fn coverage(
     }))
 }
 
-/// Attribution: the orders of the run's coverage (for days, the orders placed on them).
+/// Attribution: the orders of the run's coverage (for days, the orders placed on them), to
+/// their touches, then to the messages their buyers clicked (one job: both are credit for an
+/// order, re-examined on the same changes, under one watermark; its parameters name both
+/// rules). `changed` counts the orders whose touches changed plus those whose message did.
 async fn run_attribution(
     pool: &PgPool,
     company_id: Uuid,
@@ -327,7 +330,7 @@ async fn run_attribution(
     last: Option<&LastRun>,
 ) -> Result<Option<Work>, JobError> {
     let settings = attribution::load_settings(pool, company_id).await?;
-    let rules = settings.rules();
+    let rules = format!("{} {}", settings.rules(), messages::attribution::RULES);
     let run = (Job::Attribution, run_id, mode);
     let version = attribution::settings::RULES_VERSION;
     let Some(coverage) = coverage(pool, company_id, run, last, &rules, version).await? else {
@@ -339,10 +342,11 @@ async fn run_attribution(
         Coverage::Days { from, to } => attribution::Scope::PlacedOn { from, to },
     };
     let outcome = attribution::run(pool, company_id, &settings, scope).await?;
+    let credited = messages::attribution::run(pool, company_id, scope).await?;
     Ok(Some(Work {
         full_run: matches!(scope, attribution::Scope::All),
         examined: outcome.examined,
-        changed: outcome.changed,
+        changed: outcome.changed + credited.changed,
         days: None,
     }))
 }

@@ -205,7 +205,7 @@ async fn insert_link(
             return Ok(code);
         }
     }
-    Err(ApiError::Internal(anyhow::anyhow!(
+    Err(ApiError::internal(format!(
         "{CODE_ATTEMPTS} random link codes in a row were taken"
     )))
 }
@@ -335,8 +335,7 @@ pub fn clicked_on_arrival(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<
 
 fn redirect(location: &Url) -> Response {
     let Ok(value) = HeaderValue::from_str(location.as_str()) else {
-        return ApiError::Internal(anyhow::anyhow!("a link URL is not a header value"))
-            .into_response();
+        return ApiError::internal(format!("a link URL is not a header value")).into_response();
     };
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();

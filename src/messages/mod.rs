@@ -18,6 +18,7 @@
 //! - [`store`]: the SQL that writes sends and provider events, shared by the above;
 //! - [`sns_certs`]: SNS signing certificates, fetched once from AWS or pinned with
 //!   `lux sns trust-cert`.
+//! - [`attribution`]: the message each order is credited to (a step of the attribution job).
 //!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
@@ -31,6 +32,7 @@ use crate::clock::Clock;
 use crate::commerce::secrets::SecretsKey;
 use crate::tenancy::Tenancy;
 
+pub mod attribution;
 pub mod https;
 pub mod links;
 pub mod machine;

@@ -10,12 +10,13 @@
 //! Every formula is on the function that computes it (and in `docs/metrics.md`):
 //! [`revenue`] (revenue by channel, CAC, ROAS), [`funnel`], [`conversion`] (time to
 //! conversion, qualified sessions), [`customers`] (repeat purchase, LTV rolling and by
-//! cohort). How values are written: [`format`].
+//! cohort), [`messages`] (email and SMS). How values are written: [`format`].
 
 pub mod conversion;
 pub mod customers;
 pub mod format;
 pub mod funnel;
+pub mod messages;
 pub mod request;
 pub mod revenue;
 
@@ -186,6 +187,10 @@ async fn run_statements(
         Report::Funnel { .. } => Some(company_funnels(app, company_id).await?),
         _ => None,
     };
+    let currency = match request.report {
+        Report::Messages { .. } => Some(company_currency(app, company_id).await?),
+        _ => None,
+    };
     // One snapshot for all of the report's statements (a summary and its rows, say): a
     // rollup run committing between them cannot make them disagree.
     let mut tx = reader
@@ -224,6 +229,10 @@ async fn run_statements(
             let today = today.expect("computed above");
             json!(customers::ltv_cohorts(conn, range, today).await?)
         }
+        Report::Messages { channel, group } => {
+            let currency = currency.as_deref().expect("read above");
+            json!(messages::messages(conn, range, *channel, *group, currency).await?)
+        }
     };
     tx.commit().await?;
     Ok(ReportBody {
@@ -258,6 +267,19 @@ async fn company_funnels(
             .map(|f| (f.name, f.steps))
             .collect(),
     ))
+}
+
+/// The company's currency: the `messages` report's rows without orders show their revenue,
+/// zero, in it.
+async fn company_currency(app: &PgPool, company_id: Uuid) -> Result<String, ReportError> {
+    let mut tx = crate::db::begin_for_company(app, company_id).await?;
+    let currency: String =
+        sqlx::query_scalar("SELECT currency::text FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(currency)
 }
 
 async fn company_today(

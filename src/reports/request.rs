@@ -27,10 +27,11 @@ pub enum ReportName {
     RepeatPurchase,
     LtvRolling,
     LtvCohorts,
+    Messages,
 }
 
 impl ReportName {
-    pub const ALL: [ReportName; 9] = [
+    pub const ALL: [ReportName; 10] = [
         ReportName::RevenueByChannel,
         ReportName::Cac,
         ReportName::Roas,
@@ -40,6 +41,7 @@ impl ReportName {
         ReportName::RepeatPurchase,
         ReportName::LtvRolling,
         ReportName::LtvCohorts,
+        ReportName::Messages,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +55,7 @@ impl ReportName {
             ReportName::RepeatPurchase => "repeat_purchase",
             ReportName::LtvRolling => "ltv_rolling",
             ReportName::LtvCohorts => "ltv_cohorts",
+            ReportName::Messages => "messages",
         }
     }
 
@@ -66,6 +69,7 @@ impl ReportName {
             ReportName::RevenueByChannel | ReportName::Cac => &["model"],
             ReportName::Roas => &["model", "by"],
             ReportName::Funnel => &["funnel"],
+            ReportName::Messages => &["channel", "group"],
             _ => &[],
         }
     }
@@ -103,6 +107,57 @@ impl RoasKey {
             RoasKey::Campaign => 2,
             RoasKey::Creative => 3,
         }
+    }
+}
+
+/// A message channel, for `messages?channel=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageChannel {
+    Email,
+    Sms,
+}
+
+impl MessageChannel {
+    pub const ALL: [MessageChannel; 2] = [MessageChannel::Email, MessageChannel::Sms];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageChannel::Email => "email",
+            MessageChannel::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageChannel> {
+        MessageChannel::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// What the `messages` report's rows are: one per channel (the default), per channel and
+/// campaign, or per message (one send to one recipient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageGroup {
+    Channel,
+    Campaign,
+    Message,
+}
+
+impl MessageGroup {
+    pub const ALL: [MessageGroup; 3] = [
+        MessageGroup::Channel,
+        MessageGroup::Campaign,
+        MessageGroup::Message,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageGroup::Channel => "channel",
+            MessageGroup::Campaign => "campaign",
+            MessageGroup::Message => "message",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageGroup> {
+        MessageGroup::ALL.into_iter().find(|g| g.as_str() == text)
     }
 }
 
@@ -162,15 +217,28 @@ impl AsRef<str> for FunnelName {
 /// A report with its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    RevenueByChannel { model: Model },
-    Cac { model: Model },
-    Roas { model: Model, by: RoasKey },
-    Funnel { funnel: FunnelName },
+    RevenueByChannel {
+        model: Model,
+    },
+    Cac {
+        model: Model,
+    },
+    Roas {
+        model: Model,
+        by: RoasKey,
+    },
+    Funnel {
+        funnel: FunnelName,
+    },
     TimeToConversion,
     QualifiedSessions,
     RepeatPurchase,
     LtvRolling,
     LtvCohorts,
+    Messages {
+        channel: Option<MessageChannel>,
+        group: MessageGroup,
+    },
 }
 
 impl Report {
@@ -185,6 +253,7 @@ impl Report {
             Report::RepeatPurchase => ReportName::RepeatPurchase,
             Report::LtvRolling => ReportName::LtvRolling,
             Report::LtvCohorts => ReportName::LtvCohorts,
+            Report::Messages { .. } => ReportName::Messages,
         }
     }
 }
@@ -220,6 +289,10 @@ pub enum RequestError {
     UnknownModel(String),
     #[error("unknown `by` {name:?}; roas is grouped by one of: {known}", name = .0, known = known(RoasKey::ALL.map(RoasKey::as_str)))]
     UnknownBy(String),
+    #[error("unknown channel {name:?}; messages are sent by: {known}", name = .0, known = known(MessageChannel::ALL.map(MessageChannel::as_str)))]
+    UnknownChannel(String),
+    #[error("unknown `group` {name:?}; messages are grouped by one of: {known}", name = .0, known = known(MessageGroup::ALL.map(MessageGroup::as_str)))]
+    UnknownGroup(String),
     #[error("`funnel` must be a funnel name (1 to 64 of a-z, 0-9 and _), got {0:?}")]
     InvalidFunnel(String),
     #[error("parameter `{0}` is given more than once")]
@@ -324,6 +397,19 @@ impl ReportRequest {
             ReportName::RepeatPurchase => Report::RepeatPurchase,
             ReportName::LtvRolling => Report::LtvRolling,
             ReportName::LtvCohorts => Report::LtvCohorts,
+            ReportName::Messages => Report::Messages {
+                channel: take("channel")
+                    .map(|text| {
+                        MessageChannel::parse(&text).ok_or(RequestError::UnknownChannel(text))
+                    })
+                    .transpose()?,
+                group: match take("group") {
+                    None => MessageGroup::Channel,
+                    Some(text) => {
+                        MessageGroup::parse(&text).ok_or(RequestError::UnknownGroup(text))?
+                    }
+                },
+            },
         };
         Ok(ReportRequest { report, range })
     }
@@ -357,6 +443,25 @@ mod tests {
             funnel.report,
             Report::Funnel {
                 funnel: FunnelName("commerce".into())
+            }
+        );
+        let messages = parse("messages", "from=2026-01-01&to=2026-01-31").unwrap();
+        assert_eq!(
+            messages.report,
+            Report::Messages {
+                channel: None,
+                group: MessageGroup::Channel
+            }
+        );
+        let sms = parse(
+            "messages",
+            "from=2026-01-01&to=2026-01-31&channel=sms&group=message",
+        );
+        assert_eq!(
+            sms.unwrap().report,
+            Report::Messages {
+                channel: Some(MessageChannel::Sms),
+                group: MessageGroup::Message
             }
         );
         let linear = parse("cac", "to=2026-01-02&model=linear&from=2026-01-01").unwrap();
@@ -441,6 +546,24 @@ mod tests {
                 RequestError::Repeated("from".into()),
             ),
             ("cac", "key=lux_sk_x", RequestError::KeyInUrl),
+            (
+                "messages",
+                "from=2026-01-01&to=2026-01-01&channel=push",
+                RequestError::UnknownChannel("push".into()),
+            ),
+            (
+                "messages",
+                "from=2026-01-01&to=2026-01-01&group=day",
+                RequestError::UnknownGroup("day".into()),
+            ),
+            (
+                "messages",
+                "from=2026-01-01&to=2026-01-01&model=linear",
+                RequestError::UnknownParameter {
+                    report: "messages",
+                    param: "model".into(),
+                },
+            ),
         ];
         for (report, query, expected) in cases {
             assert_eq!(

@@ -9,9 +9,11 @@
 //!
 //! Days are the company's local days ([`local_day`] in SQL: `(t AT TIME ZONE tz)::date`): a
 //! session belongs to the day it started, an order to the day it was placed (its refunds
-//! too, whenever they come).
+//! too, whenever they come), an email or SMS message and all that follows it (opens, clicks,
+//! the orders credited to it) to the day it was sent ([`messages`]).
 
 pub mod conversion_buckets;
+pub mod messages;
 pub mod session;
 pub mod settings;
 
@@ -49,7 +51,7 @@ pub enum Scope {
 pub struct Outcome {
     /// The days recomputed, in order.
     pub days: Vec<NaiveDate>,
-    /// Sessions and orders read.
+    /// Sessions, orders and message sends read.
     pub examined: u64,
     /// Rollup rows written.
     pub written: u64,
@@ -517,7 +519,10 @@ async fn all_days(
              SELECT min(started_at) AS first, max(started_at) AS last
              FROM sessions WHERE company_id = $1
              UNION ALL
-             SELECT min(placed_at), max(placed_at) FROM orders WHERE company_id = $1)
+             SELECT min(placed_at), max(placed_at) FROM orders WHERE company_id = $1
+             UNION ALL
+             SELECT min(coalesce(sent_at, created_at)), max(coalesce(sent_at, created_at))
+             FROM message_sends WHERE company_id = $1)
          SELECT (min(first) AT TIME ZONE $2)::date, (max(last) AT TIME ZONE $2)::date
          FROM bounds",
     )
@@ -538,7 +543,8 @@ async fn all_days(
 /// - the placement days of orders written since then (new orders, payments, refunds, a
 ///   first-order flag moving) or whose attribution changed since then;
 /// - the days orders left since then: their placement moved, or they were merged into another
-///   (`order_changes`, noted by a trigger).
+///   (`order_changes`, noted by a trigger);
+/// - the send days of messages with something new ([`messages::touched_days`]).
 ///
 /// Change notes older than a day before the watermark have been seen by an earlier run and
 /// are pruned here.
@@ -578,7 +584,13 @@ async fn touched_days(
     .bind(watermark)
     .fetch_all(&mut *tx)
     .await?;
+    let mut days: Vec<NaiveDate> = days
+        .into_iter()
+        .chain(messages::touched_days(&mut tx, company_id, timezone, watermark).await?)
+        .collect();
     tx.commit().await?;
+    days.sort_unstable();
+    days.dedup();
     Ok(days)
 }
 
@@ -609,7 +621,7 @@ async fn delete_days(
         Which::These => "day = ANY($2)",
         Which::AllBut => "NOT (day = ANY($2))",
     };
-    for table in ROLLUP_TABLES {
+    for table in ROLLUP_TABLES.iter().chain(&messages::TABLES) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE company_id = $1 AND {condition}"
         )))
@@ -644,10 +656,11 @@ async fn recompute(
     let (sessions, session_rows) =
         sessions_and_funnels(tx, company_id, timezone, settings, days, span).await?;
     let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days, span).await?;
+    let (sends, send_rows) = messages::recompute(tx, company_id, timezone, days, span).await?;
     customers.extend(customers_of_days(tx, company_id, days).await?);
     Ok(Recomputed {
-        examined: sessions + orders,
-        written: session_rows + order_rows,
+        examined: sessions + orders + sends,
+        written: session_rows + order_rows + send_rows,
         customers,
     })
 }

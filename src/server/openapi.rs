@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::attribution::settings::Model;
 use crate::reports::REPORTS_PATH;
-use crate::reports::request::{DEFAULT_FUNNEL, DEFAULT_MODEL, MAX_RANGE_DAYS, ReportName, RoasKey};
+use crate::reports::request::{
+    DEFAULT_FUNNEL, DEFAULT_MODEL, MAX_RANGE_DAYS, MessageChannel, MessageGroup, ReportName,
+    RoasKey,
+};
 
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
@@ -141,6 +144,38 @@ fn row_schemas() -> Value {
             "revenue": money("cumulative net revenue up to the end of month cohort + months_since"),
             "ltv": nullable_money("revenue ÷ customers"),
         })),
+        "MessagesRow": {
+            "type": "object",
+            "required": ["channel", "sent", "delivered", "delivery_rate", "opens", "machine_opens",
+                         "open_rate", "clicks", "click_rate", "click_to_open_rate", "bounces",
+                         "bounce_rate", "unsubscribes", "unsubscribe_rate", "complaints",
+                         "complaint_rate", "orders", "revenue", "revenue_per_send", "currency"],
+            "properties": {
+                "channel": {"type": "string", "enum": ["email", "sms"]},
+                "campaign": {"type": ["string", "null"], "description": "group=campaign and group=message"},
+                "message_id": {"type": "string", "description": "group=message"},
+                "day": {"type": "string", "format": "date", "description": "group=message: the send's local day"},
+                "sent": {"type": "integer", "description": "sends on the days of the range"},
+                "delivered": {"type": "integer"},
+                "delivery_rate": ratio("delivered ÷ sent"),
+                "opens": {"type": "integer", "description": "sends opened by a person"},
+                "machine_opens": {"type": "integer", "description": "sends opened by a machine (reported apart)"},
+                "open_rate": ratio("opens ÷ delivered; null for sms"),
+                "clicks": {"type": "integer", "description": "sends clicked by a person"},
+                "click_rate": ratio("clicks ÷ delivered"),
+                "click_to_open_rate": ratio("clicks ÷ opens; null for sms"),
+                "bounces": {"type": "integer"},
+                "bounce_rate": ratio("bounces ÷ sent"),
+                "unsubscribes": {"type": "integer"},
+                "unsubscribe_rate": ratio("unsubscribes ÷ delivered"),
+                "complaints": {"type": "integer"},
+                "complaint_rate": ratio("complaints ÷ delivered"),
+                "orders": {"type": "integer", "description": "orders credited to these sends (last human message click within 120 h)"},
+                "revenue": money("their net revenue"),
+                "revenue_per_send": nullable_money("revenue ÷ sent"),
+                "currency": currency,
+            }
+        },
     })
 }
 
@@ -199,6 +234,8 @@ fn base_document() -> Value {
     let reports: Vec<&str> = ReportName::ALL.iter().map(|r| r.as_str()).collect();
     let models: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
     let by: Vec<&str> = RoasKey::ALL.iter().map(|k| k.as_str()).collect();
+    let channels: Vec<&str> = MessageChannel::ALL.iter().map(|c| c.as_str()).collect();
+    let groups: Vec<&str> = MessageGroup::ALL.iter().map(|g| g.as_str()).collect();
     let row_refs: Vec<Value> = [
         "RevenueByChannelRow",
         "CacRow",
@@ -209,6 +246,7 @@ fn base_document() -> Value {
         "RepeatPurchaseRow",
         "LtvRollingRow",
         "LtvCohortsRow",
+        "MessagesRow",
     ]
     .iter()
     .map(|name| json!({"$ref": format!("#/components/schemas/{name}")}))
@@ -292,12 +330,18 @@ fn base_document() -> Value {
                          "schema": {"type": "string", "enum": by, "default": "channel"}},
                         {"name": "funnel", "in": "query", "required": false,
                          "description": "funnel name (funnel); a funnel without sessions in the range answers its steps at zero; an unknown name is a 400 listing the company's funnels",
-                         "schema": {"type": "string", "default": DEFAULT_FUNNEL}}
+                         "schema": {"type": "string", "default": DEFAULT_FUNNEL}},
+                        {"name": "channel", "in": "query", "required": false,
+                         "description": "messages: only this channel",
+                         "schema": {"type": "string", "enum": channels}},
+                        {"name": "group", "in": "query", "required": false,
+                         "description": "messages: a row per channel, campaign or message",
+                         "schema": {"type": "string", "enum": groups, "default": "channel"}}
                     ],
                     "responses": {
                         "200": {"description": "the report",
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportResponse"}}}},
-                        "400": error_response("bad dates or range, unknown report, model, by or funnel, a parameter the report does not take"),
+                        "400": error_response("bad dates or range, unknown report, model, by, funnel, channel or group, a parameter the report does not take"),
                         "401": error_response("no key, or an unknown or revoked one"),
                         "403": error_response("a write key: reports need the secret key"),
                         "503": error_response("the database is unavailable or busy; retry")

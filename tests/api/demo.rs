@@ -579,6 +579,128 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
         .await,
         2
     );
+    demo_messages_are_realistic_and_earn_orders(&db.url, &owner, id, demo).await;
+}
+
+/// The demo's email and SMS campaigns: both channels, every kind of outcome, sends whose
+/// landings bought credited with those orders, and a `messages` report that adds up.
+async fn demo_messages_are_realistic_and_earn_orders(
+    url: &str,
+    owner: &PgPool,
+    id: Uuid,
+    demo: &Value,
+) {
+    let sends = scalar(
+        owner,
+        id,
+        "SELECT count(*) FROM message_sends WHERE company_id = $1",
+    )
+    .await;
+    assert_eq!(demo["message_sends"].as_i64(), Some(sends));
+    assert_eq!(
+        demo["message_events"].as_i64(),
+        Some(
+            scalar(
+                owner,
+                id,
+                "SELECT count(*) FROM message_events WHERE company_id = $1"
+            )
+            .await
+        )
+    );
+    for (what, sql) in [
+        (
+            "email sends",
+            "SELECT count(*) FROM message_sends WHERE company_id = $1 AND channel = 'email'",
+        ),
+        (
+            "sms sends",
+            "SELECT count(*) FROM message_sends WHERE company_id = $1 AND channel = 'sms'",
+        ),
+        (
+            "bounces",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'bounced'",
+        ),
+        (
+            "human opens",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'opened' AND NOT is_machine",
+        ),
+        (
+            "machine opens",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'opened' AND is_machine",
+        ),
+        (
+            "human clicks",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'clicked' AND NOT is_machine",
+        ),
+        (
+            "/r/ clicks",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND provider = 'link'",
+        ),
+        (
+            "unsubscribes",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'unsubscribed'",
+        ),
+        (
+            "complaints",
+            "SELECT count(*) FROM message_events WHERE company_id = $1 AND kind = 'complained'",
+        ),
+        (
+            "credited orders",
+            "SELECT count(*) FROM orders WHERE company_id = $1 AND message_id IS NOT NULL",
+        ),
+    ] {
+        assert!(scalar(owner, id, sql).await > 0, "no {what}");
+    }
+    none(
+        owner,
+        id,
+        "orders credited outside the 120 h before the purchase",
+        "SELECT count(*) FROM orders WHERE company_id = $1 AND message_id IS NOT NULL
+           AND NOT (message_click_at BETWEEN placed_at - interval '120 hours' AND placed_at)",
+    )
+    .await;
+    // The report over the whole demo: every send, and the credited orders with revenue.
+    let from = (chrono::Utc::now() - chrono::Duration::days(800)).date_naive();
+    let to = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let report = crate::helpers::lux_json(
+        url,
+        &[
+            "report",
+            "messages",
+            "--company",
+            &id.to_string(),
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    let rows = report["rows"].as_array().unwrap();
+    let channels: HashSet<&str> = rows
+        .iter()
+        .map(|r| r["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, HashSet::from(["email", "sms"]), "{report}");
+    let total = |field: &str| -> i64 { rows.iter().map(|r| r[field].as_i64().unwrap()).sum() };
+    assert_eq!(total("sent"), sends);
+    assert_eq!(
+        total("orders"),
+        scalar(
+            owner,
+            id,
+            "SELECT count(*) FROM orders WHERE company_id = $1 AND message_id IS NOT NULL
+               AND status NOT IN ('cancelled', 'failed')"
+        )
+        .await
+    );
+    let email = rows.iter().find(|r| r["channel"] == "email").unwrap();
+    let open_rate = email["open_rate"].as_f64().unwrap();
+    assert!((0.1..0.6).contains(&open_rate), "{email}");
+    assert!(email["machine_opens"].as_i64().unwrap() > 0, "{email}");
+    assert!(email["revenue"].as_str().unwrap() != "0.00", "{email}");
 }
 
 #[tokio::test]
@@ -598,6 +720,8 @@ async fn the_same_seed_gives_the_same_counts_and_another_seed_does_not() {
             "repeat_customers",
             "spend_rows",
             "gross_revenue",
+            "message_sends",
+            "message_events",
         ]
         .iter()
         .map(|k| summary["demo"][k].clone())

@@ -825,7 +825,7 @@ async fn a_suppressed_recipient_s_or_company_s_clicks_are_redirected_but_not_rec
     use lux::privacy::SuppressionTarget;
     lux::privacy::suppress(
         &app.owner,
-        app.company.id,
+        app.company.id.into(),
         &SuppressionTarget::Email(JANE.into()),
     )
     .await
@@ -839,9 +839,13 @@ async fn a_suppressed_recipient_s_or_company_s_clicks_are_redirected_but_not_rec
         "the suppressed email's click is not kept"
     );
 
-    lux::privacy::suppress(&app.owner, app.company.id, &SuppressionTarget::Company)
-        .await
-        .unwrap();
+    lux::privacy::suppress(
+        &app.owner,
+        app.company.id.into(),
+        &SuppressionTarget::Company,
+    )
+    .await
+    .unwrap();
     assert_eq!(click(code).await, 302);
     assert_eq!(
         clicks(&app).await.len(),
@@ -857,7 +861,7 @@ async fn sends_to_a_suppressed_email_or_of_a_company_with_tracking_off_are_accep
     use lux::privacy::SuppressionTarget;
     lux::privacy::suppress(
         &app.owner,
-        app.company.id,
+        app.company.id.into(),
         &SuppressionTarget::Email("jane.doe@example.com".into()),
     )
     .await
@@ -881,9 +885,13 @@ async fn sends_to_a_suppressed_email_or_of_a_company_with_tracking_off_are_accep
             .unwrap();
     assert_eq!(stored, ["to-phone", "to-sam"]);
 
-    lux::privacy::suppress(&app.owner, app.company.id, &SuppressionTarget::Company)
-        .await
-        .unwrap();
+    lux::privacy::suppress(
+        &app.owner,
+        app.company.id.into(),
+        &SuppressionTarget::Company,
+    )
+    .await
+    .unwrap();
     let (status, answer) = post_sends(
         &app,
         &key,

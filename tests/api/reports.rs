@@ -947,7 +947,8 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
         (
             "/api/v1/reports/revenue?from=2026-01-01&to=2026-01-31",
             "unknown report \"revenue\"; known reports: revenue_by_channel, cac, roas, funnel, \
-             time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts",
+             time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts, \
+             messages",
         ),
         (
             "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=data_driven",
@@ -1060,7 +1061,12 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["report", "from", "to", "model", "by", "funnel"]);
+    assert_eq!(
+        names,
+        [
+            "report", "from", "to", "model", "by", "funnel", "channel", "group"
+        ]
+    );
     assert_eq!(
         get["parameters"][0]["schema"]["enum"],
         json!([
@@ -1072,7 +1078,8 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
             "qualified_sessions",
             "repeat_purchase",
             "ltv_rolling",
-            "ltv_cohorts"
+            "ltv_cohorts",
+            "messages"
         ])
     );
     assert_eq!(get["parameters"][3]["schema"]["default"], "last_touch");
