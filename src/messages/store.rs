@@ -106,6 +106,12 @@ pub async fn store_events(
             machine_reason: None,
         });
     }
+    // Rows and new sends go in in key order, so two deliveries naming the same events or
+    // messages take their index locks in the same order and cannot deadlock each other.
+    rows.sort_by(|a, b| a.event.provider_event_id.cmp(&b.event.provider_event_id));
+    sends
+        .new
+        .sort_by(|a, b| a.0.message_id.cmp(&b.0.message_id));
     outcome.sends_created = sends.insert_new(tx, company_id, provider).await?;
     sends.complete_known(tx, company_id, provider).await?;
     judge_machines(tx, company_id, &sends, &mut rows).await?;
