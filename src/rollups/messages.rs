@@ -104,7 +104,9 @@ pub async fn recompute(
     days: &[NaiveDate],
     span: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(u64, u64), sqlx::Error> {
-    // The time bounds twice (with and without sent_at) so each uses its own index.
+    // The time bounds twice (with and without sent_at) so each uses its own index. The
+    // landings are read through the partial index of sessions with a `lux_mid` (named by
+    // `message_id IS NOT NULL`), never the company's every session.
     let sends = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO rollup_message_sends (company_id, day, message_id, channel, campaign, sent,
              delivered, bounced, opens, machine_opens, clicks, unsubscribes, complaints)
@@ -113,8 +115,8 @@ pub async fn recompute(
                 coalesce(e.machine_opens, 0),
                 greatest(coalesce(e.clicks, 0),
                          (EXISTS (SELECT 1 FROM sessions l
-                                  WHERE l.company_id = $1 AND l.message_id = s.message_id
-                                    AND NOT l.is_bot))::int),
+                                  WHERE l.company_id = $1 AND l.message_id IS NOT NULL
+                                    AND l.message_id = s.message_id AND NOT l.is_bot))::int),
                 coalesce(e.unsubscribes, 0), coalesce(e.complaints, 0)
          FROM (SELECT m.message_id, m.channel, coalesce(m.campaign, '') AS campaign,
                       ({SEND_TIME} AT TIME ZONE $2)::date AS day
