@@ -17,12 +17,8 @@
 //! - [`links`]: `POST /api/v1/links` and `GET /r/{code}`;
 //! - [`store`]: the SQL that writes sends and provider events, shared by the above;
 //! - [`sns_certs`]: SNS signing certificates, fetched once from AWS or pinned with
-<<<<<<< HEAD
-//!   `lux sns trust-cert`.
+//!   `lux sns trust-cert`, through [`https`], a minimal HTTPS GET (rustls, ring);
 //! - [`attribution`]: the message each order is credited to (a step of the attribution job).
-=======
-//!   `lux sns trust-cert`, through [`https`], a minimal HTTPS GET (rustls, ring).
->>>>>>> msg-webhooks
 //!
 //! The rules and thresholds are explained in `docs/messages.md`.
 
