@@ -183,7 +183,57 @@ fn row_schemas() -> Value {
 pub fn document() -> Value {
     let mut doc = base_document();
     add_message_webhooks(&mut doc);
+    add_sends_and_links(&mut doc);
     doc
+}
+
+/// `POST /api/v1/messages`, `POST /api/v1/links`, `GET /r/{code}` (docs/messages.md).
+fn add_sends_and_links(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    paths.insert(
+        "/api/v1/messages".into(),
+        json!({"post": {
+            "operationId": "postSends",
+            "summary": "Record sends: a JSON array of {message_id, channel, provider, provider_message_id, campaign, recipient, sent_at}; recipient (an email or E.164 phone) is hashed on arrival",
+            "security": [{"secretKey": []}],
+            "responses": {
+                "200": {"description": "per-item outcomes; items that could not be read are listed in `rejected: [{index, error}]`, the others are stored (a send already known gains only the fields it lacked)"},
+                "400": error_response("no item could be stored (each is named in `rejected`), or the body is not a JSON array"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key: sends need the secret key"),
+                "413": error_response("more than the allowed items or bytes")
+            }
+        }}),
+    );
+    paths.insert(
+        "/api/v1/links".into(),
+        json!({"post": {
+            "operationId": "postLink",
+            "summary": "A short tracked link for one of the company's sends: {message_id, url} → {code, short_url}",
+            "security": [{"secretKey": []}],
+            "responses": {
+                "201": {"description": "{code, short_url}: short_url is LUX_PUBLIC_URL + /r/{code}, or /r/{code} when no public URL is set"},
+                "400": error_response("the URL is not http(s), too long, carries credentials or its own lux_mid"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key"),
+                "404": error_response("no such send for this company")
+            }
+        }}),
+    );
+    paths.insert(
+        "/r/{code}".into(),
+        json!({"get": {
+            "operationId": "followLink",
+            "summary": "Records the click (machine clicks flagged) and redirects to the stored URL with lux_mid added",
+            "parameters": [{"name": "code", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {
+                "302": {"description": "to the stored URL with `lux_mid` added"},
+                "404": {"description": "unknown code: an HTML page for browsers, JSON otherwise; never a redirect"}
+            }
+        }}),
+    );
 }
 
 /// `POST /webhooks/{sendgrid|mailgun|ses|twilio}/{company_id}` (docs/messages.md).
