@@ -335,7 +335,7 @@ pub fn clicked_on_arrival(sent_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<
 
 fn redirect(location: &Url) -> Response {
     let Ok(value) = HeaderValue::from_str(location.as_str()) else {
-        return ApiError::internal(format!("a link URL is not a header value")).into_response();
+        return ApiError::internal("a link URL is not a header value").into_response();
     };
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
