@@ -251,6 +251,7 @@ mod tests {
             provider_message_id: Some("m1".into()),
             lux_message_id: None,
             recipient: None,
+            several_destinations: false,
             url: (kind == EventKind::Clicked).then(|| "https://shop.example/a".to_owned()),
             user_agent: Some(user_agent.to_owned()),
             ip_hint: IpHint::OtherNetwork,

@@ -89,17 +89,21 @@ pub async fn store_events(
     for incoming in named {
         let hash = incoming.event.recipient.as_ref().map(|r| r.hash(&hash_key));
         let send = sends.resolve(provider, &incoming.event, hash.as_ref());
+        // A message to several destinations has no one recipient to credit an event that
+        // names nobody (an SES open of it), whatever its send holds.
+        let inherited = send
+            .recipient_hash
+            .clone()
+            .filter(|_| !incoming.event.several_destinations);
         let subject_kind = incoming
             .event
             .recipient
             .as_ref()
             .map(|r| r.channel())
-            .or_else(|| send.recipient_hash.as_ref().map(|_| provider.channel()));
+            .or_else(|| inherited.as_ref().map(|_| provider.channel()));
         rows.push(Row {
             index: incoming.index,
-            recipient_hash: hash
-                .map(|h| h.as_bytes().to_vec())
-                .or(send.recipient_hash.clone()),
+            recipient_hash: hash.map(|h| h.as_bytes().to_vec()).or(inherited),
             message_id: send.message_id.clone(),
             event: incoming.event,
             subject_kind,
@@ -260,7 +264,10 @@ impl Sends {
         let send = Send {
             message_id: new_message_id(provider, event),
             sent_at: leaves.then_some(event.occurred_at),
-            recipient_hash: hash.map(|h| h.as_bytes().to_vec()),
+            // The first recipient of several is not the send's recipient.
+            recipient_hash: hash
+                .filter(|_| !event.several_destinations)
+                .map(|h| h.as_bytes().to_vec()),
         };
         if let Some(provider_id) = &event.provider_message_id {
             self.by_provider_id
@@ -543,8 +550,9 @@ async fn insert_events(
         .collect())
 }
 
-/// A provider unsubscribe or complaint appends `marketing = false` for its recipient (the
-/// event's, else the send's), once: only for events stored now.
+/// A provider unsubscribe or complaint appends `marketing = false` for the recipient it names
+/// itself, once: only for events stored now. One that names nobody withdraws nobody's consent
+/// (its send's recipient is a guess, and a wrong guess silences someone who did not ask).
 async fn record_consent(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
@@ -558,6 +566,7 @@ async fn record_consent(
                 row.event.kind,
                 EventKind::Unsubscribed | EventKind::Complained
             ) && inserted.contains_key(&row.index)
+                && row.event.recipient.is_some()
                 && row.recipient_hash.is_some()
         })
         .collect();

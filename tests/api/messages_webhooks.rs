@@ -29,6 +29,8 @@ const OTHER_CERT_FILE: &str = "tests/fixtures/sns/other_cert.pem";
 const SES_DELIVERY: &str = include_str!("../fixtures/messaging/ses_sns_event_delivery.json");
 const SES_COMPLAINT: &str = include_str!("../fixtures/messaging/ses_sns_event_complaint.json");
 const SES_OPEN: &str = include_str!("../fixtures/messaging/ses_sns_event_open.json");
+const SES_SUBSCRIPTION: &str =
+    include_str!("../fixtures/messaging/ses_sns_event_subscription.json");
 
 type Headers = Vec<(&'static str, String)>;
 /// subject_hash, subject_kind, marketing, source, message_id.
@@ -651,6 +653,11 @@ async fn mailgun_tokens_are_accepted_once_and_bots_flagged() {
         provider_id.as_deref(),
         Some("20300101.mg-1@mg.shop.example")
     );
+    // The recipient is nowhere in the database, in any form.
+    let dump = super::helpers::pg_dump(&app.db.url);
+    for raw in ["carla@example.com", "carla%40example.com"] {
+        assert!(!dump.contains(raw), "a raw address was stored: {raw}");
+    }
     app.stop().await;
 }
 
@@ -774,6 +781,11 @@ async fn twilio_callbacks_are_verified_over_the_public_url() {
         );
     }
     assert_eq!(stored_rows(&app).await, before);
+    // Neither number is anywhere in the database, as sent or normalised.
+    let dump = super::helpers::pg_dump(&app.db.url);
+    for raw in ["4155550100", "415 555 0100", "5005550006"] {
+        assert!(!dump.contains(raw), "a raw phone number was stored: {raw}");
+    }
     app.stop().await;
 }
 
@@ -932,6 +944,98 @@ async fn ses_notifications_give_one_event_per_recipient_once() {
         !dump.contains("dana@example.com"),
         "a raw address was stored"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_to_several_destinations_credits_nobody_with_what_names_nobody() {
+    let app = spawn_at(now()).await;
+    let company = app.company.id;
+    configure_ses(&app, company);
+    let path = format!("/webhooks/ses/{company}");
+    let both = ["dana@example.com", "eli@example.com"];
+    let mut sns_id = 0;
+    let mut deliver = |record: String| {
+        sns_id += 1;
+        sns_body(
+            "Notification",
+            &record,
+            TOPIC,
+            CERT_URL,
+            &format!("sns-{sns_id}"),
+        )
+    };
+    // The send is created by a delivery to both: it stands for neither.
+    let body = deliver(ses_record(SES_DELIVERY, &both));
+    let (status, answer) = post(&app, &path, &[], "text/plain", body).await;
+    assert_eq!(
+        (status, answer["sends_created"].as_i64()),
+        (StatusCode::OK, Some(1))
+    );
+    let send_hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT recipient_hash FROM message_sends")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        send_hash, None,
+        "the first destination is not the send's recipient"
+    );
+
+    // An open and an unsubscribe SES cannot attribute: stored, credited to nobody, and
+    // nobody's consent withdrawn.
+    let body = deliver(ses_record(SES_OPEN, &both));
+    let (status, answer) = post(&app, &path, &[], "text/plain", body).await;
+    assert_eq!(
+        (status, answer["stored"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{answer}"
+    );
+    let body = deliver(ses_record(SES_SUBSCRIPTION, &both));
+    let (status, answer) = post(&app, &path, &[], "text/plain", body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["stored"].as_i64(),
+            answer["consent_records"].as_i64()
+        ),
+        (Some(1), Some(0)),
+        "{answer}"
+    );
+    let unnamed: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT kind, recipient_hash FROM message_events
+         WHERE kind IN ('opened', 'unsubscribed') ORDER BY kind",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        unnamed,
+        vec![
+            ("opened".to_owned(), None),
+            ("unsubscribed".to_owned(), None)
+        ]
+    );
+
+    // A complaint names its recipient: consent is withdrawn for that one only.
+    let mut complaint: Value = serde_json::from_str(&ses_record(SES_COMPLAINT, &both)).unwrap();
+    complaint["complaint"]["complainedRecipients"] = json!([{"emailAddress": "eli@example.com"}]);
+    let body = deliver(complaint.to_string());
+    let (status, answer) = post(&app, &path, &[], "text/plain", body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["consent_records"], 1, "{answer}");
+    let key = hash_key(&app, company).await;
+    let eli = Recipient::email("eli@example.com").unwrap().hash(&key);
+    let consented: Vec<Vec<u8>> = sqlx::query_scalar("SELECT subject_hash FROM consent_records")
+        .fetch_all(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(consented, vec![eli.as_bytes().to_vec()]);
+    let complained: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT recipient_hash FROM message_events WHERE kind = 'complained'")
+            .fetch_one(&app.owner)
+            .await
+            .unwrap();
+    assert_eq!(complained.as_deref(), Some(eli.as_bytes()));
     app.stop().await;
 }
 

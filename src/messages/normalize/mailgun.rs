@@ -71,6 +71,7 @@ pub fn event(item: &Value) -> Result<ProviderEvent, NormalizeError> {
                 .and_then(|variables| variables.get("lux_mid")),
         ),
         recipient: recipient(text(object, "recipient")),
+        several_destinations: false,
         url: url(text(object, "url")),
         user_agent: user_agent.map(str::to_owned),
         ip_hint: IpHint::of(text(object, "ip")),

@@ -165,6 +165,10 @@ pub struct ProviderEvent {
     pub lux_message_id: Option<String>,
     /// Who the event is about; `None` when the payload names nobody we can read. Hash at once.
     pub recipient: Option<Recipient>,
+    /// SES: the message went to more than one destination (`mail.destination`). Its send then
+    /// stands for nobody in particular: an event naming nobody is credited to nobody, and a
+    /// send such an event creates has no recipient.
+    pub several_destinations: bool,
     /// The clicked link (emails redacted).
     pub url: Option<String>,
     pub user_agent: Option<String>,

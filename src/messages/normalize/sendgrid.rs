@@ -68,6 +68,7 @@ pub fn event(item: &Value) -> Result<ProviderEvent, NormalizeError> {
             .map(str::to_owned),
         lux_message_id: lux_mid(object.get("lux_mid")),
         recipient: recipient(text(object, "email")),
+        several_destinations: false,
         url: url(text(object, "url")),
         user_agent: text(object, "useragent").map(str::to_owned),
         ip_hint: IpHint::of(text(object, "ip")),

@@ -207,6 +207,7 @@ pub fn record(message: &str) -> Result<Vec<ProviderEvent>, NormalizeError> {
             provider_message_id: provider_message_id.clone(),
             lux_message_id: lux_message_id.clone(),
             recipient: recipient(who.as_deref()),
+            several_destinations: destination.len() > 1,
             url: url(engagement.and_then(|e| text(e, "link"))),
             user_agent: engagement
                 .and_then(|e| text(e, "userAgent"))

@@ -60,6 +60,7 @@ pub fn status_callback(
         provider_message_id: Some(sid.to_owned()),
         lux_message_id,
         recipient: recipient(to),
+        several_destinations: false,
         url: None,
         user_agent: None,
         ip_hint: IpHint::Absent,
