@@ -263,15 +263,15 @@ async fn a_send_completed_after_its_provider_event_moves_to_its_campaign_and_day
         json!({}),
     )])
     .await;
+    // A run's watermark is its start less 5 s: past that margin, only the completion itself
+    // can bring the send into the next run.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     shop.run_jobs().await;
     // Campaign '' is reported as null.
     let before = shop.recent("campaign").await;
     let unnamed = before.iter().find(|r| r["campaign"].is_null());
     assert_eq!(unnamed.map(|r| &r["sent"]), Some(&json!(1)), "{before:?}");
 
-    // Past the next run's watermark margin (5 s), so only the completion itself can bring
-    // the send back into that run.
-    tokio::time::sleep(Duration::from_secs(6)).await;
     let sent_at = now - hours(72);
     let answer = shop
         .post_sends(vec![api_send(
@@ -408,6 +408,9 @@ async fn an_identify_after_the_order_re_attributes_it_to_the_clicked_email() {
     // A visitor nobody knows yet buys: the order names no email, no message can be credited.
     let visitor = Uuid::now_v7();
     shop.purchase(visitor, "D-1", "45.00").await;
+    // Past the first run's watermark margin (5 s): only the new identity link can bring the
+    // order back into the next run.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     shop.run_jobs().await;
     assert_eq!(shop.credit("D-1").await, (None, None));
     assert_eq!(
