@@ -54,8 +54,8 @@ pub async fn run(pool: &PgPool, company_id: Uuid, scope: Scope) -> Result<Outcom
 
 /// The orders to (re)attribute, in id order. Incrementally (changed since `W`):
 /// - orders never attributed to messages, or written since `W` (new buyer keys, new time);
-/// - orders whose buyer has a click written since `W`, or a click on a send first known
-///   since `W` (a landing or provider click that came before its send), placed within the
+/// - orders whose buyer has a click written since `W`, or a click on a send first known or completed
+///   since `W` (a landing or provider click that came before its send, or before its recipient), placed within the
 ///   window after that click: for a landing, the orders naming its visitor or any key of the
 ///   visitor's person; for a provider click, those naming its recipient's email hash or any
 ///   key of that email's person;
@@ -98,7 +98,7 @@ async fn candidate_orders(
              UNION
              SELECT s.visitor_id, s.started_at FROM message_sends m
              JOIN sessions s ON s.company_id = $1 AND s.message_id = m.message_id
-             WHERE m.company_id = $1 AND m.created_at >= $2),
+             WHERE m.company_id = $1 AND m.updated_at >= $2),
          provider_clicks AS MATERIALIZED (
              SELECT coalesce(e.recipient_hash, m.recipient_hash) AS email_hash, e.occurred_at AS at
              FROM message_events e
@@ -109,7 +109,7 @@ async fn candidate_orders(
              SELECT coalesce(e.recipient_hash, m.recipient_hash), e.occurred_at
              FROM message_sends m
              JOIN message_events e ON e.company_id = $1 AND e.message_id = m.message_id
-             WHERE m.company_id = $1 AND m.created_at >= $2 AND e.kind = 'clicked'
+             WHERE m.company_id = $1 AND m.updated_at >= $2 AND e.kind = 'clicked'
                AND NOT e.is_machine),
          click_keys AS MATERIALIZED (
              SELECT 'visitor'::text AS key_kind, visitor_id::text AS key_value, at FROM landings

@@ -375,7 +375,8 @@ impl Sends {
                          WHERE o.company_id = $1 AND o.provider = $2
                            AND o.provider_message_id = u.provider_message_id)
                      THEN u.provider_message_id END),
-                 sent_at = COALESCE(s.sent_at, u.sent_at)
+                 sent_at = COALESCE(s.sent_at, u.sent_at),
+                 updated_at = now()
              FROM (SELECT DISTINCT ON (message_id) *
                    FROM UNNEST($3::text[], $4::text[], $5::timestamptz[])
                         AS t(message_id, provider_message_id, sent_at)

@@ -47,7 +47,7 @@ pub async fn bounds(
 }
 
 /// The send days whose counts changed since `watermark`: the days of
-/// - sends new since then, and of sends with provider events or landings written since;
+/// - sends new or changed (`updated_at`) since then, and of sends with provider events or landings written since;
 /// - sends whose orders were written or credited since (a refund, a new credit);
 /// - sends that left a day, and messages that lost an order's credit (`message_changes`,
 ///   noted by triggers).
@@ -69,7 +69,7 @@ pub async fn touched_days(
     .await?;
     let day = format!("({SEND_TIME} AT TIME ZONE $2)::date");
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {day} AS day FROM message_sends m WHERE m.company_id = $1 AND m.created_at >= $3
+        "SELECT {day} AS day FROM message_sends m WHERE m.company_id = $1 AND m.updated_at >= $3
          UNION
          SELECT {day} FROM message_sends m
          WHERE m.company_id = $1 AND m.message_id IN (

@@ -12,6 +12,7 @@ mod embedded;
 mod helpers;
 mod identity;
 mod ingest;
+mod messages_e2e;
 mod messages_report;
 mod messages_sends;
 mod messages_webhooks;

@@ -528,7 +528,8 @@ async fn upsert(
                  ELSE s.provider_message_id END,
              campaign = coalesce(s.campaign, EXCLUDED.campaign),
              recipient_hash = coalesce(s.recipient_hash, EXCLUDED.recipient_hash),
-             sent_at = coalesce(s.sent_at, EXCLUDED.sent_at)
+             sent_at = coalesce(s.sent_at, EXCLUDED.sent_at),
+             updated_at = now()
          WHERE (s.provider_message_id IS NULL AND EXCLUDED.provider_message_id IS NOT NULL
                 AND s.provider = EXCLUDED.provider)
             OR (s.campaign IS NULL AND EXCLUDED.campaign IS NOT NULL)
