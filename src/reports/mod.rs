@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::http::ApiError;
-use crate::tenancy::{KeyKind, Tenancy};
+use crate::tenancy::Tenancy;
 use conversion::ConversionSummary;
 pub use request::{Report, ReportName, ReportRequest, RequestError};
 
@@ -118,30 +118,10 @@ async fn report(
     Ok(Json(body))
 }
 
-/// The company of a request's secret key. Reports are for servers and scripts: only the
-/// secret key, only in the `Authorization` header.
+/// The company of a request's secret key. Reports are for servers and scripts.
 async fn authenticate(state: &ReportsState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let Some(key) = crate::http::key::bearer_key(headers)? else {
-        return Err(ApiError::Unauthorized(
-            "missing key: send the header `Authorization: Bearer SECRET_KEY` with the company's \
-             secret key"
-                .into(),
-        ));
-    };
-    let tenant = state.tenancy.resolve(&key).await?.ok_or_else(|| {
-        ApiError::Unauthorized(
-            "unknown or revoked key: send `Authorization: Bearer SECRET_KEY` with a current \
-             secret key (`lux company keys`)"
-                .into(),
-        )
-    })?;
-    if tenant.kind != KeyKind::Secret {
-        return Err(ApiError::Forbidden(
-            "this is a write key (public, for the snippet); reports need the company's secret \
-             key: `Authorization: Bearer SECRET_KEY`"
-                .into(),
-        ));
-    }
+    let tenant =
+        crate::http::key::secret_key_tenant(&state.tenancy, headers, "reports need").await?;
     Ok(tenant.settings.company_id)
 }
 

@@ -32,7 +32,7 @@ pub mod import;
 use super::recipient::{Recipient, RecipientHash};
 use super::{Channel, MessagesState, Provider};
 use crate::http::ApiError;
-use crate::tenancy::{KeyKind, Tenant};
+use crate::tenancy::Tenant;
 
 /// The path of the sends endpoint.
 pub const MESSAGES_PATH: &str = "/api/v1/messages";
@@ -557,34 +557,12 @@ async fn upsert(
 // ---------------------------------------------------------------------------------------
 // POST /api/v1/messages
 
-/// The company of a request's secret key. Sends and links are written by servers: only the
-/// secret key, only in the `Authorization` header; the public write key is refused (403).
+/// The company of a request's secret key. Sends and links are written by servers.
 pub(super) async fn secret_key_tenant(
     state: &MessagesState,
     headers: &HeaderMap,
 ) -> Result<Tenant, ApiError> {
-    let Some(key) = crate::http::key::bearer_key(headers)? else {
-        return Err(ApiError::Unauthorized(
-            "missing key: send the header `Authorization: Bearer SECRET_KEY` with the company's \
-             secret key"
-                .into(),
-        ));
-    };
-    let tenant = state.tenancy.resolve(&key).await?.ok_or_else(|| {
-        ApiError::Unauthorized(
-            "unknown or revoked key: send `Authorization: Bearer SECRET_KEY` with a current \
-             secret key (`lux company keys`)"
-                .into(),
-        )
-    })?;
-    if tenant.kind != KeyKind::Secret {
-        return Err(ApiError::Forbidden(
-            "this is a write key (public, for the snippet); sends and links need the company's \
-             secret key: `Authorization: Bearer SECRET_KEY`"
-                .into(),
-        ));
-    }
-    Ok(tenant)
+    crate::http::key::secret_key_tenant(&state.tenancy, headers, "sends and links need").await
 }
 
 /// A body that could not be read: too large, or cut short.
