@@ -14,6 +14,7 @@
 //!   vocabulary, machine opens and clicks, recipients;
 //! - [`privacy`]: IP and email hashing, suppression;
 //! - [`tenancy`]: companies and keys;
+//! - [`experiments`]: A/B test results and ops velocity (the pure core so far);
 //! - [`demo`]: a realistic synthetic company (`lux demo`), and large data sets for benchmarks;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the router that merges the domains' routes;
@@ -28,6 +29,7 @@ pub mod commerce;
 pub mod creatives;
 pub mod db;
 pub mod demo;
+pub mod experiments;
 pub mod http;
 pub mod identity;
 pub mod ids;
