@@ -17,8 +17,9 @@
 //! - [`experiments`]: A/B test results and ops velocity (the pure core so far);
 //! - [`demo`]: a realistic synthetic company (`lux demo`), and large data sets for benchmarks;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
-//! - [`http`]: the router that merges the domains' routes;
-//! - [`server`]: running it all;
+//! - [`http`]: the toolkit every router uses (the JSON error type, reading keys);
+//! - [`server`]: the app root: the shared state, the root router, running it all;
+//! - [`stats`]: the normal distribution, for the tests of differences between rates;
 //! - [`clock`]: the current time, fixed in tests;
 //! - [`ids`]: identifiers that cross module boundaries (`CompanyId`).
 
@@ -40,5 +41,6 @@ pub mod reports;
 pub mod rollups;
 pub mod server;
 pub mod spend;
+pub mod stats;
 pub mod telemetry;
 pub mod tenancy;
