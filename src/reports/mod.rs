@@ -120,8 +120,7 @@ async fn report(
 
 /// The company of a request's secret key. Reports are for servers and scripts.
 async fn authenticate(state: &ReportsState, headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let tenant =
-        crate::http::key::secret_key_tenant(&state.tenancy, headers, "reports need").await?;
+    let tenant = crate::tenancy::secret_key_tenant(&state.tenancy, headers, "reports need").await?;
     Ok(tenant.settings.company_id)
 }
 

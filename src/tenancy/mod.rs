@@ -438,6 +438,38 @@ pub async fn list_companies(owner: &PgPool) -> Result<Vec<CompanyListing>, Tenan
     .await?)
 }
 
+/// The tenant of a request's secret key, for the endpoints that servers and scripts call
+/// (reports, sends, links): only the secret key, only in the `Authorization` header; a public
+/// write key is refused (403). `needs` names the endpoint in the 403's message ("reports
+/// need").
+pub async fn secret_key_tenant(
+    tenancy: &Tenancy,
+    headers: &axum::http::HeaderMap,
+    needs: &str,
+) -> Result<Tenant, crate::http::ApiError> {
+    let Some(key) = crate::http::key::bearer_key(headers)? else {
+        return Err(crate::http::ApiError::Unauthorized(
+            "missing key: send the header `Authorization: Bearer SECRET_KEY` with the company's \
+             secret key"
+                .into(),
+        ));
+    };
+    let tenant = tenancy.resolve(&key).await?.ok_or_else(|| {
+        crate::http::ApiError::Unauthorized(
+            "unknown or revoked key: send `Authorization: Bearer SECRET_KEY` with a current \
+             secret key (`lux company keys`)"
+                .into(),
+        )
+    })?;
+    if tenant.kind != KeyKind::Secret {
+        return Err(crate::http::ApiError::Forbidden(format!(
+            "this is a write key (public, for the snippet); {needs} the company's secret key: \
+             `Authorization: Bearer SECRET_KEY`"
+        )));
+    }
+    Ok(tenant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -562,7 +562,7 @@ pub(super) async fn secret_key_tenant(
     state: &MessagesState,
     headers: &HeaderMap,
 ) -> Result<Tenant, ApiError> {
-    crate::http::key::secret_key_tenant(&state.tenancy, headers, "sends and links need").await
+    crate::tenancy::secret_key_tenant(&state.tenancy, headers, "sends and links need").await
 }
 
 /// A body that could not be read: too large, or cut short.
