@@ -1,4 +1,4 @@
-//! `lux import`: orders (Stripe, WooCommerce), ad spend and message sends from files.
+//! `lux import`: orders (Stripe, WooCommerce), ad spend, message sends and creatives from files.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use super::{Context, owner_pool};
 #[derive(Args)]
 pub struct ImportArgs {
     pub kind: ImportKind,
-    /// Orders: a JSON array, one JSON object, or JSON lines. Spend and sends: a CSV file.
+    /// Orders: a JSON array, one JSON object, or JSON lines. Spend, sends, creatives: a CSV file.
     pub file: PathBuf,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -34,6 +34,9 @@ pub enum ImportKind {
     /// Email and SMS sends: a CSV with the header
     /// `message_id,channel,provider,provider_message_id,campaign,recipient,sent_at`.
     Sends,
+    /// The creative catalog: a CSV with the header
+    /// `creative_id,name,platform,campaign,concept,angle,format,launched_on`.
+    Creatives,
 }
 
 pub async fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<()> {
@@ -44,7 +47,12 @@ pub async fn run(args: ImportArgs, ctx: &Context) -> anyhow::Result<()> {
         ImportKind::Sends if args.format.is_none() => {
             return import_sends(&args.file, args.company, ctx).await;
         }
-        ImportKind::Sends => anyhow::bail!("--format is for `lux import spend` only"),
+        ImportKind::Creatives if args.format.is_none() => {
+            return import_creatives(&args.file, args.company, &ctx.url).await;
+        }
+        ImportKind::Sends | ImportKind::Creatives => {
+            anyhow::bail!("--format is for `lux import spend` only")
+        }
         ImportKind::Stripe => Provider::Stripe,
         ImportKind::WooCommerce => Provider::WooCommerce,
     };
@@ -70,6 +78,31 @@ async fn import_spend(
     pool.close().await;
     let summary = result.with_context(|| format!("importing {}", file.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// `lux import creatives`: prints the summary as one JSON object; fails when the file is
+/// refused or has no valid line.
+async fn import_creatives(
+    file: &Path,
+    company: lux::ids::CompanyId,
+    url: &str,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    // Migrated as the owner, written as the service (row-level security applies).
+    owner_pool(url).await?.close().await;
+    let pool = lux::db::connect_app(url, 1)?;
+    let result = lux::creatives::catalog::import(&pool, company.uuid(), &text).await;
+    pool.close().await;
+    let summary = result.with_context(|| format!("importing {}", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.stored + summary.updated + summary.unchanged == 0 {
+        anyhow::bail!(
+            "nothing imported: none of the {} data lines is a valid creative (reasons above)",
+            summary.lines
+        );
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod attribution;
 mod bad_input;
 mod commerce;
 mod crash;
+mod creatives;
 mod customers;
 mod demo;
 mod embedded;
