@@ -33,9 +33,22 @@ start_throwaway_postgres() {
   chmod 755 "$LUX_TEST_PGDATA"
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$LUX_TEST_PGDATA"; fi
   as_pg "$bin/initdb" -D "$LUX_TEST_PGDATA/data" -U postgres --auth=trust -N --no-instructions >/dev/null
-  as_pg "$bin/pg_ctl" -D "$LUX_TEST_PGDATA/data" -l "$LUX_TEST_PGDATA/server.log" -w \
-    -o "-p $port -k $LUX_TEST_PGDATA -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null
+  # A port that refused a connection may still be taken (an outgoing connection's local
+  # port, a listener starting at the same moment): try a few before giving up.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if as_pg "$bin/pg_ctl" -D "$LUX_TEST_PGDATA/data" -l "$LUX_TEST_PGDATA/server.log" -w \
+      -o "-p $port -k $LUX_TEST_PGDATA -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      start >/dev/null; then
+      break
+    fi
+    if [ "$attempt" = 5 ]; then
+      echo "the test PostgreSQL did not start; its log:" >&2
+      tail -n 20 "$LUX_TEST_PGDATA/server.log" >&2
+      return 1
+    fi
+    port=$(free_port)
+  done
   LUX_TEST_PG_BIN=$bin
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "test PostgreSQL on port $port ($LUX_TEST_PGDATA)"
