@@ -90,10 +90,28 @@ async fn wait_for_rows(app: &TestApp, sql: &str, want: i64) -> i64 {
 /// event name, visitor id, page URL, user id, bot flag.
 type StoredEvent = (String, String, Option<String>, Option<String>, bool);
 
-pub(crate) fn profile_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn profile_dir(name: &str) -> Profile {
     let dir = std::env::temp_dir().join(format!("lux-chromium-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Profile(dir)
+}
+
+/// A browser profile directory, removed when the test is done with it (each holds megabytes
+/// of Chromium's caches).
+pub(crate) struct Profile(std::path::PathBuf);
+
+impl std::ops::Deref for Profile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[tokio::test]
