@@ -128,24 +128,25 @@ impl Outcome {
     }
 }
 
-/// The orders to attribute, in id order.
-async fn candidate_orders(
+/// The orders of a scope that needs no change tracking, in id order: every order, or those
+/// placed on company-local days `from..=to`. Shared by touch and message attribution.
+/// `ChangedSince` has no fixed set: each caller tracks its own changes.
+pub(crate) async fn orders_in_fixed_scope(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
-    settings: &AttributionSettings,
     scope: Scope,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    let since = match scope {
-        Scope::All => {
-            return sqlx::query_scalar(
+    match scope {
+        Scope::All | Scope::ChangedSince(_) => {
+            sqlx::query_scalar(
                 "SELECT order_id FROM orders WHERE company_id = $1 ORDER BY order_id",
             )
             .bind(company_id)
             .fetch_all(&mut **tx)
-            .await;
+            .await
         }
         Scope::PlacedOn { from, to } => {
-            return sqlx::query_scalar(
+            sqlx::query_scalar(
                 "SELECT o.order_id FROM orders o
                  JOIN companies c ON c.company_id = o.company_id
                  WHERE o.company_id = $1
@@ -157,9 +158,21 @@ async fn candidate_orders(
             .bind(from)
             .bind(to)
             .fetch_all(&mut **tx)
-            .await;
+            .await
         }
+    }
+}
+
+/// The orders to attribute, in id order.
+async fn candidate_orders(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    settings: &AttributionSettings,
+    scope: Scope,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let since = match scope {
         Scope::ChangedSince(at) => at,
+        fixed => return orders_in_fixed_scope(tx, company_id, fixed).await,
     };
     // Orders not attributed yet or changed (orders under other rules are handled by the job,
     // which redoes everything then); then the orders whose touches may have changed:

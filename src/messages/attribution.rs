@@ -66,30 +66,8 @@ async fn candidate_orders(
     scope: Scope,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let since: DateTime<Utc> = match scope {
-        Scope::All => {
-            return sqlx::query_scalar(
-                "SELECT order_id FROM orders WHERE company_id = $1 ORDER BY order_id",
-            )
-            .bind(company_id)
-            .fetch_all(&mut **tx)
-            .await;
-        }
-        Scope::PlacedOn { from, to } => {
-            return sqlx::query_scalar(
-                "SELECT o.order_id FROM orders o
-                 JOIN companies c ON c.company_id = o.company_id
-                 WHERE o.company_id = $1
-                   AND o.placed_at >= ($2::date::timestamp AT TIME ZONE c.timezone)
-                   AND o.placed_at < (($3::date + 1)::timestamp AT TIME ZONE c.timezone)
-                 ORDER BY o.order_id",
-            )
-            .bind(company_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(&mut **tx)
-            .await;
-        }
         Scope::ChangedSince(at) => at,
+        fixed => return crate::attribution::orders_in_fixed_scope(tx, company_id, fixed).await,
     };
     sqlx::query_scalar(
         "WITH landings AS MATERIALIZED (

@@ -5,26 +5,14 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{Company, TestDb, create_company, lux_command};
+use crate::helpers::{Company, TestDb, create_company};
 
-/// Writes `text` to a temporary file and returns its path.
 fn temp_csv(text: &str) -> String {
-    let path = std::env::temp_dir().join(format!("creatives-{}.csv", Uuid::new_v4()));
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
+    crate::helpers::temp_csv("creatives", text)
 }
 
-/// Runs `lux import creatives`: (succeeded, printed summary, stderr).
 fn import(db: &TestDb, company: &Company, path: &str) -> (bool, Value, String) {
-    let company = company.id.to_string();
-    let output = lux_command(
-        &db.url,
-        &["import", "creatives", path, "--company", company.as_str()],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.success(), summary, stderr)
+    crate::helpers::lux_import(db, company, "creatives", path)
 }
 
 /// The company's creatives: (creative_id, name, concept, angle, launched_on).

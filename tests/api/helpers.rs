@@ -371,3 +371,28 @@ pub async fn wait_for_order(owner: &PgPool, company: Uuid, order: &str) {
     }
     panic!("order {order} never appeared");
 }
+
+/// Writes `text` to a temporary CSV file (named after `what`) and returns its path.
+pub fn temp_csv(what: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{what}-{}.csv", Uuid::new_v4()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Runs `lux import KIND PATH --company ID`: (succeeded, the printed JSON summary, stderr).
+pub fn lux_import(
+    db: &TestDb,
+    company: &Company,
+    kind: &str,
+    path: &str,
+) -> (bool, serde_json::Value, String) {
+    let company = company.id.to_string();
+    let output = lux_command(
+        &db.url,
+        &["import", kind, path, "--company", company.as_str()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), summary, stderr)
+}

@@ -11,8 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    BROWSER_UA, Company, ServeProcess, TestApp, TestDb, answer, create_company, lux_command,
-    pg_dump,
+    BROWSER_UA, Company, ServeProcess, TestApp, TestDb, answer, create_company, pg_dump,
 };
 
 const JANE: &str = "Jane.Doe@Example.com";
@@ -338,23 +337,12 @@ async fn a_raw_recipient_is_never_stored_or_logged() {
     let _ = std::fs::remove_file(log);
 }
 
-/// Writes `text` to a temporary file and returns its path.
 fn temp_csv(text: &str) -> String {
-    let path = std::env::temp_dir().join(format!("sends-{}.csv", Uuid::new_v4()));
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
+    crate::helpers::temp_csv("sends", text)
 }
 
 fn import(db: &TestDb, company: &Company, path: &str) -> (bool, Value, String) {
-    let company = company.id.to_string();
-    let output = lux_command(
-        &db.url,
-        &["import", "sends", path, "--company", company.as_str()],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.success(), summary, stderr)
+    crate::helpers::lux_import(db, company, "sends", path)
 }
 
 #[tokio::test]
