@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting, migrating, the roles the service runs as, per-company transactions
 //! and the embedded default cluster.
 
+pub mod catalog;
 pub mod embedded;
 
 use std::time::Duration;

@@ -180,7 +180,8 @@ async fn create_link(
 }
 
 /// Stores the link under a fresh code, drawing again on the (rare) collision with any
-/// company's code: the uniqueness check sees every row, row-level security or not.
+/// company's code. The code is claimed first in `link_codes`, the global registry of codes
+/// (no company data in it), so two companies can never hold the same code.
 async fn insert_link(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     company_id: Uuid,
@@ -189,21 +190,25 @@ async fn insert_link(
 ) -> Result<String, ApiError> {
     for _ in 0..CODE_ATTEMPTS {
         let code = new_code();
-        let stored: Option<String> = sqlx::query_scalar(
-            "INSERT INTO message_links (company_id, code, message_id, url)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (code) DO NOTHING
-             RETURNING code",
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO link_codes (code) VALUES ($1) ON CONFLICT (code) DO NOTHING RETURNING code",
+        )
+        .bind(&code)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if claimed.is_none() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO message_links (company_id, code, message_id, url) VALUES ($1, $2, $3, $4)",
         )
         .bind(company_id)
         .bind(&code)
         .bind(message_id)
         .bind(url.as_str())
-        .fetch_optional(&mut **tx)
+        .execute(&mut **tx)
         .await?;
-        if let Some(code) = stored {
-            return Ok(code);
-        }
+        return Ok(code);
     }
     Err(ApiError::internal(format!(
         "{CODE_ATTEMPTS} random link codes in a row were taken"

@@ -4,6 +4,7 @@
 mod append_only;
 mod attribution;
 mod bad_input;
+mod catalog;
 mod commerce;
 mod crash;
 mod creatives;
