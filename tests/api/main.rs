@@ -22,6 +22,7 @@ mod privacy;
 mod reports;
 mod resilience;
 mod rollups;
+mod scale;
 mod sessions;
 mod snippet;
 mod spend;
