@@ -87,7 +87,7 @@ const VISITORS: usize = 150;
 fn events(visitors: usize) -> Vec<Value> {
     let mut all = Vec::new();
     for v in 0..visitors {
-        let visitor = Uuid::from_u128(0x5ca1e_0000 + v as u128);
+        let visitor = Uuid::from_u128(0x5ca1_e000 + v as u128);
         let mut minute = (v % 60) as i64;
         for e in 0..12 {
             // A long pause after the 4th page: a second visit; a campaign link at the 8th.
