@@ -9,8 +9,9 @@
 //! same kind of rows straight into a scratch table: the database-only ceiling, printed beside
 //! the ratio (against the higher of the two).
 //!
-//! Prints stored events/s, requests/s, latency percentiles, non-2xx answers and the server's
-//! peak resident memory. Figures, not assertions: compare them across commits.
+//! Prints stored events/s, requests/s, latency percentiles, non-2xx answers, the server's
+//! peak resident memory, and PostgreSQL's CPU and statement time per stored event (with the
+//! statements that took the most). Figures, not assertions: compare them across commits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 mod common;
+use common::pg_cost::PgCost;
 use common::{flag, fresh_database};
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -280,6 +282,7 @@ async fn run_load(
     server_pid: u32,
 ) -> f64 {
     let before = count_rows(owner).await;
+    let pg_cost = PgCost::start(owner).await;
     let started = Instant::now();
     let load = Load {
         addr,
@@ -319,6 +322,7 @@ async fn run_load(
         total.non_2xx, total.errors
     );
     println!("  server peak RSS  {:.1} MB", peak_rss_mb(server_pid));
+    pg_cost.report(owner, stored as u64).await;
     stored_per_s
 }
 

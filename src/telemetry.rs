@@ -35,6 +35,11 @@ pub struct IngestMetrics {
     pub batch_events: Histogram,
     pub flush_seconds: Histogram,
     pub pool_connections: Family<PoolState, Gauge>,
+    /// The read replica (LUX_READ_DATABASE_URL): 1 while reads go there.
+    pub replica_in_use: Gauge,
+    /// How far behind the replica was at its last check (NaN: it did not answer).
+    pub replica_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub replica_lag_bytes: Gauge,
 }
 
 impl IngestMetrics {
@@ -50,6 +55,24 @@ impl IngestMetrics {
         let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 13));
         let flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let pool_connections = Family::<PoolState, Gauge>::default();
+        let replica_in_use = Gauge::default();
+        let replica_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let replica_lag_bytes = Gauge::default();
+        registry.register(
+            "replica_in_use",
+            "1 while reports read from the streaming replica (LUX_READ_DATABASE_URL)",
+            replica_in_use.clone(),
+        );
+        registry.register(
+            "replica_lag_seconds",
+            "How far the read replica was behind the primary at its last check (NaN: down)",
+            replica_lag_seconds.clone(),
+        );
+        registry.register(
+            "replica_lag_bytes",
+            "WAL bytes the read replica had not replayed at its last check",
+            replica_lag_bytes.clone(),
+        );
         registry.register(
             "events_stored",
             "Events committed to raw_events",
@@ -112,6 +135,9 @@ impl IngestMetrics {
             batch_events,
             flush_seconds,
             pool_connections,
+            replica_in_use,
+            replica_lag_seconds,
+            replica_lag_bytes,
         })
     }
 

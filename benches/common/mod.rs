@@ -1,4 +1,8 @@
-//! What the benchmarks share: a fresh database to run on.
+//! What the benchmarks share: a fresh database to run on, and what PostgreSQL spent.
+
+// Used by the benchmarks that measure PostgreSQL's share; the others compile it too.
+#[allow(dead_code)]
+pub mod pg_cost;
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,8 +27,12 @@ pub async fn fresh_database() -> (String, Option<BenchCluster>) {
         Ok(url) => (url, None),
         Err(_) => {
             let dir = std::env::temp_dir().join(format!("lux-bench-{}", Uuid::new_v4()));
-            let cluster =
-                lux::db::embedded::EmbeddedPostgres::start(&dir).expect("embedded cluster");
+            // pg_stat_statements, so the benchmarks can say where PostgreSQL's time goes.
+            let cluster = lux::db::embedded::EmbeddedPostgres::start_with_settings(
+                &dir,
+                &[("shared_preload_libraries", "pg_stat_statements")],
+            )
+            .expect("embedded cluster");
             (cluster.server_url(), Some(BenchCluster { cluster, dir }))
         }
     };

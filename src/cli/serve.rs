@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// short links (`/r/{code}`) are built on it.
     #[arg(long, env = "LUX_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// A streaming replica of the database for the reports and dashboards (jobs and
+    /// ingestion stay on the primary).
+    #[arg(long, env = "LUX_READ_DATABASE_URL")]
+    read_database_url: Option<String>,
+    /// Seconds the replica may be behind before reads go back to the primary.
+    #[arg(long, env = "LUX_READ_MAX_LAG_SECONDS", default_value_t = 30)]
+    read_max_lag_seconds: u64,
 }
 
 /// Serves until stopped. `welcome`: a company just created for the person at the terminal
@@ -81,6 +88,10 @@ pub async fn serve(
         messages: lux::messages::MessagesOptions {
             public_url: args.public_url,
         },
+        read_replica: args.read_database_url.map(|url| lux::server::ReadReplica {
+            url,
+            max_lag: Duration::from_secs(args.read_max_lag_seconds),
+        }),
     };
     if options.secrets_key.is_none() {
         tracing::warn!("LUX_SECRETS_KEY is not set: webhooks will answer 503");

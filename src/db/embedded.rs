@@ -38,6 +38,10 @@ pub enum EmbeddedError {
     NoPostgres,
     #[error("initdb failed for {pgdata}: {stderr}")]
     Initdb { pgdata: String, stderr: String },
+    #[error(
+        "pg_basebackup into {pgdata} failed (does the primary allow replication connections from here?): {stderr}"
+    )]
+    BaseBackup { pgdata: String, stderr: String },
     #[error("could not start the embedded PostgreSQL in {pgdata} (see {log}): {stderr}")]
     Start {
         pgdata: String,
@@ -61,6 +65,15 @@ impl EmbeddedPostgres {
     /// Starts the cluster under `data_dir/pg` (creating it the first time), or joins the one
     /// another `lux` process already runs there.
     pub fn start(data_dir: &Path) -> Result<Self, EmbeddedError> {
+        Self::start_with_settings(data_dir, &[])
+    }
+
+    /// [`start`](Self::start) with extra server settings (`-c name=value`) for a cluster
+    /// started here, e.g. the benchmarks' `shared_preload_libraries=pg_stat_statements`.
+    pub fn start_with_settings(
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, EmbeddedError> {
         let bin_dir = find_bin_dir()?;
         let run_as_postgres = is_root();
         std::fs::create_dir_all(data_dir)
@@ -84,11 +97,65 @@ impl EmbeddedPostgres {
             return Ok(cluster);
         }
         cluster.port = cluster.remembered_port().unwrap_or(free_port()?);
-        cluster.pg_ctl_start()?;
+        cluster.pg_ctl_start(settings)?;
         // The same port next time, so URLs printed earlier stay valid across restarts.
         let _ = std::fs::write(cluster.port_file(), cluster.port.to_string());
         cluster.started_here = true;
         Ok(cluster)
+    }
+
+    /// A hot standby of the server at `primary_url` (a superuser URL) under `data_dir/pg`:
+    /// a `pg_basebackup` that streams from the primary from then on. For a local replica to
+    /// try `LUX_READ_DATABASE_URL` with (docs/scale.md), and the tests that prove it.
+    /// `settings` as for [`start_with_settings`](Self::start_with_settings): a standby needs
+    /// `max_connections` (and the other `max_*` settings) at least as high as its primary's.
+    pub fn start_replica(
+        primary_url: &str,
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, EmbeddedError> {
+        let bin_dir = find_bin_dir()?;
+        let run_as_postgres = is_root();
+        let pgdata = data_dir.join("pg");
+        std::fs::create_dir_all(data_dir)
+            .map_err(at(format!("creating data folder {}", data_dir.display())))?;
+        if run_as_postgres {
+            chown_to_postgres(data_dir)?;
+        }
+        let cluster = EmbeddedPostgres {
+            pgdata: pgdata.clone(),
+            bin_dir,
+            port: 0,
+            run_as_postgres,
+            started_here: false,
+        };
+        let target = pgdata.to_string_lossy().into_owned();
+        // -R: standby.signal and primary_conninfo, so it starts as a streaming standby.
+        let output = cluster
+            .command(
+                "pg_basebackup",
+                &[
+                    "-d",
+                    primary_url,
+                    "-D",
+                    &target,
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                ],
+            )
+            .output()
+            .map_err(at("running pg_basebackup"))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            return Err(EmbeddedError::BaseBackup {
+                pgdata: target,
+                stderr,
+            });
+        }
+        Self::start_with_settings(data_dir, settings)
     }
 
     /// URL of the server's `postgres` database, as the `postgres` superuser (trust auth on
@@ -142,17 +209,20 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {
+    fn pg_ctl_start(&self, settings: &[(&str, &str)]) -> Result<(), EmbeddedError> {
         let pgdata = self.pgdata.to_string_lossy().into_owned();
         let log = self
             .pgdata
             .join("server.log")
             .to_string_lossy()
             .into_owned();
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port, pgdata
         );
+        for (name, value) in settings {
+            opts.push_str(&format!(" -c {name}={value}"));
+        }
         let output = self
             .command(
                 "pg_ctl",

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod embedded;
+pub mod replica;
 
 use std::time::Duration;
 

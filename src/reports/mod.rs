@@ -49,8 +49,9 @@ pub const SLOW_REPORT: std::time::Duration = std::time::Duration::from_millis(25
 /// What the reports endpoint uses, taken from the app's state.
 #[derive(Clone)]
 pub struct ReportsState {
-    /// Connections that run as `lux_reader`: every report query.
-    pub reader: PgPool,
+    /// Connections that run as `lux_reader`: every report query (on the replica when there
+    /// is one and it is close enough).
+    pub reader: crate::db::replica::ReadPools,
     /// Connections that run as `lux_app`: the company's time zone and funnels.
     pub pool: PgPool,
     /// "Today" for the LTV reports.
@@ -107,14 +108,26 @@ async fn report(
 ) -> Result<Json<ReportBody>, ApiError> {
     let company_id = authenticate(&state, &headers).await?;
     let request = ReportRequest::parse(&report, query.as_deref()).map_err(ReportError::from)?;
-    let body = run(
-        &state.reader,
-        &state.pool,
-        state.clock.now(),
-        company_id,
-        &request,
-    )
-    .await?;
+    let now = state.clock.now();
+    let read = state.reader.pool();
+    let body = match run(read, &state.pool, now, company_id, &request).await {
+        // The replica went away between its last check and this report: the primary answers.
+        Err(ReportError::Database(e))
+            if crate::db::connection_may_be_lost(&e)
+                && !std::ptr::eq(read, state.reader.primary()) =>
+        {
+            tracing::warn!(error = %e, "a report on the replica lost its connection; retried on the primary");
+            run(
+                state.reader.primary(),
+                &state.pool,
+                now,
+                company_id,
+                &request,
+            )
+            .await?
+        }
+        other => other?,
+    };
     Ok(Json(body))
 }
 

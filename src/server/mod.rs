@@ -13,6 +13,7 @@ pub mod routes;
 
 use crate::analytics::IngestOptions;
 use crate::analytics::writer::{Writer, WriterConfig};
+use crate::db::replica::ReadPools;
 use crate::privacy::IpHasher;
 use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
@@ -33,6 +34,16 @@ pub struct ServeOptions {
     pub jobs_interval: Option<Duration>,
     /// "Now" for the reports (fixed in tests).
     pub clock: crate::clock::Clock,
+    /// A streaming replica for the reports (LUX_READ_DATABASE_URL), and how far behind it
+    /// may be before reads go back to the primary.
+    pub read_replica: Option<ReadReplica>,
+}
+
+/// Where the read-only work may go (see `db::replica`).
+#[derive(Debug, Clone)]
+pub struct ReadReplica {
+    pub url: String,
+    pub max_lag: Duration,
 }
 
 impl Default for ServeOptions {
@@ -47,6 +58,7 @@ impl Default for ServeOptions {
             secrets_key: None,
             jobs_interval: Some(Duration::from_secs(60)),
             clock: crate::clock::Clock::System,
+            read_replica: None,
         }
     }
 }
@@ -106,7 +118,19 @@ pub async fn start(
 
     let pool = crate::db::connect_app(database_url, options.pool_size)?;
     // Reports are few and heavier than ingestion: a quarter of the pool, at least 2.
-    let reader = crate::db::connect_reader(database_url, (options.pool_size / 4).max(2))?;
+    let reader_connections = (options.pool_size / 4).max(2);
+    let primary_reader = crate::db::connect_reader(database_url, reader_connections)?;
+    let reader = match &options.read_replica {
+        None => ReadPools::primary_only(primary_reader),
+        Some(replica) => ReadPools::with_replica(
+            primary_reader,
+            crate::db::connect_reader(&replica.url, reader_connections)?,
+            replica.max_lag,
+        ),
+    };
+    // Decides before the first request whether the replica may be read.
+    reader.check(&pool).await;
+    let replica_monitor = reader.spawn_monitor(pool.clone());
     crate::db::ensure_partitions(&pool)
         .await
         .map_err(ServerError::Partitions)?;
@@ -177,6 +201,9 @@ pub async fn start(
         }
         // Purchases still in the inbox are merged by the next start (or another node).
         order_worker.abort();
+        if let Some(monitor) = replica_monitor {
+            monitor.abort();
+        }
         pool.close().await;
         reader.close().await;
         tracing::info!("stopped");

@@ -35,8 +35,9 @@ use crate::tenancy::Tenancy;
 pub struct AppState {
     /// Connections that run as `lux_app` (row-level security applies).
     pub pool: PgPool,
-    /// Connections that run as `lux_reader` (rollups only): the metrics API's queries.
-    pub reader: PgPool,
+    /// Connections that run as `lux_reader` (rollups only): the metrics API's queries, on
+    /// the replica when there is one and it is close enough.
+    pub reader: crate::db::replica::ReadPools,
     /// "Now", for every decision about time (fixed in tests).
     pub clock: Clock,
     pub tenancy: Arc<Tenancy>,
@@ -144,6 +145,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .metrics
         .queue_depth
         .set(state.writer.queue_depth() as i64);
+    if let Some(replica) = state.reader.status() {
+        state.metrics.replica_in_use.set(i64::from(replica.in_use));
+        state
+            .metrics
+            .replica_lag_seconds
+            .set(replica.lag_seconds.unwrap_or(f64::NAN));
+        state
+            .metrics
+            .replica_lag_bytes
+            .set(i64::try_from(replica.lag_bytes).unwrap_or(i64::MAX));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -19,6 +19,7 @@ mod messages_report;
 mod messages_sends;
 mod messages_webhooks;
 mod privacy;
+mod replica;
 mod reports;
 mod resilience;
 mod rollups;
