@@ -438,15 +438,20 @@ fn main() {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let server = Server(
-            std::process::Command::new(env!("CARGO_BIN_EXE_lux"))
-                .args(["serve", "--bind", &addr])
-                .env("DATABASE_URL", &url)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("LUX_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-                )
-                .spawn()
-                .expect("start lux serve"),
+            // LUX_BENCH_BINARY: another build of `lux` to measure with the same load (to
+            // compare two commits in alternating runs on a busy machine).
+            std::process::Command::new(
+                std::env::var("LUX_BENCH_BINARY")
+                    .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lux").to_string()),
+            )
+            .args(["serve", "--bind", &addr])
+            .env("DATABASE_URL", &url)
+            .env(
+                "RUST_LOG",
+                std::env::var("LUX_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .spawn()
+            .expect("start lux serve"),
         );
         let owner = PgPool::connect(&url).await.expect("owner pool");
         for _ in 0..200 {

@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting, migrating, the roles the service runs as, per-company transactions
 //! and the embedded default cluster.
 
+pub mod binary_copy;
 pub mod catalog;
 pub mod embedded;
 pub mod replica;
@@ -107,6 +108,14 @@ pub async fn connect_ingest_writer(
     conn.execute(
         "SET ROLE lux_app; SET plan_cache_mode = force_generic_plan; \
          SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off",
+    )
+    .await?;
+    // The writer's staging table for raw events (`analytics::writer::insert_raw_events`):
+    // temporary (this connection's own, no WAL, no row-level security, so `COPY` may fill
+    // it) and emptied at every commit.
+    conn.execute(
+        "CREATE TEMP TABLE raw_events_staging (LIKE raw_events INCLUDING DEFAULTS)
+         ON COMMIT DELETE ROWS",
     )
     .await?;
     Ok(conn)
