@@ -672,8 +672,7 @@ async fn recompute(
     let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days, span).await?;
     let (sends, send_rows) = messages::recompute(tx, company_id, timezone, days, span).await?;
     // After the orders: the creatives' revenue is summed from the revenue rows.
-    let (parts, creative_rows) =
-        creatives::recompute(tx, company_id, timezone, days, span).await?;
+    let (parts, creative_rows) = creatives::recompute(tx, company_id, timezone, days, span).await?;
     customers.extend(customers_of_days(tx, company_id, days).await?);
     Ok(Recomputed {
         examined: sessions + orders + sends + parts,
