@@ -100,9 +100,7 @@ async fn post_creatives(
 /// often numeric) or null. An unknown field is refused, as an unknown CSV column is: a
 /// misspelt `consept` must not silently drop the concept.
 fn item_to_creative(item: &Value) -> Result<Creative, String> {
-    let object = item
-        .as_object()
-        .ok_or("a creative must be a JSON object")?;
+    let object = item.as_object().ok_or("a creative must be a JSON object")?;
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format!(
             "unknown field {:?}; the fields are {}",
@@ -165,7 +163,11 @@ mod tests {
         assert_eq!(creative.creative_id, "120210");
         assert_eq!(creative.concept.as_deref(), Some("ugc"));
         let bad_day = json!({"creative_id": "c1", "launched_on": "01/11/2026"});
-        assert!(item_to_creative(&bad_day).unwrap_err().contains("not a date"));
+        assert!(
+            item_to_creative(&bad_day)
+                .unwrap_err()
+                .contains("not a date")
+        );
         let unknown = json!({"creative_id": "c1", "launched_on": "2026-11-01", "consept": "x"});
         assert!(item_to_creative(&unknown).unwrap_err().contains("consept"));
         assert!(item_to_creative(&json!([1])).is_err());

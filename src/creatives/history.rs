@@ -191,12 +191,13 @@ async fn remove_stale(
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
         "DELETE FROM creative_fatigue_history h
-         WHERE h.company_id = $1 AND h.day BETWEEN $2 AND $3
+         WHERE h.company_id = $1 AND ($2::date IS NULL OR h.day >= $2) AND h.day <= $3
            AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::date[]) AS k(creative_id, day)
                            WHERE k.creative_id = h.creative_id AND k.day = h.day)",
     )
     .bind(company_id)
-    .bind(from)
+    // Every day (NaiveDate::MIN is no PostgreSQL date).
+    .bind((from != NaiveDate::MIN).then_some(from))
     .bind(to)
     .bind(
         verdicts
@@ -319,6 +320,10 @@ mod tests {
 
     #[test]
     fn the_rules_name_their_version_and_thresholds() {
-        assert!(rules().starts_with("v1 live_days=7 impressions=10000"), "{}", rules());
+        assert!(
+            rules().starts_with("v1 live_days=7 impressions=10000"),
+            "{}",
+            rules()
+        );
     }
 }

@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::ids::CompanyId;
 use crate::creatives::history as fatigue_history;
+use crate::ids::CompanyId;
 use crate::{attribution, messages, rollups};
 
 /// A job that can be run.

@@ -366,7 +366,9 @@ pub enum RequestError {
     UnknownGroup(String),
     #[error("unknown `group` {name:?}; creatives are grouped by one of: {known}", name = .0, known = known(CreativeGroup::ALL.map(CreativeGroup::as_str)))]
     UnknownCreativeGroup(String),
-    #[error("missing `creative_id`: creative_decay is the decay of one creative (?creative_id=...)")]
+    #[error(
+        "missing `creative_id`: creative_decay is the decay of one creative (?creative_id=...)"
+    )]
     MissingCreative,
     #[error("`creative_id` must be 1 to 200 characters, got {0:?}")]
     InvalidCreative(String),

@@ -7,6 +7,7 @@ mod bad_input;
 mod commerce;
 mod crash;
 mod creatives;
+mod creatives_report;
 mod customers;
 mod demo;
 mod embedded;
