@@ -600,6 +600,39 @@ async fn the_fatigue_job_keeps_each_day_s_verdict_and_the_report_shows_the_lates
     assert_eq!(full.len(), 28);
     assert_eq!(full[..21], tired[..]);
     assert_eq!(full[27].1, "insufficient_data");
+
+    // As the scheduler runs them: incrementally. A re-import lowers steady's clicks on 10-10
+    // to 0: the rollups redo that day, and the fatigue job every day from it. As of 10-10 the
+    // recent window (10-08..10) has 80 clicks in 6,000 impressions, 1.33 % against 2 %: a
+    // third lower, p ≈ 0.0006, impressions per day as before: fatigued.
+    // (Everything so far written an hour ago: the next runs find only what changes below.)
+    sqlx::query("UPDATE ad_spend SET imported_at = imported_at - interval '1 hour'")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    for job in [Job::Rollups, Job::CreativeFatigue] {
+        run_job(&pool, a.id, job, Mode::Incremental).await;
+    }
+    sqlx::query(
+        "UPDATE ad_spend SET clicks = 0, imported_at = now()
+         WHERE company_id = $1 AND ad_id = 'steady' AND day = '2026-10-10'",
+    )
+    .bind(a.id)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    let rollups = run_job(&pool, a.id, Job::Rollups, Mode::Incremental).await;
+    assert_eq!(rollups.days_from, Some(day("2026-10-10")));
+    let fatigue = run_job(&pool, a.id, Job::CreativeFatigue, Mode::Incremental).await;
+    // From 10-10 at the latest (the previous rollups run, a full one, may have finished
+    // within the watermark's few seconds of margin).
+    assert!(!fatigue.full_run);
+    assert!(fatigue.days_from <= Some(day("2026-10-10")), "{fatigue:?}");
+    let steady = history("steady").await;
+    assert_eq!(
+        (steady[8].0, steady[8].1.as_str(), steady[9].1.as_str()),
+        (day("2026-10-09"), "fresh", "fatigued")
+    );
     pool.close().await;
     app.stop().await;
 }

@@ -618,7 +618,7 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
             "SELECT count(*) FROM job_runs WHERE company_id = $1 AND status = 'succeeded'"
         )
         .await,
-        2
+        3
     );
     demo_messages_are_realistic_and_earn_orders(&db.url, &owner, id, demo).await;
 }
