@@ -97,10 +97,12 @@ pub async fn run(
         changed += store(&mut tx, company_id, chunk).await?;
     }
     tx.commit().await?;
-    let days = (from == NaiveDate::MIN)
-        .then(|| verdicts.iter().map(|v| v.day).min())
-        .unwrap_or(Some(from))
-        .map(|first| (first, to));
+    let first = if from == NaiveDate::MIN {
+        verdicts.iter().map(|v| v.day).min()
+    } else {
+        Some(from)
+    };
+    let days = first.map(|first| (first, to));
     Ok(Outcome {
         days,
         examined,

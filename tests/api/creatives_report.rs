@@ -376,7 +376,7 @@ async fn creative_roas_cpa_and_concept_and_angle_totals_match_the_hand_computed_
         format!("creatives?{range}"),
         format!("creatives?{range}&group=concept"),
         format!("creative_decay?{range}&creative_id=c1"),
-        format!("creative_fatigue?from=2026-11-01&to=2026-11-30"),
+        "creative_fatigue?from=2026-11-01&to=2026-11-30".to_string(),
     ] {
         assert_eq!(
             report(&app, &b.secret_key, &path).await,
