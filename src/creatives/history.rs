@@ -87,7 +87,7 @@ pub async fn run(
         return Ok(Outcome::default());
     }
     let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-    let (series, examined) = read_series(&mut tx, company_id, to).await?;
+    let (series, examined) = read_series(&mut tx, company_id, (from, to)).await?;
     let mut verdicts = Vec::new();
     for (creative_id, days) in series {
         verdicts.extend(assess_creative(&creative_id, days, (from, to)));
@@ -97,7 +97,10 @@ pub async fn run(
         changed += store(&mut tx, company_id, chunk).await?;
     }
     tx.commit().await?;
-    let first = if from == NaiveDate::MIN {
+    // The days judged: none when there was nothing to judge or remove.
+    let first = if verdicts.is_empty() && changed == 0 {
+        None
+    } else if from == NaiveDate::MIN {
         verdicts.iter().map(|v| v.day).min()
     } else {
         Some(from)
@@ -110,19 +113,27 @@ pub async fn run(
     })
 }
 
-/// Every creative's daily impressions and clicks up to `to`, by creative.
+/// The daily impressions and clicks up to `to`, by creative, of the creatives that can have a
+/// verdict from `from` on: live on some day from a week before it (a creative whose last live
+/// day is older is judged no more; [`assess_creative`]).
 async fn read_series(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
-    to: NaiveDate,
+    (from, to): (NaiveDate, NaiveDate),
 ) -> Result<(BTreeMap<String, Vec<(NaiveDate, i64, i64)>>, u64), sqlx::Error> {
+    let since =
+        (from != NaiveDate::MIN).then(|| from - TimeDelta::days(fatigue::WINDOW_DAYS as i64));
     let rows: Vec<(String, NaiveDate, i64, i64)> = sqlx::query_as(
         "SELECT creative_id, day, impressions, clicks FROM rollup_creative_days
          WHERE company_id = $1 AND day <= $2 AND impressions > 0
+           AND ($3::date IS NULL OR creative_id IN (
+                   SELECT creative_id FROM rollup_creative_days
+                   WHERE company_id = $1 AND day >= $3 AND day <= $2 AND impressions > 0))
          ORDER BY creative_id, day",
     )
     .bind(company_id)
     .bind(to)
+    .bind(since)
     .fetch_all(&mut **tx)
     .await?;
     let examined = rows.len() as u64;
