@@ -40,6 +40,9 @@
   // lux_mid: the email/SMS message whose link brought the visitor, kept for the tab.
   var mid = new URLSearchParams(location.search).get('lux_mid');
   try { mid ? sessionStorage.setItem('lux_mid', mid) : mid = sessionStorage.getItem('lux_mid'); } catch (e) {}
+  // The ad creative that brought the visitor, when the site knows it (lux.creative(id)). Not
+  // kept across pages: the server keeps a session's first creative_id as the session's.
+  var cid;
   var queue = anon() ? [] : JSON.parse(get(QK) || '[]'), busy = 0, delay = 1000;
   function save() { if (!anon()) put(QK, queue.length ? JSON.stringify(queue.slice(-200)) : null); }
   function retry() { setTimeout(flush, delay); delay = Math.min(delay * 2, 60000); }
@@ -69,6 +72,7 @@
     if (gpc) e.gpc = true;
     if (consent) e.consent = consent;
     if (mid) e.properties.lux_mid = mid;
+    if (cid) e.creative_id = cid;
     for (k in extra || {}) e[k] = extra[k];
     queue.push(e); save(); flush();
   }
@@ -104,6 +108,7 @@
       if (anon()) { vid = null; put(VK, null); put(QK, null); cookie(null); }
     },
     page: pageview,
+    creative: function (id) { cid = id; },
     // For Stripe Checkout's client_reference_id or a hidden checkout field: null without consent.
     visitorId: visitor
   };

@@ -9,7 +9,7 @@
 //! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
 //! - [`reports`]: the metrics API, read from the rollups as `lux_reader`;
 //! - [`identity`]: visitors linked to people across devices;
-//! - [`creatives`]: ads by concept and angle; creative fatigue (the pure core so far);
+//! - [`creatives`]: the creative catalog (CSV and API), creative fatigue and its daily job;
 //! - [`messages`]: email and SMS sends and provider events: webhook signatures, one event
 //!   vocabulary, machine opens and clicks, recipients;
 //! - [`privacy`]: IP and email hashing, suppression;

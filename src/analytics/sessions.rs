@@ -35,6 +35,9 @@ pub struct SessionRow {
     pub page_views: i32,
     pub events: i32,
     pub engagement_ms: i64,
+    /// The `creative_id` of the session's first event that carried one (in the order the
+    /// events were placed); the rollups fall back to the landing `utm_content` without one.
+    pub creative_id: Option<String>,
 }
 
 /// A session touched by a batch.
@@ -159,6 +162,7 @@ fn place_page_event(
             page_views: 0,
             events: 0,
             engagement_ms: 0,
+            creative_id: None,
         },
         opened_by: Some(index),
         changed: true,
@@ -182,6 +186,9 @@ fn count(session: &mut TouchedSession, event: &AcceptedEvent) {
         session.row.page_views += 1;
     }
     session.row.engagement_ms += event.engaged_ms;
+    if session.row.creative_id.is_none() {
+        session.row.creative_id.clone_from(&event.creative_id);
+    }
     session.changed = true;
 }
 
@@ -201,7 +208,7 @@ pub async fn load_joinable(
         // (company, started_at) filtered by visitor would otherwise win, and then read every
         // session of the last day for each visitor once the table has grown.
         "SELECT s.session_id, s.visitor_id, s.started_at, s.last_seen_at, s.campaign_key,
-                s.page_views, s.events, s.engagement_ms
+                s.page_views, s.events, s.engagement_ms, s.creative_id
          FROM unnest($2::uuid[], $3::timestamptz[]) AS v(visitor_id, since)
          CROSS JOIN LATERAL (
              SELECT * FROM sessions s
@@ -264,9 +271,10 @@ pub async fn store(
         sqlx::query(
             "UPDATE sessions s
              SET last_seen_at = u.last_seen_at, page_views = u.page_views, events = u.events,
-                 engagement_ms = u.engagement_ms
-             FROM unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int8[])
-                  AS u(session_id, last_seen_at, page_views, events, engagement_ms)
+                 engagement_ms = u.engagement_ms, creative_id = u.creative_id
+             FROM unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int8[],
+                         $7::text[])
+                  AS u(session_id, last_seen_at, page_views, events, engagement_ms, creative_id)
              WHERE s.company_id = $1 AND s.session_id = u.session_id",
         )
         .bind(company_id)
@@ -275,6 +283,11 @@ pub async fn store(
         .bind(old.iter().map(|s| s.row.page_views).collect::<Vec<_>>())
         .bind(old.iter().map(|s| s.row.events).collect::<Vec<_>>())
         .bind(old.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
+        .bind(
+            old.iter()
+                .map(|s| s.row.creative_id.clone())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await?;
     }
@@ -296,13 +309,13 @@ pub async fn store(
              landing_page, referrer, source, medium, campaign, channel,
              utm_source, utm_medium, utm_campaign, utm_term, utm_content,
              gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id, message_id,
-             campaign_key, page_views, events, engagement_ms, is_bot)
+             campaign_key, page_views, events, engagement_ms, is_bot, creative_id)
          SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
              $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
              $23::text[], $24::text[], $25::text[], $26::int4[], $27::int4[], $28::int8[],
-             $29::bool[])",
+             $29::bool[], $30::text[])",
     )
     .bind(company_id)
     .bind(new.iter().map(|s| s.row.session_id).collect::<Vec<_>>())
@@ -335,6 +348,7 @@ pub async fn store(
     .bind(new.iter().map(|s| s.row.events).collect::<Vec<_>>())
     .bind(new.iter().map(|s| s.row.engagement_ms).collect::<Vec<_>>())
     .bind(new.iter().map(|s| opening(s).is_bot).collect::<Vec<_>>())
+    .bind(text(&|s| s.row.creative_id.clone()))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -1,4 +1,4 @@
-//! `lux jobs run`: attribution and rollups now, for one company or all.
+//! `lux jobs run`: attribution, rollups and creative fatigue now, for one company or all.
 
 use clap::{Subcommand, ValueEnum};
 
@@ -7,12 +7,16 @@ use super::owner_pool;
 /// Which job `lux jobs run` runs.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum JobChoice {
-    /// Every job, in order (attribution, then rollups: they read what it wrote).
+    /// Every job, in order (attribution, then rollups: they read what it wrote; then creative
+    /// fatigue, which reads the creative rollups).
     All,
     /// Touch points and credit per order.
     Attribution,
     /// The daily rollups the reports read.
     Rollups,
+    /// Each creative's fatigue status as of each complete local day (creative_fatigue_history).
+    #[value(name = "creative_fatigue")]
+    CreativeFatigue,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +54,7 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
         JobChoice::All => lux::jobs::Job::ALL.to_vec(),
         JobChoice::Attribution => vec![lux::jobs::Job::Attribution],
         JobChoice::Rollups => vec![lux::jobs::Job::Rollups],
+        JobChoice::CreativeFatigue => vec![lux::jobs::Job::CreativeFatigue],
     };
     // Migrated as the owner, run as the service (row-level security applies).
     owner_pool(url).await?.close().await;

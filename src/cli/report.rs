@@ -14,7 +14,8 @@ use lux::reports::{ReportBody, ReportRequest};
 #[derive(Args)]
 pub struct ReportArgs {
     /// revenue_by_channel, cac, roas, funnel, time_to_conversion, qualified_sessions,
-    /// repeat_purchase, ltv_rolling, ltv_cohorts or messages.
+    /// repeat_purchase, ltv_rolling, ltv_cohorts, messages, creatives, creative_decay or
+    /// creative_fatigue.
     pub name: String,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -26,7 +27,7 @@ pub struct ReportArgs {
     pub to: NaiveDate,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Attribution model (revenue_by_channel, cac, roas).
+    /// Attribution model (revenue_by_channel, cac, roas, creatives).
     #[arg(long)]
     pub model: Option<String>,
     /// roas: channel, campaign or creative.
@@ -38,9 +39,13 @@ pub struct ReportArgs {
     /// messages: only email or sms.
     #[arg(long)]
     pub channel: Option<String>,
-    /// messages: a row per channel (default), campaign or message.
+    /// messages: a row per channel (default), campaign or message; creatives: per creative
+    /// (default), concept or angle.
     #[arg(long)]
     pub group: Option<String>,
+    /// creative_decay: the creative.
+    #[arg(long)]
+    pub creative_id: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +70,7 @@ impl ReportArgs {
             ("funnel", &self.funnel),
             ("channel", &self.channel),
             ("group", &self.group),
+            ("creative_id", &self.creative_id),
         ] {
             if let Some(value) = value {
                 query.append_pair(key, value);

@@ -92,7 +92,7 @@ pub fn parse(text: &str) -> Result<Parsed, ImportError> {
     let mut records = reader.records();
     check_header(&mut records)?;
     let mut parsed = Parsed::default();
-    let mut seen = std::collections::HashMap::new();
+    let mut seen = FirstWins::default();
     for record in records {
         let (line, result) = match record {
             Ok(r) if r.iter().all(|c| c.trim().is_empty()) => continue,
@@ -100,17 +100,7 @@ pub fn parse(text: &str) -> Result<Parsed, ImportError> {
             Err(e) => (line_of(e.position()), Err(e.to_string())),
         };
         parsed.lines += 1;
-        // One statement cannot upsert the same key twice: the first line wins.
-        let result = result.and_then(|c| match seen.insert(c.creative_id.clone(), line) {
-            Some(first) => {
-                seen.insert(c.creative_id.clone(), first);
-                Err(format!(
-                    "creative_id {:?} repeats line {first}",
-                    c.creative_id
-                ))
-            }
-            None => Ok(c),
-        });
+        let result = result.and_then(|c| seen.check(c, line, "line"));
         match result {
             Ok(creative) => parsed.creatives.push((line, creative)),
             Err(reason) => parsed.skipped.push(Skipped { line, reason }),
@@ -168,6 +158,27 @@ fn check_header(records: &mut csv::StringRecordsIter<'_, &[u8]>) -> Result<(), I
     Ok(())
 }
 
+/// One statement cannot upsert the same key twice: the first line (or item) with a
+/// `creative_id` wins, and a later one is refused naming it.
+#[derive(Default)]
+pub struct FirstWins(std::collections::HashMap<String, u64>);
+
+impl FirstWins {
+    /// `creative` at `at` (a line number, an item index), or why not: `what` names `at`.
+    pub fn check(&mut self, creative: Creative, at: u64, what: &str) -> Result<Creative, String> {
+        match self.0.get(&creative.creative_id) {
+            Some(first) => Err(format!(
+                "creative_id {:?} repeats {what} {first}",
+                creative.creative_id
+            )),
+            None => {
+                self.0.insert(creative.creative_id.clone(), at);
+                Ok(creative)
+            }
+        }
+    }
+}
+
 fn line_to_creative(record: &csv::StringRecord) -> Result<Creative, String> {
     if record.len() != FIELDS.len() {
         return Err(format!(
@@ -176,31 +187,61 @@ fn line_to_creative(record: &csv::StringRecord) -> Result<Creative, String> {
             FIELDS.len()
         ));
     }
-    let cell = |i: usize| {
-        let value = record[i].trim();
-        (!value.is_empty()).then(|| value.to_owned())
-    };
-    let creative_id = cell(0).ok_or("creative_id is missing")?;
-    if creative_id.chars().count() > MAX_ID_CHARS {
-        return Err(format!(
-            "creative_id is longer than {MAX_ID_CHARS} characters"
-        ));
+    let cells: [&str; 8] = std::array::from_fn(|i| &record[i]);
+    Creative::from_fields(cells.map(Some))
+}
+
+impl Creative {
+    /// Checks one creative's fields, given in the order of [`FIELDS`] (a CSV line's cells, a
+    /// JSON item's values); blank or absent is none. The one validation of the CSV import and
+    /// `POST /api/v1/creatives`.
+    pub fn from_fields(fields: [Option<&str>; 8]) -> Result<Creative, String> {
+        let cell = |i: usize| {
+            let value = fields[i].unwrap_or_default().trim();
+            (!value.is_empty()).then(|| value.to_owned())
+        };
+        Creative::from_cells(cell)
     }
-    let launched_on = cell(7).ok_or("launched_on is missing")?;
-    let launched_on = NaiveDate::parse_from_str(&launched_on, "%Y-%m-%d")
-        .ok()
-        .filter(|_| launched_on.len() == 10)
-        .ok_or_else(|| format!("launched_on {launched_on:?} is not a date YYYY-MM-DD"))?;
-    Ok(Creative {
-        creative_id,
-        name: cell(1),
-        platform: cell(2),
-        campaign: cell(3),
-        concept: cell(4),
-        angle: cell(5),
-        format: cell(6),
-        launched_on,
-    })
+
+    fn from_cells(cell: impl Fn(usize) -> Option<String>) -> Result<Creative, String> {
+        let creative_id = cell(0).ok_or("creative_id is missing")?;
+        if creative_id.chars().count() > MAX_ID_CHARS {
+            return Err(format!(
+                "creative_id is longer than {MAX_ID_CHARS} characters"
+            ));
+        }
+        let launched_on = cell(7).ok_or("launched_on is missing")?;
+        let launched_on = NaiveDate::parse_from_str(&launched_on, "%Y-%m-%d")
+            .ok()
+            .filter(|_| launched_on.len() == 10)
+            .ok_or_else(|| format!("launched_on {launched_on:?} is not a date YYYY-MM-DD"))?;
+        Ok(Creative {
+            creative_id,
+            name: cell(1),
+            platform: cell(2),
+            campaign: cell(3),
+            concept: cell(4),
+            angle: cell(5),
+            format: cell(6),
+            launched_on,
+        })
+    }
+}
+
+/// Upserts checked creatives for one company through `pool`, [`BATCH_ROWS`] per
+/// transaction. Returns (stored, updated); the rest were unchanged.
+pub async fn store(
+    pool: &PgPool,
+    company_id: Uuid,
+    creatives: &[(u64, Creative)],
+) -> Result<(usize, usize), sqlx::Error> {
+    let (mut stored, mut updated) = (0, 0);
+    for batch in creatives.chunks(BATCH_ROWS) {
+        let (s, u) = upsert(pool, company_id, batch).await?;
+        stored += s;
+        updated += u;
+    }
+    Ok((stored, updated))
 }
 
 /// Imports a CSV of creatives for one company through `pool` (the service's role: row-level
@@ -212,12 +253,7 @@ pub async fn import(
 ) -> Result<ImportSummary, ImportError> {
     let parsed = parse(text)?;
     check_company(pool, company_id).await?;
-    let (mut stored, mut updated) = (0, 0);
-    for batch in parsed.creatives.chunks(BATCH_ROWS) {
-        let (s, u) = upsert(pool, company_id, batch).await?;
-        stored += s;
-        updated += u;
-    }
+    let (stored, updated) = store(pool, company_id, &parsed.creatives).await?;
     let mut skipped = parsed.skipped;
     skipped.sort_by_key(|s| s.line);
     Ok(ImportSummary {

@@ -7,7 +7,9 @@
 //! browse, add to cart, check out and buy with the usual drop-off; a few crawlers; orders
 //! with customers, first and repeat purchases and refunds; daily ad spend for the paid
 //! campaigns; email and SMS campaigns around the visits that came from them (sends, delivery,
-//! opens human and machine, clicks, unsubscribes, complaints: [`messages`]). Everything is
+//! opens human and machine, clicks, unsubscribes, complaints: [`messages`]); the catalog of
+//! its Meta ads by concept and angle, one of which wears out while another stays fresh
+//! ([`creatives`]). Everything is
 //! written as ingestion, identity and commerce would have written it (session ids, channel
 //! rules, keyed email hashes, order refs and sources), so the jobs, reports and dashboards
 //! treat it like real data. See docs/decisions.md, "Demo data".
@@ -22,6 +24,7 @@
 
 mod catalog;
 mod copy;
+pub mod creatives;
 mod emit;
 mod messages;
 mod simulate;
@@ -117,6 +120,8 @@ pub struct DemoSummary {
     pub net_revenue: String,
     pub spend_rows: u64,
     pub ad_spend: String,
+    /// Creatives in the catalog (the Meta ads).
+    pub creatives: u64,
     /// Email and SMS sends, and their provider events.
     pub message_sends: u64,
     pub message_events: u64,
@@ -246,6 +251,9 @@ pub async fn generate(
         .await
         .context("writing the demo's email and SMS campaigns")?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "demo: messages");
+    let creatives = creatives::generate(owner, company_id)
+        .await
+        .context("writing the demo's creative library")?;
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(DemoSummary {
@@ -274,6 +282,7 @@ pub async fn generate(
         net_revenue: money.format(counts.net_minor),
         spend_rows: counts.spend_rows,
         ad_spend: money.format(counts.spend_cents as i64),
+        creatives,
         message_sends: messages.sends,
         message_events: messages.events,
         rows,

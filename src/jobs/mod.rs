@@ -1,4 +1,5 @@
-//! Jobs: derived data (attribution, then the daily rollups) computed per company, one run at a time
+//! Jobs: derived data (attribution, then the daily rollups, then the creatives' daily fatigue
+//! verdicts) computed per company, one run at a time
 //! across every process (a PostgreSQL advisory lock per job and company), each run recorded in
 //! `job_runs` with what it covered, how much it did and how long it took.
 //!
@@ -12,6 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::creatives::history as fatigue_history;
 use crate::ids::CompanyId;
 use crate::{attribution, messages, rollups};
 
@@ -21,16 +23,19 @@ use crate::{attribution, messages, rollups};
 pub enum Job {
     Attribution,
     Rollups,
+    CreativeFatigue,
 }
 
 impl Job {
-    /// In the order they run: rollups read what attribution wrote.
-    pub const ALL: [Job; 2] = [Job::Attribution, Job::Rollups];
+    /// In the order they run: rollups read what attribution wrote, the fatigue job reads the
+    /// creative rollups.
+    pub const ALL: [Job; 3] = [Job::Attribution, Job::Rollups, Job::CreativeFatigue];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Attribution => "attribution",
             Job::Rollups => "rollups",
+            Job::CreativeFatigue => "creative_fatigue",
         }
     }
 
@@ -44,6 +49,7 @@ impl Job {
         let tag: u64 = match self {
             Job::Attribution => 0x10B5_A771_0000_0001,
             Job::Rollups => 0x10B5_A771_0000_0002,
+            Job::CreativeFatigue => 0x10B5_A771_0000_0003,
         };
         let (hi, lo) = company_id.as_u64_pair();
         (hi ^ lo.rotate_left(17) ^ tag) as i64
@@ -57,6 +63,8 @@ pub enum JobError {
     Attribution(#[from] attribution::LoadError),
     #[error(transparent)]
     Rollups(#[from] rollups::RollupError),
+    #[error("the company's time zone {0:?} is not an IANA zone")]
+    TimeZone(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -207,6 +215,9 @@ async fn run_locked(
     let work = match job {
         Job::Attribution => run_attribution(pool, company_id, run_id, mode, last.as_ref()).await,
         Job::Rollups => run_rollups(pool, company_id, run_id, mode, last.as_ref()).await,
+        Job::CreativeFatigue => {
+            run_creative_fatigue(pool, company_id, (run_id, mode, now), last.as_ref()).await
+        }
     };
     let work = match work {
         Ok(Some(work)) => work,
@@ -378,6 +389,81 @@ async fn run_rollups(
         changed: outcome.written,
         days: Some(outcome.days),
     }))
+}
+
+/// Creative fatigue: the verdicts of the run's coverage, up to the company's last complete
+/// local day (the day before `now`'s). For changes: from the first day any rollups run
+/// recomputed since the watermark (a late spend import changes every later verdict of its
+/// creatives), and at the latest from the day the last run started (the days completed
+/// since).
+async fn run_creative_fatigue(
+    pool: &PgPool,
+    company_id: Uuid,
+    (run_id, mode, now): (Uuid, Mode, DateTime<Utc>),
+    last: Option<&LastRun>,
+) -> Result<Option<Work>, JobError> {
+    let rules = fatigue_history::rules();
+    let run = (Job::CreativeFatigue, run_id, mode);
+    let version = fatigue_history::RULES_VERSION;
+    let Some(coverage) = coverage(pool, company_id, run, last, &rules, version).await? else {
+        return Ok(None);
+    };
+    let timezone = company_timezone(pool, company_id).await?;
+    let local = |t: DateTime<Utc>| t.with_timezone(&timezone).date_naive();
+    let yesterday = local(now) - chrono::TimeDelta::days(1);
+    let scope = match coverage {
+        Coverage::All => fatigue_history::Scope::All,
+        Coverage::Days { from, to } => fatigue_history::Scope::Days { from, to },
+        Coverage::ChangedSince(watermark) => {
+            let since_last = last.map_or(yesterday, |l| local(l.started_at));
+            let rolled = first_day_rolled_up_since(pool, company_id, watermark).await?;
+            fatigue_history::Scope::From(rolled.map_or(since_last, |d| d.min(since_last)))
+        }
+    };
+    let outcome = fatigue_history::run(pool, company_id, scope, yesterday).await?;
+    Ok(Some(Work {
+        full_run: scope == fatigue_history::Scope::All,
+        examined: outcome.examined,
+        changed: outcome.changed,
+        days: Some(
+            outcome
+                .days
+                .map(|(from, to)| from.iter_days().take_while(|d| *d <= to).collect())
+                .unwrap_or_default(),
+        ),
+    }))
+}
+
+/// The company's time zone.
+async fn company_timezone(pool: &PgPool, company_id: Uuid) -> Result<chrono_tz::Tz, JobError> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let timezone: String =
+        sqlx::query_scalar("SELECT timezone FROM companies WHERE company_id = $1")
+            .bind(company_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    timezone.parse().map_err(|_| JobError::TimeZone(timezone))
+}
+
+/// The first day recomputed by a rollups run that finished after `since`.
+async fn first_day_rolled_up_since(
+    pool: &PgPool,
+    company_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Option<chrono::NaiveDate>, sqlx::Error> {
+    let mut tx = crate::db::begin_for_company(pool, company_id).await?;
+    let first: Option<chrono::NaiveDate> = sqlx::query_scalar(
+        "SELECT min(days_from) FROM job_runs
+         WHERE company_id = $1 AND job = $2 AND status = 'succeeded' AND finished_at >= $3",
+    )
+    .bind(company_id)
+    .bind(Job::Rollups.as_str())
+    .bind(since)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(first)
 }
 
 /// The version in a rules text (`v1 lookback=…`).

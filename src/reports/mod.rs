@@ -10,9 +10,11 @@
 //! Every formula is on the function that computes it (and in `docs/metrics.md`):
 //! [`revenue`] (revenue by channel, CAC, ROAS), [`funnel`], [`conversion`] (time to
 //! conversion, qualified sessions), [`customers`] (repeat purchase, LTV rolling and by
-//! cohort), [`messages`] (email and SMS). How values are written: [`format`].
+//! cohort), [`messages`] (email and SMS), [`creatives`] (creatives, decay, fatigue). How
+//! values are written: [`format`].
 
 pub mod conversion;
+pub mod creatives;
 pub mod customers;
 pub mod format;
 pub mod funnel;
@@ -180,7 +182,9 @@ async fn run_statements(
         _ => None,
     };
     let currency = match request.report {
-        Report::Messages { .. } => Some(company_currency(app, company_id).await?),
+        Report::Messages { .. } | Report::Creatives { .. } => {
+            Some(company_currency(app, company_id).await?)
+        }
         _ => None,
     };
     // One snapshot for all of the report's statements (a summary and its rows, say): a
@@ -225,6 +229,14 @@ async fn run_statements(
             let currency = currency.as_deref().expect("read above");
             json!(messages::messages(conn, range, *channel, *group, currency).await?)
         }
+        Report::Creatives { model, group } => {
+            let currency = currency.as_deref().expect("read above");
+            json!(creatives::creatives(conn, range, *model, *group, currency).await?)
+        }
+        Report::CreativeDecay { creative_id } => {
+            json!(creatives::creative_decay(conn, range, creative_id).await?)
+        }
+        Report::CreativeFatigue => json!(creatives::creative_fatigue(conn, range).await?),
     };
     tx.commit().await?;
     Ok(ReportBody {
@@ -261,8 +273,8 @@ async fn company_funnels(
     ))
 }
 
-/// The company's currency: the `messages` report's rows without orders show their revenue,
-/// zero, in it.
+/// The company's currency: the `messages` report's rows without orders, and the `creatives`
+/// report's rows without spend or revenue, show their amounts, zero, in it.
 async fn company_currency(app: &PgPool, company_id: Uuid) -> Result<String, ReportError> {
     let mut tx = crate::db::begin_for_company(app, company_id).await?;
     let currency: String =

@@ -28,10 +28,13 @@ pub enum ReportName {
     LtvRolling,
     LtvCohorts,
     Messages,
+    Creatives,
+    CreativeDecay,
+    CreativeFatigue,
 }
 
 impl ReportName {
-    pub const ALL: [ReportName; 10] = [
+    pub const ALL: [ReportName; 13] = [
         ReportName::RevenueByChannel,
         ReportName::Cac,
         ReportName::Roas,
@@ -42,6 +45,9 @@ impl ReportName {
         ReportName::LtvRolling,
         ReportName::LtvCohorts,
         ReportName::Messages,
+        ReportName::Creatives,
+        ReportName::CreativeDecay,
+        ReportName::CreativeFatigue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,9 @@ impl ReportName {
             ReportName::LtvRolling => "ltv_rolling",
             ReportName::LtvCohorts => "ltv_cohorts",
             ReportName::Messages => "messages",
+            ReportName::Creatives => "creatives",
+            ReportName::CreativeDecay => "creative_decay",
+            ReportName::CreativeFatigue => "creative_fatigue",
         }
     }
 
@@ -70,6 +79,8 @@ impl ReportName {
             ReportName::Roas => &["model", "by"],
             ReportName::Funnel => &["funnel"],
             ReportName::Messages => &["channel", "group"],
+            ReportName::Creatives => &["model", "group"],
+            ReportName::CreativeDecay => &["creative_id"],
             _ => &[],
         }
     }
@@ -161,6 +172,55 @@ impl MessageGroup {
     }
 }
 
+/// What the `creatives` report's rows are: one per creative (the default), per concept or
+/// per angle (from the catalog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreativeGroup {
+    Creative,
+    Concept,
+    Angle,
+}
+
+impl CreativeGroup {
+    pub const ALL: [CreativeGroup; 3] = [
+        CreativeGroup::Creative,
+        CreativeGroup::Concept,
+        CreativeGroup::Angle,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreativeGroup::Creative => "creative",
+            CreativeGroup::Concept => "concept",
+            CreativeGroup::Angle => "angle",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CreativeGroup> {
+        CreativeGroup::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+}
+
+/// A creative's id as the catalog allows it: 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreativeId(String);
+
+impl CreativeId {
+    pub fn parse(text: &str) -> Result<CreativeId, RequestError> {
+        let count = text.chars().count();
+        if count == 0 || count > 200 || text.contains('\0') {
+            return Err(RequestError::InvalidCreative(text.to_string()));
+        }
+        Ok(CreativeId(text.to_string()))
+    }
+}
+
+impl AsRef<str> for CreativeId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Company-local days `from ..= to`, with `from ≤ to` and at most [`MAX_RANGE_DAYS`] days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateRange {
@@ -239,6 +299,14 @@ pub enum Report {
         channel: Option<MessageChannel>,
         group: MessageGroup,
     },
+    Creatives {
+        model: Model,
+        group: CreativeGroup,
+    },
+    CreativeDecay {
+        creative_id: CreativeId,
+    },
+    CreativeFatigue,
 }
 
 impl Report {
@@ -254,6 +322,9 @@ impl Report {
             Report::LtvRolling => ReportName::LtvRolling,
             Report::LtvCohorts => ReportName::LtvCohorts,
             Report::Messages { .. } => ReportName::Messages,
+            Report::Creatives { .. } => ReportName::Creatives,
+            Report::CreativeDecay { .. } => ReportName::CreativeDecay,
+            Report::CreativeFatigue => ReportName::CreativeFatigue,
         }
     }
 }
@@ -293,6 +364,14 @@ pub enum RequestError {
     UnknownChannel(String),
     #[error("unknown `group` {name:?}; messages are grouped by one of: {known}", name = .0, known = known(MessageGroup::ALL.map(MessageGroup::as_str)))]
     UnknownGroup(String),
+    #[error("unknown `group` {name:?}; creatives are grouped by one of: {known}", name = .0, known = known(CreativeGroup::ALL.map(CreativeGroup::as_str)))]
+    UnknownCreativeGroup(String),
+    #[error(
+        "missing `creative_id`: creative_decay is the decay of one creative (?creative_id=...)"
+    )]
+    MissingCreative,
+    #[error("`creative_id` must be 1 to 200 characters, got {0:?}")]
+    InvalidCreative(String),
     #[error("`funnel` must be a funnel name (1 to 64 of a-z, 0-9 and _), got {0:?}")]
     InvalidFunnel(String),
     #[error("parameter `{0}` is given more than once")]
@@ -410,6 +489,20 @@ impl ReportRequest {
                     }
                 },
             },
+            ReportName::Creatives => Report::Creatives {
+                model,
+                group: match take("group") {
+                    None => CreativeGroup::Creative,
+                    Some(text) => CreativeGroup::parse(&text)
+                        .ok_or(RequestError::UnknownCreativeGroup(text))?,
+                },
+            },
+            ReportName::CreativeDecay => Report::CreativeDecay {
+                creative_id: CreativeId::parse(
+                    &take("creative_id").ok_or(RequestError::MissingCreative)?,
+                )?,
+            },
+            ReportName::CreativeFatigue => Report::CreativeFatigue,
         };
         Ok(ReportRequest { report, range })
     }
@@ -555,6 +648,29 @@ mod tests {
                 "messages",
                 "from=2026-01-01&to=2026-01-01&group=day",
                 RequestError::UnknownGroup("day".into()),
+            ),
+            (
+                "creatives",
+                "from=2026-01-01&to=2026-01-01&group=format",
+                RequestError::UnknownCreativeGroup("format".into()),
+            ),
+            (
+                "creative_decay",
+                "from=2026-01-01&to=2026-01-01",
+                RequestError::MissingCreative,
+            ),
+            (
+                "creative_decay",
+                "from=2026-01-01&to=2026-01-01&creative_id=",
+                RequestError::InvalidCreative("".into()),
+            ),
+            (
+                "creative_fatigue",
+                "from=2026-01-01&to=2026-01-01&model=linear",
+                RequestError::UnknownParameter {
+                    report: "creative_fatigue",
+                    param: "model".into(),
+                },
             ),
             (
                 "messages",

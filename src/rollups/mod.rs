@@ -10,9 +10,11 @@
 //! Days are the company's local days ([`local_day`] in SQL: `(t AT TIME ZONE tz)::date`): a
 //! session belongs to the day it started, an order to the day it was placed (its refunds
 //! too, whenever they come), an email or SMS message and all that follows it (opens, clicks,
-//! the orders credited to it) to the day it was sent ([`messages`]).
+//! the orders credited to it) to the day it was sent ([`messages`]), ad spend to the day the
+//! platform reported it ([`creatives`]).
 
 pub mod conversion_buckets;
+pub mod creatives;
 pub mod messages;
 pub mod session;
 pub mod settings;
@@ -506,7 +508,8 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// Every local day from the company's first session or order to its last (empty days too:
+/// Every local day from the company's first session, order, send or spend row to its last
+/// (empty days too:
 /// recomputing them clears rows left from data since erased).
 async fn all_days(
     pool: &PgPool,
@@ -522,7 +525,10 @@ async fn all_days(
              SELECT min(placed_at), max(placed_at) FROM orders WHERE company_id = $1
              UNION ALL
              SELECT min(coalesce(sent_at, created_at)), max(coalesce(sent_at, created_at))
-             FROM message_sends WHERE company_id = $1)
+             FROM message_sends WHERE company_id = $1
+             UNION ALL
+             SELECT min(day)::timestamp AT TIME ZONE $2, max(day)::timestamp AT TIME ZONE $2
+             FROM ad_spend WHERE company_id = $1)
          SELECT (min(first) AT TIME ZONE $2)::date, (max(last) AT TIME ZONE $2)::date
          FROM bounds",
     )
@@ -544,7 +550,9 @@ async fn all_days(
 ///   first-order flag moving) or whose attribution changed since then;
 /// - the days orders left since then: their placement moved, or they were merged into another
 ///   (`order_changes`, noted by a trigger);
-/// - the send days of messages with something new ([`messages::touched_days`]).
+/// - the send days of messages with something new ([`messages::touched_days`]);
+/// - the days of spend rows imported with new values since then (an import that replaces a
+///   campaign's rows at the other granularity writes rows of the same days).
 ///
 /// Change notes older than a day before the watermark have been seen by an earlier run and
 /// are pruned here.
@@ -577,6 +585,8 @@ async fn touched_days(
          UNION
          SELECT (placed_at AT TIME ZONE $2)::date FROM order_changes
          WHERE company_id = $1 AND changed_at >= $3
+         UNION
+         SELECT day FROM ad_spend WHERE company_id = $1 AND imported_at >= $3
          ORDER BY day",
     )
     .bind(company_id)
@@ -621,7 +631,11 @@ async fn delete_days(
         Which::These => "day = ANY($2)",
         Which::AllBut => "NOT (day = ANY($2))",
     };
-    for table in ROLLUP_TABLES.iter().chain(&messages::TABLES) {
+    let tables = ROLLUP_TABLES
+        .iter()
+        .chain(&messages::TABLES)
+        .chain(&creatives::TABLES);
+    for table in tables {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE company_id = $1 AND {condition}"
         )))
@@ -657,10 +671,12 @@ async fn recompute(
         sessions_and_funnels(tx, company_id, timezone, settings, days, span).await?;
     let (orders, order_rows) = orders_rollups(tx, company_id, timezone, days, span).await?;
     let (sends, send_rows) = messages::recompute(tx, company_id, timezone, days, span).await?;
+    // After the orders: the creatives' revenue is summed from the revenue rows.
+    let (parts, creative_rows) = creatives::recompute(tx, company_id, timezone, days, span).await?;
     customers.extend(customers_of_days(tx, company_id, days).await?);
     Ok(Recomputed {
-        examined: sessions + orders + sends,
-        written: session_rows + order_rows + send_rows,
+        examined: sessions + orders + sends + parts,
+        written: session_rows + order_rows + send_rows + creative_rows,
         customers,
     })
 }
@@ -915,16 +931,17 @@ async fn orders_rollups(
     }
 
     // Revenue: each order's amounts times each touch's credit, by model. The creative is the
-    // touch session's utm_content (the ad id, by the usual `utm_content={{ad.id}}` convention).
+    // touch session's (`creatives::SESSION_CREATIVE`): its events' `creative_id`, else its
+    // utm_content (the ad id, by the usual `utm_content={{ad.id}}` convention).
     let revenue = orders
         .execute(
             tx,
-            "INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
+            &"INSERT INTO rollup_revenue_daily (company_id, day, model, channel, source, medium,
                  campaign, creative, currency, orders, gross_minor, refunded_minor, net_minor,
                  new_customers)
              SELECT $1, o.day, c.model, c.channel, coalesce(c.source, ''),
                     coalesce(c.medium, ''), coalesce(c.campaign, ''),
-                    coalesce(s.utm_content, ''), o.currency,
+                    coalesce({CREATIVE}, ''), o.currency,
                     sum(c.credit), sum(c.credit * coalesce(o.gross_minor, 0)),
                     sum(c.credit * o.refunded_minor), sum(c.credit * coalesce(o.net_minor, 0)),
                     coalesce(sum(c.credit) FILTER (WHERE o.is_first_order), 0)
@@ -932,7 +949,8 @@ async fn orders_rollups(
              JOIN attribution_credits c
                ON c.company_id = o.company_id AND c.order_id = o.order_id
              LEFT JOIN sessions s ON s.company_id = c.company_id AND s.session_id = c.session_id
-             GROUP BY 2, 3, 4, 5, 6, 7, 8, 9",
+             GROUP BY 2, 3, 4, 5, 6, 7, 8, 9"
+                .replace("{CREATIVE}", creatives::SESSION_CREATIVE),
         )
         .await?;
 

@@ -14,8 +14,8 @@ use super::AppState;
 use crate::attribution::settings::Model;
 use crate::reports::REPORTS_PATH;
 use crate::reports::request::{
-    DEFAULT_FUNNEL, DEFAULT_MODEL, MAX_RANGE_DAYS, MessageChannel, MessageGroup, ReportName,
-    RoasKey,
+    CreativeGroup, DEFAULT_FUNNEL, DEFAULT_MODEL, MAX_RANGE_DAYS, MessageChannel, MessageGroup,
+    ReportName, RoasKey,
 };
 
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -176,6 +176,54 @@ fn row_schemas() -> Value {
                 "currency": currency,
             }
         },
+        "CreativesRow": {
+            "type": "object",
+            "required": ["impressions", "clicks", "ctr", "spend", "cpc", "cpm", "reach",
+                         "frequency", "sessions", "orders", "revenue", "cpa", "roas", "currency"],
+            "properties": {
+                "creative_id": {"type": "string", "description": "group=creative: the ad id (spend ad_id, event creative_id, landing utm_content)"},
+                "name": {"type": ["string", "null"], "description": "group=creative: the catalog's name; null when not in the catalog"},
+                "concept": {"type": ["string", "null"], "description": "group=creative and group=concept; null when not in the catalog or without one"},
+                "angle": {"type": ["string", "null"], "description": "group=creative and group=angle"},
+                "creatives": {"type": "integer", "description": "group=concept and group=angle: creatives with impressions or sessions in the range"},
+                "impressions": {"type": "integer"},
+                "clicks": {"type": "integer", "description": "ad platform clicks"},
+                "ctr": ratio("clicks ÷ impressions"),
+                "spend": money("Σ ad spend of the creative's ad_id"),
+                "cpc": nullable_money("spend ÷ clicks"),
+                "cpm": nullable_money("1000 × spend ÷ impressions"),
+                "reach": {"type": ["integer", "null"], "description": "Σ of the days' reach where the spend import has one (people reached on two days count twice); null without"},
+                "frequency": ratio("impressions of the rows with reach ÷ reach"),
+                "sessions": {"type": "integer", "description": "sessions (not bots') whose creative it is"},
+                "orders": credits("orders credited to touches with the creative under the model (credit-weighted)"),
+                "revenue": money("their net revenue"),
+                "cpa": nullable_money("spend ÷ orders"),
+                "roas": ratio("revenue ÷ spend"),
+                "currency": currency,
+            }
+        },
+        "CreativeDecayRow": object(json!({
+            "day": {"type": "string", "format": "date"},
+            "days_since_launch": {"type": ["integer", "null"], "description": "day − the catalog's launch day (else the first day with impressions)"},
+            "impressions": {"type": "integer"},
+            "clicks": {"type": "integer"},
+            "ctr": ratio("clicks ÷ impressions"),
+        })),
+        "CreativeFatigueRow": object(json!({
+            "creative_id": {"type": "string"},
+            "name": {"type": ["string", "null"]},
+            "concept": {"type": ["string", "null"]},
+            "angle": {"type": ["string", "null"]},
+            "day": {"type": "string", "format": "date", "description": "the day the verdict is as of: the latest in the range"},
+            "status": {"type": "string", "enum": ["fresh", "watch", "fatigued", "insufficient_data"]},
+            "baseline_ctr": ratio("CTR of the first 7 live days"),
+            "recent_ctr": ratio("CTR of the last 7 days (after the baseline week)"),
+            "drop": ratio("1 − recent_ctr ÷ baseline_ctr"),
+            "p_value": ratio("one-sided two-proportion test that the recent CTR is lower"),
+            "baseline_impressions": {"type": "integer"},
+            "recent_impressions": {"type": "integer"},
+            "explanation": {"type": "string", "description": "which rule decided, in a sentence"},
+        })),
     })
 }
 
@@ -204,6 +252,21 @@ fn add_sends_and_links(doc: &mut Value) {
                 "401": error_response("no or unknown secret key"),
                 "403": error_response("a write key: sends need the secret key"),
                 "413": error_response("more than the allowed items or bytes")
+            }
+        }}),
+    );
+    paths.insert(
+        crate::creatives::api::CREATIVES_PATH.into(),
+        json!({"post": {
+            "operationId": "postCreatives",
+            "summary": "Upsert the creative catalog: a JSON array of {creative_id, name, platform, campaign, concept, angle, format, launched_on} (the CSV's fields; creative_id and launched_on YYYY-MM-DD required)",
+            "security": [{"secretKey": []}],
+            "responses": {
+                "200": {"description": "{accepted, stored, updated, unchanged, rejected: [{index, error}]}: the valid items are stored whatever the others hold"},
+                "400": error_response("no item is a valid creative (each is named in `rejected`), or the body is not a JSON array"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key: the catalog needs the secret key"),
+                "413": error_response("more than 10,000 items or 8 MiB")
             }
         }}),
     );
@@ -285,7 +348,13 @@ fn base_document() -> Value {
     let models: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
     let by: Vec<&str> = RoasKey::ALL.iter().map(|k| k.as_str()).collect();
     let channels: Vec<&str> = MessageChannel::ALL.iter().map(|c| c.as_str()).collect();
-    let groups: Vec<&str> = MessageGroup::ALL.iter().map(|g| g.as_str()).collect();
+    let groups: Vec<&str> = MessageGroup::ALL
+        .iter()
+        .map(|g| g.as_str())
+        .chain(CreativeGroup::ALL.iter().map(|g| g.as_str()))
+        .filter(|g| *g != "channel")
+        .collect();
+    let groups: Vec<&str> = std::iter::once("channel").chain(groups).collect();
     let row_refs: Vec<Value> = [
         "RevenueByChannelRow",
         "CacRow",
@@ -297,6 +366,9 @@ fn base_document() -> Value {
         "LtvRollingRow",
         "LtvCohortsRow",
         "MessagesRow",
+        "CreativesRow",
+        "CreativeDecayRow",
+        "CreativeFatigueRow",
     ]
     .iter()
     .map(|name| json!({"$ref": format!("#/components/schemas/{name}")}))
@@ -373,7 +445,7 @@ fn base_document() -> Value {
                         date_param("from", "first local day, included (YYYY-MM-DD)"),
                         date_param("to", "last local day, included (YYYY-MM-DD)"),
                         {"name": "model", "in": "query", "required": false,
-                         "description": "attribution model (revenue_by_channel, cac, roas)",
+                         "description": "attribution model (revenue_by_channel, cac, roas, creatives)",
                          "schema": {"type": "string", "enum": models, "default": DEFAULT_MODEL.as_str()}},
                         {"name": "by", "in": "query", "required": false,
                          "description": "roas grouping",
@@ -385,13 +457,16 @@ fn base_document() -> Value {
                          "description": "messages: only this channel",
                          "schema": {"type": "string", "enum": channels}},
                         {"name": "group", "in": "query", "required": false,
-                         "description": "messages: a row per channel, campaign or message",
-                         "schema": {"type": "string", "enum": groups, "default": "channel"}}
+                         "description": "messages: a row per channel (default), campaign or message; creatives: per creative (default), concept or angle",
+                         "schema": {"type": "string", "enum": groups}},
+                        {"name": "creative_id", "in": "query", "required": false,
+                         "description": "creative_decay (required): the creative",
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
                     ],
                     "responses": {
                         "200": {"description": "the report",
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportResponse"}}}},
-                        "400": error_response("bad dates or range, unknown report, model, by, funnel, channel or group, a parameter the report does not take"),
+                        "400": error_response("bad dates or range, unknown report, model, by, funnel, channel or group, a missing creative_id, a parameter the report does not take"),
                         "401": error_response("no key, or an unknown or revoked one"),
                         "403": error_response("a write key: reports need the secret key"),
                         "503": error_response("the database is unavailable or busy; retry")

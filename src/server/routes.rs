@@ -22,6 +22,7 @@ use crate::analytics::{IngestOptions, IngestState};
 use crate::clock::Clock;
 use crate::commerce::WebhookState;
 use crate::commerce::secrets::SecretsKey;
+use crate::creatives::CreativesState;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
@@ -97,6 +98,15 @@ impl FromRef<AppState> for ReportsState {
     }
 }
 
+impl FromRef<AppState> for CreativesState {
+    fn from_ref(app: &AppState) -> Self {
+        CreativesState {
+            pool: app.pool.clone(),
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -107,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::commerce::router().with_state(WebhookState::from_ref(&state)))
         .merge(crate::messages::router().with_state(MessagesState::from_ref(&state)))
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
+        .merge(crate::creatives::router().with_state(CreativesState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

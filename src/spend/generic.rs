@@ -1,7 +1,8 @@
 //! The generic spend CSV (SPEC §11): our own layout, for any platform.
 //!
 //! `date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks,currency`
-//! in any order; `currency` may be left out or empty (the company's currency). Being our
+//! in any order; `currency` may be left out or empty (the company's currency), and an
+//! optional `reach` column (unique people reached; empty = unknown) may follow. Being our
 //! contract, it is strict where the vendors' layouts are lenient: a column we do not know is
 //! refused rather than ignored, so a misspelt `currecny` cannot silently fall back to the
 //! company's currency; and a channel must be one of the channel names sessions get (GA4's),
@@ -32,7 +33,7 @@ fn channel_names() -> String {
     names.join(", ")
 }
 
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "date",
     "platform",
     "channel",
@@ -44,12 +45,13 @@ pub const COLUMNS: [&str; 11] = [
     "impressions",
     "clicks",
     "currency",
+    "reach",
 ];
 
 /// What the error for an unrecognised file says about this format.
 pub const EXPECTED: &str = "generic: the header \
     date,platform,channel,source,medium,campaign,ad_id,spend,impressions,clicks,currency \
-    (any order; currency may be left out)";
+    (any order; currency may be left out; an optional reach column may be added)";
 
 pub fn looks_like(header: &Header) -> bool {
     header.has("date") && header.has("platform") && header.has("spend")
@@ -60,6 +62,7 @@ pub struct Columns {
     /// Positions of `COLUMNS[..10]`, in that order.
     at: [usize; 10],
     currency: Option<usize>,
+    reach: Option<usize>,
 }
 
 impl Columns {
@@ -93,9 +96,9 @@ impl Columns {
             return Err(FileError::Header {
                 line: header.line,
                 message: format!(
-                    "the generic header is {}: expected {}",
+                    "the generic header is {}: expected {} (reach optional)",
                     problems.join("; "),
-                    COLUMNS.join(",")
+                    COLUMNS[..11].join(",")
                 ),
             });
         }
@@ -106,6 +109,7 @@ impl Columns {
         Ok(Columns {
             at,
             currency: header.find("currency"),
+            reach: header.find("reach"),
         })
     }
 
@@ -150,6 +154,12 @@ impl Columns {
             Currency::parse(currency_text)
                 .ok_or_else(|| LineError::Currency(currency_text.to_string()))?
         };
+        let reach_text = line.cell(self.reach);
+        let reach = if reach_text.is_empty() {
+            None
+        } else {
+            Some(parse_count(reach_text).map_err(|e| e.in_column("reach"))?)
+        };
         Ok(SpendRow {
             day,
             platform: platform.to_ascii_lowercase(),
@@ -162,6 +172,7 @@ impl Columns {
             spend,
             impressions: count(impressions, "impressions")?,
             clicks: count(clicks, "clicks")?,
+            reach,
         })
     }
 }

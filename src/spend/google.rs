@@ -153,6 +153,7 @@ impl Columns {
             spend,
             impressions,
             clicks,
+            reach: None,
         })
     }
 }

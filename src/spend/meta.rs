@@ -167,6 +167,7 @@ impl Columns {
             spend,
             impressions,
             clicks,
+            reach: None,
         }))
     }
 }

@@ -155,6 +155,8 @@ pub struct SpendRow {
     pub spend: Micros,
     pub impressions: i64,
     pub clicks: i64,
+    /// Unique people reached, when the export says (the generic CSV's optional `reach`).
+    pub reach: Option<i64>,
 }
 
 impl SpendRow {
@@ -225,7 +227,14 @@ impl SpendRow {
             .checked_add(other.impressions)
             .ok_or_else(overflow)?;
         let clicks = self.clicks.checked_add(other.clicks).ok_or_else(overflow)?;
-        (self.spend, self.impressions, self.clicks) = (spend, impressions, clicks);
+        // Reach does not add up (the same person can be in both lines); lines of one key are
+        // summed as parts of one row, so the sum is what the parts say, an upper bound.
+        let reach = match (self.reach, other.reach) {
+            (Some(a), Some(b)) => Some(a.checked_add(b).ok_or_else(overflow)?),
+            (a, b) => a.or(b),
+        };
+        (self.spend, self.impressions, self.clicks, self.reach) =
+            (spend, impressions, clicks, reach);
         Ok(())
     }
 }
@@ -641,24 +650,24 @@ async fn upsert(
         let column = |f: fn(&SpendRow) -> String| chunk.iter().map(f).collect::<Vec<String>>();
         let fresh: Vec<bool> = sqlx::query_scalar(
             "INSERT INTO ad_spend AS s (company_id, day, platform, campaign, ad_id, channel,
-                 source, medium, currency, spend, impressions, clicks)
+                 source, medium, currency, spend, impressions, clicks, reach)
              SELECT $1, r.day, r.platform, r.campaign, r.ad_id, r.channel, r.source, r.medium,
-                 r.currency, r.spend, r.impressions, r.clicks
+                 r.currency, r.spend, r.impressions, r.clicks, r.reach
              FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::text[], $8::text[], $9::text[], $10::text[]::numeric[], $11::int8[],
-                 $12::int8[])
+                 $12::int8[], $13::int8[])
                  AS r(day, platform, campaign, ad_id, channel, source, medium, currency, spend,
-                      impressions, clicks)
+                      impressions, clicks, reach)
              ON CONFLICT (company_id, day, platform, campaign, ad_id) DO UPDATE SET
                  channel = EXCLUDED.channel, source = EXCLUDED.source,
                  medium = EXCLUDED.medium, currency = EXCLUDED.currency,
                  spend = EXCLUDED.spend, impressions = EXCLUDED.impressions,
-                 clicks = EXCLUDED.clicks, imported_at = now()
+                 clicks = EXCLUDED.clicks, reach = EXCLUDED.reach, imported_at = now()
              WHERE (s.channel, s.source, s.medium, s.currency, s.spend, s.impressions,
-                    s.clicks)
+                    s.clicks, s.reach)
                    IS DISTINCT FROM
                    (EXCLUDED.channel, EXCLUDED.source, EXCLUDED.medium, EXCLUDED.currency,
-                    EXCLUDED.spend, EXCLUDED.impressions, EXCLUDED.clicks)
+                    EXCLUDED.spend, EXCLUDED.impressions, EXCLUDED.clicks, EXCLUDED.reach)
              RETURNING s.xmax = 0",
         )
         .bind(company_id)
@@ -673,6 +682,7 @@ async fn upsert(
         .bind(column(|r| r.spend.to_string()))
         .bind(chunk.iter().map(|r| r.impressions).collect::<Vec<_>>())
         .bind(chunk.iter().map(|r| r.clicks).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|r| r.reach).collect::<Vec<_>>())
         .fetch_all(&mut **tx)
         .await?;
         let new = fresh.iter().filter(|&&f| f).count();

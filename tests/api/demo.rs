@@ -512,9 +512,50 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
 
     // The jobs ran: every order is attributed (or says why not), and most to a touch.
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs.len(), 3);
     assert_eq!(jobs[0]["job"], "attribution");
     assert_eq!(jobs[1]["job"], "rollups");
+    assert_eq!(jobs[2]["job"], "creative_fatigue");
+
+    // The creative library: every Meta ad in the catalog, over several concepts and angles;
+    // the fatigue job judged the story ads (at this small scale their numbers may not be
+    // enough yet: `lux demo` at its default scale shows one fatigued and one fresh).
+    let creatives = scalar(
+        &owner,
+        id,
+        "SELECT count(*) FROM creatives WHERE company_id = $1",
+    )
+    .await;
+    assert_eq!(demo["creatives"].as_i64(), Some(creatives));
+    assert_eq!(
+        creatives,
+        scalar(
+            &owner,
+            id,
+            "SELECT count(DISTINCT ad_id) FROM ad_spend WHERE company_id = $1 AND ad_id <> ''"
+        )
+        .await
+    );
+    assert!(
+        scalar(
+            &owner,
+            id,
+            "SELECT count(DISTINCT concept) + count(DISTINCT angle) FROM creatives
+             WHERE company_id = $1"
+        )
+        .await
+            >= 5
+    );
+    assert!(
+        scalar(
+            &owner,
+            id,
+            "SELECT count(DISTINCT creative_id) FROM creative_fatigue_history
+             WHERE company_id = $1 AND creative_id IN ('120210000000201', '120210000000101')"
+        )
+        .await
+            == 2
+    );
     // The rollups add up to what they were computed from: every session that is not a bot's,
     // and every order's net revenue under each model.
     assert_eq!(
@@ -577,7 +618,7 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
             "SELECT count(*) FROM job_runs WHERE company_id = $1 AND status = 'succeeded'"
         )
         .await,
-        2
+        3
     );
     demo_messages_are_realistic_and_earn_orders(&db.url, &owner, id, demo).await;
 }

@@ -8,6 +8,7 @@ mod catalog;
 mod commerce;
 mod crash;
 mod creatives;
+mod creatives_report;
 mod customers;
 mod demo;
 mod embedded;

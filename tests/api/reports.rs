@@ -948,7 +948,7 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
             "/api/v1/reports/revenue?from=2026-01-01&to=2026-01-31",
             "unknown report \"revenue\"; known reports: revenue_by_channel, cac, roas, funnel, \
              time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts, \
-             messages",
+             messages, creatives, creative_decay, creative_fatigue",
         ),
         (
             "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=data_driven",
@@ -1064,7 +1064,15 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
     assert_eq!(
         names,
         [
-            "report", "from", "to", "model", "by", "funnel", "channel", "group"
+            "report",
+            "from",
+            "to",
+            "model",
+            "by",
+            "funnel",
+            "channel",
+            "group",
+            "creative_id"
         ]
     );
     assert_eq!(
@@ -1079,7 +1087,10 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
             "repeat_purchase",
             "ltv_rolling",
             "ltv_cohorts",
-            "messages"
+            "messages",
+            "creatives",
+            "creative_decay",
+            "creative_fatigue"
         ])
     );
     assert_eq!(get["parameters"][3]["schema"]["default"], "last_touch");
@@ -1097,6 +1108,7 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
         "/readyz",
         "/api/v1/messages",
         "/api/v1/links",
+        "/api/v1/creatives",
         "/r/{code}",
         "/webhooks/sendgrid/{company_id}",
         "/webhooks/ses/{company_id}",

@@ -222,6 +222,46 @@ async fn identify_add_to_cart_and_purchase_fired_in_one_tick_are_stored_in_order
     app.stop().await;
 }
 
+/// `lux.creative(id)`: a site that knows which ad brought the visitor names it; the events
+/// after it carry `creative_id`, and the session is that creative's (issue 16).
+#[tokio::test]
+async fn lux_creative_names_the_ad_on_the_events_and_the_session() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("creative");
+    let url = format!(
+        "{}/dev?key={}&auto=creative",
+        app.base, app.company.write_key
+    );
+    let status = page_status_after_load(&url, &profile).await;
+    assert_eq!(status["note"], "done", "{status}");
+    wait_for_rows(
+        &app,
+        "SELECT count(*) FROM raw_events WHERE event_name = 'view_item'",
+        1,
+    )
+    .await;
+    let stored: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT event_name, creative_id FROM raw_events WHERE event_name <> 'engagement'
+         ORDER BY occurred_at, event_id",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("page_view".to_string(), None),
+            ("view_item".to_string(), Some("ad-9".to_string()))
+        ]
+    );
+    let sessions: Vec<Option<String>> = sqlx::query_scalar("SELECT creative_id FROM sessions")
+        .fetch_all(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(sessions, [Some("ad-9".to_string())]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept() {
     let app = TestApp::spawn().await;
