@@ -10,10 +10,12 @@
 //! Every formula is on the function that computes it (and in `docs/metrics.md`):
 //! [`revenue`] (revenue by channel, CAC, ROAS), [`funnel`], [`conversion`] (time to
 //! conversion, qualified sessions), [`customers`] (repeat purchase, LTV rolling and by
-//! cohort), [`messages`] (email and SMS). How values are written: [`format`].
+//! cohort), [`messages`] (email and SMS), [`experiments`] (per-variant results, ops
+//! velocity). How values are written: [`format`].
 
 pub mod conversion;
 pub mod customers;
+pub mod experiments;
 pub mod format;
 pub mod funnel;
 pub mod messages;
@@ -212,6 +214,10 @@ async fn run_statements(
             let currency = currency.as_deref().expect("read above");
             json!(messages::messages(conn, range, *channel, *group, currency).await?)
         }
+        Report::Experiments { only } => {
+            json!(experiments::experiments(conn, range, only.as_ref()).await?)
+        }
+        Report::OpsVelocity => json!(experiments::ops_velocity_report(conn, range).await?),
     };
     tx.commit().await?;
     Ok(ReportBody {

@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 
 use crate::attribution::settings::Model;
+use crate::experiments::ExperimentKey;
 
 /// Longest range one request may cover, both ends included (three years and a few days: a
 /// year-over-year comparison of full years fits).
@@ -28,10 +29,12 @@ pub enum ReportName {
     LtvRolling,
     LtvCohorts,
     Messages,
+    Experiments,
+    OpsVelocity,
 }
 
 impl ReportName {
-    pub const ALL: [ReportName; 10] = [
+    pub const ALL: [ReportName; 12] = [
         ReportName::RevenueByChannel,
         ReportName::Cac,
         ReportName::Roas,
@@ -42,6 +45,8 @@ impl ReportName {
         ReportName::LtvRolling,
         ReportName::LtvCohorts,
         ReportName::Messages,
+        ReportName::Experiments,
+        ReportName::OpsVelocity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +61,8 @@ impl ReportName {
             ReportName::LtvRolling => "ltv_rolling",
             ReportName::LtvCohorts => "ltv_cohorts",
             ReportName::Messages => "messages",
+            ReportName::Experiments => "experiments",
+            ReportName::OpsVelocity => "ops_velocity",
         }
     }
 
@@ -70,6 +77,7 @@ impl ReportName {
             ReportName::Roas => &["model", "by"],
             ReportName::Funnel => &["funnel"],
             ReportName::Messages => &["channel", "group"],
+            ReportName::Experiments => &["experiment"],
             _ => &[],
         }
     }
@@ -239,6 +247,11 @@ pub enum Report {
         channel: Option<MessageChannel>,
         group: MessageGroup,
     },
+    /// Optionally one experiment only.
+    Experiments {
+        only: Option<ExperimentKey>,
+    },
+    OpsVelocity,
 }
 
 impl Report {
@@ -254,6 +267,8 @@ impl Report {
             Report::LtvRolling => ReportName::LtvRolling,
             Report::LtvCohorts => ReportName::LtvCohorts,
             Report::Messages { .. } => ReportName::Messages,
+            Report::Experiments { .. } => ReportName::Experiments,
+            Report::OpsVelocity => ReportName::OpsVelocity,
         }
     }
 }
@@ -293,6 +308,8 @@ pub enum RequestError {
     UnknownChannel(String),
     #[error("unknown `group` {name:?}; messages are grouped by one of: {known}", name = .0, known = known(MessageGroup::ALL.map(MessageGroup::as_str)))]
     UnknownGroup(String),
+    #[error("`experiment`: {0}")]
+    InvalidExperiment(String),
     #[error("`funnel` must be a funnel name (1 to 64 of a-z, 0-9 and _), got {0:?}")]
     InvalidFunnel(String),
     #[error("parameter `{0}` is given more than once")]
@@ -410,6 +427,15 @@ impl ReportRequest {
                     }
                 },
             },
+            ReportName::Experiments => Report::Experiments {
+                only: take("experiment")
+                    .map(|text| {
+                        ExperimentKey::parse(&text)
+                            .map_err(|e| RequestError::InvalidExperiment(e.to_string()))
+                    })
+                    .transpose()?,
+            },
+            ReportName::OpsVelocity => Report::OpsVelocity,
         };
         Ok(ReportRequest { report, range })
     }

@@ -22,6 +22,7 @@ use crate::analytics::{IngestOptions, IngestState};
 use crate::clock::Clock;
 use crate::commerce::WebhookState;
 use crate::commerce::secrets::SecretsKey;
+use crate::experiments::api::ExperimentsState;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
@@ -96,6 +97,16 @@ impl FromRef<AppState> for ReportsState {
     }
 }
 
+impl FromRef<AppState> for ExperimentsState {
+    fn from_ref(app: &AppState) -> Self {
+        ExperimentsState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -106,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::commerce::router().with_state(WebhookState::from_ref(&state)))
         .merge(crate::messages::router().with_state(MessagesState::from_ref(&state)))
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
+        .merge(crate::experiments::api::router().with_state(ExperimentsState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
