@@ -14,7 +14,7 @@ use lux::reports::{ReportBody, ReportRequest};
 #[derive(Args)]
 pub struct ReportArgs {
     /// revenue_by_channel, cac, roas, funnel, time_to_conversion, qualified_sessions,
-    /// repeat_purchase, ltv_rolling, ltv_cohorts or messages.
+    /// repeat_purchase, ltv_rolling, ltv_cohorts, messages, experiments or ops_velocity.
     pub name: String,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -41,6 +41,9 @@ pub struct ReportArgs {
     /// messages: a row per channel (default), campaign or message.
     #[arg(long)]
     pub group: Option<String>,
+    /// experiments: only this experiment (its key).
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +68,7 @@ impl ReportArgs {
             ("funnel", &self.funnel),
             ("channel", &self.channel),
             ("group", &self.group),
+            ("experiment", &self.experiment),
         ] {
             if let Some(value) = value {
                 query.append_pair(key, value);

@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::ReportError;
+use super::format::ratio;
 use super::request::DateRange;
 use crate::experiments::stats::{Counts, results_from_counts};
 use crate::experiments::velocity::{YearMonth, ops_velocity};
@@ -163,15 +164,20 @@ fn experiment_rows(
             ExperimentRow {
                 exposed: c.exposed(),
                 converted: c.converted(),
-                rate: r.rate(),
-                uplift: r.uplift(),
-                ci_low: interval.map(|i| i.low()),
-                ci_high: interval.map(|i| i.high()),
-                p_value: r.p_value(),
+                rate: ratio(c.converted() as i64, c.exposed() as i64),
+                uplift: r.uplift().map(round4),
+                ci_low: interval.map(|i| round4(i.low())),
+                ci_high: interval.map(|i| round4(i.high())),
+                p_value: r.p_value().map(round4),
                 ..row(Some(r.variant().clone()), r.is_control())
             }
         })
         .collect())
+}
+
+/// Rounded half away from zero to 4 decimals, like every ratio of the reports.
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
 }
 
 /// One month of ops velocity.
@@ -217,7 +223,7 @@ pub async fn ops_velocity_report(
                 launched: v.launched,
                 concluded: v.concluded,
                 won: v.won,
-                win_rate: v.win_rate,
+                win_rate: ratio(v.won as i64, v.concluded as i64),
                 median_duration_days: v.median_days,
             },
             None => VelocityRow {
