@@ -142,7 +142,10 @@ pub enum RegistryError {
         outcome: String,
     },
     #[error("ended_on {ended} is before the experiment started ({started})")]
-    EndedBeforeStart { started: NaiveDate, ended: NaiveDate },
+    EndedBeforeStart {
+        started: NaiveDate,
+        ended: NaiveDate,
+    },
     #[error("ended_on {ended} is after today ({today}) in the company's time zone")]
     EndsInFuture { ended: NaiveDate, today: NaiveDate },
     #[error("a stored experiment does not read: {0}")]
@@ -159,8 +162,7 @@ pub enum Created {
     Existing,
 }
 
-const COLUMNS: &str =
-    "key, name, hypothesis, primary_event, started_on, ended_on, status, winner";
+const COLUMNS: &str = "key, name, hypothesis, primary_event, started_on, ended_on, status, winner";
 
 /// The company's local date at `now`.
 async fn local_today(

@@ -144,9 +144,8 @@ fn experiment_rows(
     };
     let mut counts: BTreeMap<Variant, Counts> = BTreeMap::new();
     for v in variants {
-        let name = Variant::parse(&v.variant).map_err(|err| {
-            ReportError::Data(format!("experiment {:?} variant: {err}", e.key))
-        })?;
+        let name = Variant::parse(&v.variant)
+            .map_err(|err| ReportError::Data(format!("experiment {:?} variant: {err}", e.key)))?;
         let c = Counts::new(v.exposed.max(0) as u64, v.converted.max(0) as u64)
             .map_err(|err| ReportError::Data(format!("experiment {:?}: {err}", e.key)))?;
         counts.insert(name, c);

@@ -90,10 +90,7 @@ pub async fn refresh(
     .await?;
     if all {
         // Rows of experiments no longer in the registry go too.
-        for table in [
-            "rollup_experiment_visitors",
-            "rollup_experiment_variants",
-        ] {
+        for table in ["rollup_experiment_visitors", "rollup_experiment_variants"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} r WHERE company_id = $1
                  AND NOT EXISTS (SELECT 1 FROM experiments e

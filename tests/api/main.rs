@@ -10,6 +10,7 @@ mod creatives;
 mod customers;
 mod demo;
 mod embedded;
+mod experiments;
 mod helpers;
 mod identity;
 mod ingest;
