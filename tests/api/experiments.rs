@@ -675,3 +675,75 @@ async fn a_visitor_exposed_in_a_real_browser_is_counted_with_their_conversion() 
     assert_eq!(b["rate"], 1.0);
     app.stop().await;
 }
+
+/// The rollups job refreshes an experiment on its incremental runs: new exposures and
+/// conversions on a day it covers, and a conclusion that moves its end.
+#[tokio::test]
+async fn incremental_runs_refresh_an_experiment_on_new_events_and_on_its_conclusion() {
+    let app = TestApp::spawn().await;
+    let key = app.company.secret_key.clone();
+    let today = paris_today();
+    let (status, _) = post(
+        &app,
+        &key,
+        "/api/v1/experiments",
+        &json!({"key": "hero", "name": "Hero", "primary_event": "signup",
+                "started_on": today - Duration::days(2)}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let counts = |rows: &[Value]| -> Vec<(String, u64, u64)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r["variant"].as_str().unwrap().to_owned(),
+                    r["exposed"].as_u64().unwrap(),
+                    r["converted"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first = Uuid::now_v7();
+    let (status, _) = app
+        .post_server_events(&json!([
+            exposure(first, "control", at(1, 0)),
+            signup(first, at(1, 9))
+        ]))
+        .await;
+    assert_eq!(status, 202);
+    run_jobs(&app, app.company.id).await;
+    let rows = report(&app, &key, "experiments", today, today).await;
+    assert_eq!(counts(&rows), [("control".to_owned(), 1, 1)]);
+
+    // Today: a second visitor, shown b, signs up.
+    let second = Uuid::now_v7();
+    let now = Utc::now();
+    let (status, _) = app
+        .post_server_events(&json!([
+            exposure(second, "b", now - Duration::seconds(10)),
+            signup(second, now - Duration::seconds(5))
+        ]))
+        .await;
+    assert_eq!(status, 202);
+    run_jobs(&app, app.company.id).await;
+    let rows = report(&app, &key, "experiments", today, today).await;
+    assert_eq!(
+        counts(&rows),
+        [("control".to_owned(), 1, 1), ("b".to_owned(), 1, 1)]
+    );
+
+    // Concluded as of yesterday: today's exposure is after its end and leaves the results.
+    let (status, _) = post(
+        &app,
+        &key,
+        "/api/v1/experiments/hero/conclude",
+        &json!({"no_winner": true, "ended_on": today - Duration::days(1)}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    run_jobs(&app, app.company.id).await;
+    let rows = report(&app, &key, "experiments", today - Duration::days(1), today).await;
+    assert_eq!(counts(&rows), [("control".to_owned(), 1, 1)]);
+    assert_eq!(rows[0]["status"], "concluded");
+    app.stop().await;
+}
