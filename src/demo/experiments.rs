@@ -41,7 +41,7 @@ const PLANNED: [Planned; 4] = [
         treatment: "benefit",
         starts_back: 0.95,
         ends_back: Some(0.6),
-        lift: 0.62,
+        lift: 0.57,
         won: true,
     },
     Planned {
@@ -63,7 +63,7 @@ const PLANNED: [Planned; 4] = [
         treatment: "badges",
         starts_back: 0.5,
         ends_back: Some(0.15),
-        lift: 0.64,
+        lift: 0.56,
         won: true,
     },
     Planned {
@@ -74,7 +74,7 @@ const PLANNED: [Planned; 4] = [
         treatment: "video",
         starts_back: 0.25,
         ends_back: None,
-        lift: 0.55,
+        lift: 0.53,
         won: false,
     },
 ];

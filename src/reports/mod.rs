@@ -1,9 +1,10 @@
 //! The metrics API: `GET /api/v1/reports/{report}?from=YYYY-MM-DD&to=YYYY-MM-DD` with
 //! `Authorization: Bearer SECRET_KEY` (SPEC §7, §11).
 //!
-//! Reports read only the rollup tables and `ad_spend`, and they read them as `lux_reader`
-//! (which can read nothing else) in a transaction scoped to the key's company, so both the
-//! grants and row-level security stand between a report and anything it should not see. The
+//! Reports read only the rollup tables, `ad_spend` and the experiments registry (names, dates
+//! and winners: no personal data), and they read them as `lux_reader` (which can read
+//! nothing else) in a transaction scoped to the key's company, so both the grants and
+//! row-level security stand between a report and anything it should not see. The
 //! company's time zone (for "today" in the LTV reports) is the one thing read through the
 //! service's own pool, since `lux_reader` cannot read `companies`.
 //!

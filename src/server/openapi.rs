@@ -445,7 +445,7 @@ fn base_document() -> Value {
                     "operationId": "getReport",
                     "summary": "A metric over company-local days, read from the daily rollups",
                     "description": format!(
-                        "Reads only rollup tables. Money: decimal strings in major units with `currency` beside them; ratios: numbers rounded to 4 decimals, null when the denominator is 0; credit-weighted counts: decimal strings with 2 decimals. Formulas: docs/metrics.md. At most {MAX_RANGE_DAYS} days per request. A parameter the report does not take is refused (400)."
+                        "Reads only rollup tables (and the experiments registry). Money: decimal strings in major units with `currency` beside them; ratios: numbers rounded to 4 decimals, null when the denominator is 0; credit-weighted counts: decimal strings with 2 decimals. Formulas: docs/metrics.md. At most {MAX_RANGE_DAYS} days per request. A parameter the report does not take is refused (400)."
                     ),
                     "security": [{"secretKey": []}],
                     "parameters": [
