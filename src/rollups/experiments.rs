@@ -137,7 +137,9 @@ async fn recompute(
              WHERE company_id = $1 AND event_name = 'experiment_exposure'
                AND occurred_at >= $4 AND occurred_at < coalesce($5, 'infinity')
                AND btrim(properties->>'experiment') = $2
-               AND coalesce(btrim(properties->>'variant'), '') <> ''
+               -- Variant::parse's rules, for exposures stored before they were checked.
+               AND octet_length(btrim(properties->>'variant')) BETWEEN 1 AND 64
+               AND btrim(properties->>'variant') !~ '[[:cntrl:]]'
                AND consent_analytics AND NOT gpc AND NOT is_bot
              ORDER BY visitor_id, occurred_at, btrim(properties->>'variant') COLLATE \"C\"),
          conversions AS (
