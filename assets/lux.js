@@ -99,6 +99,8 @@
   w.addEventListener('pagehide', function () { flush(true); });
   w.lux = {
     track: function (name, props) { send(name, props); },
+    // A/B tests: the visitor sees `variant` of experiment `key` (the first exposure counts).
+    expose: function (k, v) { send('experiment_exposure', { experiment: k, variant: v }); },
     identify: function (userId, traits) {
       if (anon()) return;
       send('identify', {}, { user_id: userId, email: traits && traits.email });

@@ -250,6 +250,7 @@ fn enrich(
     let mut properties = input.properties.unwrap_or_default();
     properties.values_mut().for_each(redact_json_emails);
     check_properties(event_name.as_str(), &properties)?;
+    super::schemas::normalize(event_name.as_str(), &mut properties);
     let engaged_ms = properties
         .get("engaged_ms")
         .and_then(Value::as_i64)

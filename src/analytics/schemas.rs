@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::rejection::EventError;
+use crate::experiments::{ExperimentKey, Variant};
 
 fn invalid(message: String) -> EventError {
     EventError {
@@ -176,7 +177,47 @@ pub fn check(event: &str, p: &Map<String, Value>) -> Result<(), EventError> {
             check_value(event, p)
         }
         "signup" | "login" => optional(event, p, "method", string, "a string"),
+        EXPOSURE => check_exposure(p),
         _ => Ok(()),
+    }
+}
+
+/// The event the snippet's `lux.expose(key, variant)` sends (SPEC §8.3).
+pub const EXPOSURE: &str = "experiment_exposure";
+
+/// An exposure names its experiment and variant, both by the experiments module's rules:
+/// without them it cannot be counted anywhere.
+fn check_exposure(p: &Map<String, Value>) -> Result<(), EventError> {
+    let text = |field: &str| match p.get(field) {
+        None | Some(Value::Null) => Err(EventError {
+            code: "missing_experiment_field",
+            message: format!("{EXPOSURE}: properties.{field} is required"),
+        }),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(invalid(format!(
+            "{EXPOSURE}: properties.{field} must be a string"
+        ))),
+    };
+    ExperimentKey::parse(text("experiment")?)
+        .map_err(|e| invalid(format!("{EXPOSURE}: properties.experiment: {e}")))?;
+    Variant::parse(text("variant")?)
+        .map_err(|e| invalid(format!("{EXPOSURE}: properties.variant: {e}")))?;
+    Ok(())
+}
+
+/// Stores checked properties in their canonical form: an exposure's experiment and variant
+/// trimmed (as the rollups compare them).
+pub fn normalize(event: &str, p: &mut Map<String, Value>) {
+    if event != EXPOSURE {
+        return;
+    }
+    for field in ["experiment", "variant"] {
+        if let Some(Value::String(s)) = p.get_mut(field) {
+            let trimmed = s.trim();
+            if trimmed.len() != s.len() {
+                *s = trimmed.to_owned();
+            }
+        }
     }
 }
 
@@ -207,6 +248,10 @@ mod tests {
             ),
             ("lead_submit", json!({"form_id": "demo"})),
             ("signup", json!({"method": "google"})),
+            (
+                "experiment_exposure",
+                json!({"experiment": "hero", "variant": " b "}),
+            ),
             ("custom_thing", json!({"anything": [1, {"goes": true}]})),
         ];
         for (event, p) in ok {
@@ -242,6 +287,31 @@ mod tests {
             ),
             ("lead_submit", json!({"form_id": ["x"]}), "form_id"),
             ("login", json!({"method": true}), "method"),
+            (
+                "experiment_exposure",
+                json!({"variant": "b"}),
+                "properties.experiment is required",
+            ),
+            (
+                "experiment_exposure",
+                json!({"experiment": "hero"}),
+                "properties.variant is required",
+            ),
+            (
+                "experiment_exposure",
+                json!({"experiment": "he ro", "variant": "b"}),
+                "experiment",
+            ),
+            (
+                "experiment_exposure",
+                json!({"experiment": "hero", "variant": "  "}),
+                "variant is empty",
+            ),
+            (
+                "experiment_exposure",
+                json!({"experiment": "hero", "variant": 2}),
+                "variant must be a string",
+            ),
         ];
         for (event, p, says) in bad {
             let error = check(event, &props(p.clone())).unwrap_err();
@@ -251,5 +321,15 @@ mod tests {
                 error.message
             );
         }
+    }
+
+    #[test]
+    fn exposures_are_stored_trimmed() {
+        let mut p = props(json!({"experiment": " hero", "variant": "b\t", "x": " y "}));
+        normalize("experiment_exposure", &mut p);
+        assert_eq!(
+            Value::Object(p),
+            json!({"experiment": "hero", "variant": "b", "x": " y "})
+        );
     }
 }

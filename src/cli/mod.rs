@@ -5,6 +5,7 @@
 pub mod args;
 pub mod company;
 pub mod demo;
+pub mod experiments;
 pub mod import;
 pub mod jobs;
 pub mod privacy;
@@ -62,6 +63,9 @@ pub enum Command {
     /// (a CSV export of Google Ads, Meta Ads, or the generic layout) or email and SMS sends
     /// (a CSV).
     Import(import::ImportArgs),
+    /// Experiments: register, conclude and list a company's A/B tests.
+    #[command(subcommand)]
+    Experiments(experiments::ExperimentsCommand),
     /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
     #[command(subcommand)]
     Sns(sns::SnsCommand),
@@ -206,6 +210,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args, url).await,
         Command::Import(args) => import::run(args, ctx).await,
         Command::Sns(command) => sns::run(command, url).await,
+        Command::Experiments(command) => experiments::run(command, url).await,
     }
 }
 

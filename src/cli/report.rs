@@ -14,8 +14,8 @@ use lux::reports::{ReportBody, ReportRequest};
 #[derive(Args)]
 pub struct ReportArgs {
     /// revenue_by_channel, cac, roas, funnel, time_to_conversion, qualified_sessions,
-    /// repeat_purchase, ltv_rolling, ltv_cohorts, messages, creatives, creative_decay or
-    /// creative_fatigue.
+    /// repeat_purchase, ltv_rolling, ltv_cohorts, messages, creatives, creative_decay,
+    /// creative_fatigue, experiments or ops_velocity.
     pub name: String,
     #[arg(long, value_parser = super::args::company_id)]
     pub company: lux::ids::CompanyId,
@@ -46,6 +46,9 @@ pub struct ReportArgs {
     /// creative_decay: the creative.
     #[arg(long)]
     pub creative_id: Option<String>,
+    /// experiments: only this experiment (its key).
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +74,7 @@ impl ReportArgs {
             ("channel", &self.channel),
             ("group", &self.group),
             ("creative_id", &self.creative_id),
+            ("experiment", &self.experiment),
         ] {
             if let Some(value) = value {
                 query.append_pair(key, value);

@@ -9,7 +9,8 @@
 //! campaigns; email and SMS campaigns around the visits that came from them (sends, delivery,
 //! opens human and machine, clicks, unsubscribes, complaints: [`messages`]); the catalog of
 //! its Meta ads by concept and angle, one of which wears out while another stays fresh
-//! ([`creatives`]). Everything is
+//! ([`creatives`]); A/B tests, won, lost and running, with an exposure at the start of each
+//! visit ([`experiments`]). Everything is
 //! written as ingestion, identity and commerce would have written it (session ids, channel
 //! rules, keyed email hashes, order refs and sources), so the jobs, reports and dashboards
 //! treat it like real data. See docs/decisions.md, "Demo data".
@@ -26,6 +27,7 @@ mod catalog;
 mod copy;
 pub mod creatives;
 mod emit;
+mod experiments;
 mod messages;
 mod simulate;
 mod world;
@@ -125,6 +127,10 @@ pub struct DemoSummary {
     /// Email and SMS sends, and their provider events.
     pub message_sends: u64,
     pub message_events: u64,
+    /// Experiments in the registry (won, lost and running), and the exposures written for
+    /// them (counted in `events` too).
+    pub experiments: u64,
+    pub experiment_exposures: u64,
     /// Rows written by COPY, every table.
     pub rows: u64,
     pub seconds: f64,
@@ -254,6 +260,9 @@ pub async fn generate(
     let creatives = creatives::generate(owner, company_id)
         .await
         .context("writing the demo's creative library")?;
+    let experiments = experiments::generate(owner, company_id, tz, spec.days, to)
+        .await
+        .context("writing the demo's experiments")?;
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(DemoSummary {
@@ -270,7 +279,7 @@ pub async fn generate(
         identity_keys: counts.identity_keys,
         sessions: counts.sessions,
         bot_sessions: counts.bot_sessions,
-        events: counts.events,
+        events: counts.events + experiments.exposures,
         page_views: counts.page_views,
         orders: counts.orders,
         refunded_orders: counts.refunded_orders,
@@ -285,6 +294,8 @@ pub async fn generate(
         creatives,
         message_sends: messages.sends,
         message_events: messages.events,
+        experiments: experiments.experiments,
+        experiment_exposures: experiments.exposures,
         rows,
         seconds,
         events_per_second: counts.events as f64 / seconds.max(1e-9),

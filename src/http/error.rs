@@ -20,6 +20,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("no such endpoint")]
     NotFound,
+    /// The endpoint exists; the thing the request names (an experiment key, say) does not.
+    #[error("{0}")]
+    Missing(String),
+    /// The request contradicts what is stored (a key taken by other values, say).
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
     /// Too much load: the client should retry after a short pause.
@@ -51,7 +57,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::Missing(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Overloaded | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,21 +1,23 @@
 //! The metrics API: `GET /api/v1/reports/{report}?from=YYYY-MM-DD&to=YYYY-MM-DD` with
 //! `Authorization: Bearer SECRET_KEY` (SPEC §7, §11).
 //!
-//! Reports read only the rollup tables and `ad_spend`, and they read them as `lux_reader`
-//! (which can read nothing else) in a transaction scoped to the key's company, so both the
-//! grants and row-level security stand between a report and anything it should not see. The
+//! Reports read only the rollup tables, `ad_spend` and the experiments registry (names, dates
+//! and winners: no personal data), and they read them as `lux_reader` (which can read
+//! nothing else) in a transaction scoped to the key's company, so both the grants and
+//! row-level security stand between a report and anything it should not see. The
 //! company's time zone (for "today" in the LTV reports) is the one thing read through the
 //! service's own pool, since `lux_reader` cannot read `companies`.
 //!
 //! Every formula is on the function that computes it (and in `docs/metrics.md`):
 //! [`revenue`] (revenue by channel, CAC, ROAS), [`funnel`], [`conversion`] (time to
 //! conversion, qualified sessions), [`customers`] (repeat purchase, LTV rolling and by
-//! cohort), [`messages`] (email and SMS), [`creatives`] (creatives, decay, fatigue). How
-//! values are written: [`format`].
+//! cohort), [`messages`] (email and SMS), [`creatives`] (creatives, decay, fatigue),
+//! [`experiments`] (per-variant results, ops velocity). How values are written: [`format`].
 
 pub mod conversion;
 pub mod creatives;
 pub mod customers;
+pub mod experiments;
 pub mod format;
 pub mod funnel;
 pub mod messages;
@@ -237,6 +239,10 @@ async fn run_statements(
             json!(creatives::creative_decay(conn, range, creative_id).await?)
         }
         Report::CreativeFatigue => json!(creatives::creative_fatigue(conn, range).await?),
+        Report::Experiments { only } => {
+            json!(experiments::experiments(conn, range, only.as_ref()).await?)
+        }
+        Report::OpsVelocity => json!(experiments::ops_velocity_report(conn, range).await?),
     };
     tx.commit().await?;
     Ok(ReportBody {

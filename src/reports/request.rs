@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 
 use crate::attribution::settings::Model;
+use crate::experiments::ExperimentKey;
 
 /// Longest range one request may cover, both ends included (three years and a few days: a
 /// year-over-year comparison of full years fits).
@@ -31,10 +32,12 @@ pub enum ReportName {
     Creatives,
     CreativeDecay,
     CreativeFatigue,
+    Experiments,
+    OpsVelocity,
 }
 
 impl ReportName {
-    pub const ALL: [ReportName; 13] = [
+    pub const ALL: [ReportName; 15] = [
         ReportName::RevenueByChannel,
         ReportName::Cac,
         ReportName::Roas,
@@ -48,6 +51,8 @@ impl ReportName {
         ReportName::Creatives,
         ReportName::CreativeDecay,
         ReportName::CreativeFatigue,
+        ReportName::Experiments,
+        ReportName::OpsVelocity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +70,8 @@ impl ReportName {
             ReportName::Creatives => "creatives",
             ReportName::CreativeDecay => "creative_decay",
             ReportName::CreativeFatigue => "creative_fatigue",
+            ReportName::Experiments => "experiments",
+            ReportName::OpsVelocity => "ops_velocity",
         }
     }
 
@@ -81,6 +88,7 @@ impl ReportName {
             ReportName::Messages => &["channel", "group"],
             ReportName::Creatives => &["model", "group"],
             ReportName::CreativeDecay => &["creative_id"],
+            ReportName::Experiments => &["experiment"],
             _ => &[],
         }
     }
@@ -307,6 +315,11 @@ pub enum Report {
         creative_id: CreativeId,
     },
     CreativeFatigue,
+    /// Optionally one experiment only.
+    Experiments {
+        only: Option<ExperimentKey>,
+    },
+    OpsVelocity,
 }
 
 impl Report {
@@ -325,6 +338,8 @@ impl Report {
             Report::Creatives { .. } => ReportName::Creatives,
             Report::CreativeDecay { .. } => ReportName::CreativeDecay,
             Report::CreativeFatigue => ReportName::CreativeFatigue,
+            Report::Experiments { .. } => ReportName::Experiments,
+            Report::OpsVelocity => ReportName::OpsVelocity,
         }
     }
 }
@@ -372,6 +387,8 @@ pub enum RequestError {
     MissingCreative,
     #[error("`creative_id` must be 1 to 200 characters, got {0:?}")]
     InvalidCreative(String),
+    #[error("`experiment`: {0}")]
+    InvalidExperiment(String),
     #[error("`funnel` must be a funnel name (1 to 64 of a-z, 0-9 and _), got {0:?}")]
     InvalidFunnel(String),
     #[error("parameter `{0}` is given more than once")]
@@ -503,6 +520,15 @@ impl ReportRequest {
                 )?,
             },
             ReportName::CreativeFatigue => Report::CreativeFatigue,
+            ReportName::Experiments => Report::Experiments {
+                only: take("experiment")
+                    .map(|text| {
+                        ExperimentKey::parse(&text)
+                            .map_err(|e| RequestError::InvalidExperiment(e.to_string()))
+                    })
+                    .transpose()?,
+            },
+            ReportName::OpsVelocity => Report::OpsVelocity,
         };
         Ok(ReportRequest { report, range })
     }

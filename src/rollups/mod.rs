@@ -12,9 +12,14 @@
 //! too, whenever they come), an email or SMS message and all that follows it (opens, clicks,
 //! the orders credited to it) to the day it was sent ([`messages`]), ad spend to the day the
 //! platform reported it ([`creatives`]).
+//!
+//! Experiment results are not per day: each experiment whose dates cover a recomputed day
+//! (or that was created or concluded since the last run) is recomputed whole
+//! ([`experiments`]).
 
 pub mod conversion_buckets;
 pub mod creatives;
+pub mod experiments;
 pub mod messages;
 pub mod session;
 pub mod settings;
@@ -53,7 +58,7 @@ pub enum Scope {
 pub struct Outcome {
     /// The days recomputed, in order.
     pub days: Vec<NaiveDate>,
-    /// Sessions, orders and message sends read.
+    /// Sessions, orders, message sends and exposed experiment visitors read.
     pub examined: u64,
     /// Rollup rows written.
     pub written: u64,
@@ -504,6 +509,20 @@ pub async fn run(
         outcome.written += refresh_customers(&mut tx, company_id, Some(&customers)).await?;
     }
     tx.commit().await?;
+    let which = match scope {
+        Scope::All => experiments::Which::All,
+        Scope::ChangedSince(watermark) => experiments::Which::Touched {
+            days: &days,
+            watermark: Some(watermark),
+        },
+        Scope::Days { .. } => experiments::Which::Touched {
+            days: &days,
+            watermark: None,
+        },
+    };
+    let refreshed = experiments::refresh(pool, company_id, &timezone, which).await?;
+    outcome.examined += refreshed.visitors;
+    outcome.written += refreshed.written;
     outcome.days = days;
     Ok(outcome)
 }

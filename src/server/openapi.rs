@@ -224,6 +224,32 @@ fn row_schemas() -> Value {
             "recent_impressions": {"type": "integer"},
             "explanation": {"type": "string", "description": "which rule decided, in a sentence"},
         })),
+        "ExperimentsRow": object(json!({
+            "key": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["running", "concluded"]},
+            "primary_event": {"type": "string", "description": "the event that counts as a conversion"},
+            "started_on": {"type": "string", "format": "date"},
+            "ended_on": {"type": ["string", "null"], "format": "date"},
+            "variant": {"type": ["string", "null"], "description": "null: nobody exposed yet (one row with zeros)"},
+            "is_control": {"type": "boolean", "description": "the variant named `control`, else the variant exposed first"},
+            "exposed": {"type": "integer", "description": "visitors whose first exposure was to this variant"},
+            "converted": {"type": "integer", "description": "of them, visitors with the primary event at or after that exposure, within the experiment's dates"},
+            "rate": ratio("converted ÷ exposed"),
+            "uplift": ratio("(rate − control rate) ÷ control rate; null for the control"),
+            "ci_low": ratio("95 % unpooled Wald interval of rate − control rate, low end"),
+            "ci_high": ratio("the interval's high end"),
+            "p_value": ratio("two-sided pooled two-proportion z-test against the control"),
+            "winner": {"type": ["string", "null"], "description": "the winner the experiment was concluded with"},
+        })),
+        "OpsVelocityRow": object(json!({
+            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "launched": {"type": "integer", "description": "experiments started this month"},
+            "concluded": {"type": "integer", "description": "experiments ended this month"},
+            "won": {"type": "integer", "description": "of those, concluded with a winner"},
+            "win_rate": ratio("won ÷ concluded"),
+            "median_duration_days": {"type": ["number", "null"], "description": "median of ended_on − started_on (days) of the experiments concluded this month"},
+        })),
     })
 }
 
@@ -232,7 +258,60 @@ pub fn document() -> Value {
     let mut doc = base_document();
     add_message_webhooks(&mut doc);
     add_sends_and_links(&mut doc);
+    add_experiments(&mut doc);
     doc
+}
+
+/// `/api/v1/experiments` and `/api/v1/experiments/{key}/conclude` (SPEC §8.3).
+fn add_experiments(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    paths.insert(
+        "/api/v1/experiments".into(),
+        json!({
+            "post": {
+                "operationId": "createExperiment",
+                "summary": "Register an experiment: {key, name, primary_event, hypothesis?, started_on?} (started_on defaults to the company's today)",
+                "security": [{"secretKey": []}],
+                "responses": {
+                    "201": {"description": "created: the experiment"},
+                    "200": {"description": "the same experiment was already registered (a retried request): the experiment"},
+                    "400": error_response("a field is missing or invalid (key, name, primary_event, started_on)"),
+                    "401": error_response("no or unknown secret key"),
+                    "403": error_response("a write key: experiments need the secret key"),
+                    "409": error_response("the key is taken by an experiment with other values")
+                }
+            },
+            "get": {
+                "operationId": "listExperiments",
+                "summary": "The company's experiments: {experiments: [{key, name, hypothesis, primary_event, started_on, ended_on, status, winner}]}",
+                "security": [{"secretKey": []}],
+                "responses": {
+                    "200": {"description": "the experiments, by start day then key"},
+                    "401": error_response("no or unknown secret key"),
+                    "403": error_response("a write key")
+                }
+            }
+        }),
+    );
+    paths.insert(
+        "/api/v1/experiments/{key}/conclude".into(),
+        json!({"post": {
+            "operationId": "concludeExperiment",
+            "summary": "Conclude an experiment: {winner: VARIANT} or {no_winner: true}, with ended_on (YYYY-MM-DD) optional (default: the company's today)",
+            "security": [{"secretKey": []}],
+            "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "the concluded experiment (concluding again the same way changes nothing)"},
+                "400": error_response("neither or both of winner and no_winner, a winner that is not a variant name, ended_on before the start or after today"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key"),
+                "404": error_response("no experiment with this key in the company"),
+                "409": error_response("already concluded with another outcome or day")
+            }
+        }}),
+    );
 }
 
 /// `POST /api/v1/messages`, `POST /api/v1/links`, `GET /r/{code}` (docs/messages.md).
@@ -369,6 +448,8 @@ fn base_document() -> Value {
         "CreativesRow",
         "CreativeDecayRow",
         "CreativeFatigueRow",
+        "ExperimentsRow",
+        "OpsVelocityRow",
     ]
     .iter()
     .map(|name| json!({"$ref": format!("#/components/schemas/{name}")}))
@@ -436,7 +517,7 @@ fn base_document() -> Value {
                     "operationId": "getReport",
                     "summary": "A metric over company-local days, read from the daily rollups",
                     "description": format!(
-                        "Reads only rollup tables. Money: decimal strings in major units with `currency` beside them; ratios: numbers rounded to 4 decimals, null when the denominator is 0; credit-weighted counts: decimal strings with 2 decimals. Formulas: docs/metrics.md. At most {MAX_RANGE_DAYS} days per request. A parameter the report does not take is refused (400)."
+                        "Reads only rollup tables (and the experiments registry). Money: decimal strings in major units with `currency` beside them; ratios: numbers rounded to 4 decimals, null when the denominator is 0; credit-weighted counts: decimal strings with 2 decimals. Formulas: docs/metrics.md. At most {MAX_RANGE_DAYS} days per request. A parameter the report does not take is refused (400)."
                     ),
                     "security": [{"secretKey": []}],
                     "parameters": [
@@ -461,7 +542,10 @@ fn base_document() -> Value {
                          "schema": {"type": "string", "enum": groups}},
                         {"name": "creative_id", "in": "query", "required": false,
                          "description": "creative_decay (required): the creative",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                        {"name": "experiment", "in": "query", "required": false,
+                         "description": "experiments: only this experiment's key",
+                         "schema": {"type": "string"}}
                     ],
                     "responses": {
                         "200": {"description": "the report",

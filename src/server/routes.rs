@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::commerce::WebhookState;
 use crate::commerce::secrets::SecretsKey;
 use crate::creatives::CreativesState;
+use crate::experiments::api::ExperimentsState;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
@@ -107,6 +108,16 @@ impl FromRef<AppState> for CreativesState {
     }
 }
 
+impl FromRef<AppState> for ExperimentsState {
+    fn from_ref(app: &AppState) -> Self {
+        ExperimentsState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -118,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::messages::router().with_state(MessagesState::from_ref(&state)))
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
         .merge(crate::creatives::router().with_state(CreativesState::from_ref(&state)))
+        .merge(crate::experiments::api::router().with_state(ExperimentsState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -87,7 +87,13 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
     )
     .await;
     assert_eq!(demo["events"].as_i64(), Some(events));
-    assert!((17_000..=23_000).contains(&events), "{events} events");
+    // The experiments' exposures are written on top of the simulated visits.
+    let simulated = events - demo["experiment_exposures"].as_i64().unwrap();
+    assert!((17_000..=23_000).contains(&simulated), "{simulated} events");
+    println!(
+        "demo: {events} events, {} exposures",
+        demo["experiment_exposures"]
+    );
 
     // Events and sessions: every event in a session of its own visitor; each session's
     // counters, start and last activity are those of its events.
@@ -621,6 +627,59 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
         3
     );
     demo_messages_are_realistic_and_earn_orders(&db.url, &owner, id, demo).await;
+    demo_experiments_won_lost_and_running(&db.url, id, demo);
+}
+
+/// The demo's experiments: two won, one lost, one running, each with exposed and converted
+/// visitors in both variants of the `experiments` report, and ops velocity that counts them.
+fn demo_experiments_won_lost_and_running(url: &str, id: Uuid, demo: &Value) {
+    assert_eq!(demo["experiments"], 4, "{demo}");
+    assert!(demo["experiment_exposures"].as_u64().unwrap() > 0, "{demo}");
+    let from = (chrono::Utc::now() - chrono::Duration::days(800)).date_naive();
+    let to = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let report = |name: &str| {
+        crate::helpers::lux_json(
+            url,
+            &[
+                "report",
+                name,
+                "--company",
+                &id.to_string(),
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+                "--format",
+                "json",
+            ],
+        )["rows"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let rows = report("experiments");
+    let keys: HashSet<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 4, "{rows:?}");
+    let winners: HashSet<&str> = rows.iter().filter_map(|r| r["winner"].as_str()).collect();
+    assert_eq!(winners, HashSet::from(["benefit", "badges"]), "{rows:?}");
+    let running: HashSet<&str> = rows
+        .iter()
+        .filter(|r| r["status"] == "running")
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(running, HashSet::from(["pdp-video"]));
+    assert_eq!(rows.len(), 8, "a control and a treatment each: {rows:?}");
+    for row in &rows {
+        assert!(row["exposed"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["is_control"], row["variant"] == "control", "{row}");
+    }
+    let velocity = report("ops_velocity");
+    let total = |field: &str| -> u64 { velocity.iter().map(|m| m[field].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (total("launched"), total("concluded"), total("won")),
+        (4, 3, 2),
+        "{velocity:?}"
+    );
 }
 
 /// The demo's email and SMS campaigns: both channels, every kind of outcome, sends whose

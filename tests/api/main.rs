@@ -12,6 +12,7 @@ mod creatives_report;
 mod customers;
 mod demo;
 mod embedded;
+mod experiments;
 mod helpers;
 mod identity;
 mod ingest;

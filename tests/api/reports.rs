@@ -948,7 +948,7 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
             "/api/v1/reports/revenue?from=2026-01-01&to=2026-01-31",
             "unknown report \"revenue\"; known reports: revenue_by_channel, cac, roas, funnel, \
              time_to_conversion, qualified_sessions, repeat_purchase, ltv_rolling, ltv_cohorts, \
-             messages, creatives, creative_decay, creative_fatigue",
+             messages, creatives, creative_decay, creative_fatigue, experiments, ops_velocity",
         ),
         (
             "/api/v1/reports/revenue_by_channel?from=2026-01-01&to=2026-01-31&model=data_driven",
@@ -967,6 +967,15 @@ async fn bad_report_requests_get_a_400_naming_the_problem() {
         (
             "/api/v1/reports/qualified_sessions?from=2026-01-01&to=2026-01-31&model=linear",
             "report qualified_sessions does not take `model`; it takes: from, to",
+        ),
+        (
+            "/api/v1/reports/experiments?from=2026-01-01&to=2026-01-31&experiment=he%20ro",
+            "`experiment`: experiment key \"he ro\" is not a key: 1 to 64 of letters, digits and \
+             _ . : - starting with a letter or digit (e.g. hero)",
+        ),
+        (
+            "/api/v1/reports/ops_velocity?from=2026-01-01&to=2026-01-31&experiment=hero",
+            "report ops_velocity does not take `experiment`; it takes: from, to",
         ),
     ];
     for (path, expected) in cases {
@@ -1072,7 +1081,8 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
             "funnel",
             "channel",
             "group",
-            "creative_id"
+            "creative_id",
+            "experiment"
         ]
     );
     assert_eq!(
@@ -1090,7 +1100,9 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
             "messages",
             "creatives",
             "creative_decay",
-            "creative_fatigue"
+            "creative_fatigue",
+            "experiments",
+            "ops_velocity"
         ])
     );
     assert_eq!(get["parameters"][3]["schema"]["default"], "last_touch");
@@ -1109,6 +1121,8 @@ async fn the_openapi_document_describes_the_reports_endpoint() {
         "/api/v1/messages",
         "/api/v1/links",
         "/api/v1/creatives",
+        "/api/v1/experiments",
+        "/api/v1/experiments/{key}/conclude",
         "/r/{code}",
         "/webhooks/sendgrid/{company_id}",
         "/webhooks/ses/{company_id}",

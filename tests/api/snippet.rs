@@ -56,7 +56,7 @@ pub(crate) fn load_page(url: &str, profile: &Path) -> String {
 }
 
 /// Loads the dev page in Chromium (off the async runtime) and returns its `#status` JSON.
-async fn page_status_after_load(url: &str, profile: &Path) -> Value {
+pub(crate) async fn page_status_after_load(url: &str, profile: &Path) -> Value {
     let (url, profile) = (url.to_string(), profile.to_path_buf());
     let dom = tokio::task::spawn_blocking(move || load_page(&url, &profile))
         .await
@@ -75,7 +75,7 @@ fn page_status(dom: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("status is not JSON: {text}"))
 }
 
-async fn wait_for_rows(app: &TestApp, sql: &str, want: i64) -> i64 {
+pub(crate) async fn wait_for_rows(app: &TestApp, sql: &str, want: i64) -> i64 {
     let mut n = 0;
     for _ in 0..100 {
         n = app.count(sql).await;
