@@ -107,9 +107,13 @@ pub async fn connect_ingest_writer(
         })??;
     conn.execute(
         "SET ROLE lux_app; SET plan_cache_mode = force_generic_plan; \
-         SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off",
+         SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; \
+         SET jit = off",
     )
     .await?;
+    // No JIT: the writers' statements are small, and the only sequential scan they make
+    // (of their staging table, below) carries enable_seqscan's penalty in its estimated
+    // cost, which would otherwise make PostgreSQL compile it (about 250 ms a batch).
     // The writer's staging table for raw events (`analytics::writer::insert_raw_events`):
     // temporary (this connection's own, no WAL, no row-level security, so `COPY` may fill
     // it) and emptied at every commit.

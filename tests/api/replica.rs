@@ -77,8 +77,9 @@ async fn revenue_rows(base: &str, secret_key: &str) -> Value {
         .send()
         .await
         .expect("GET report");
-    assert_eq!(response.status(), 200);
+    let status = response.status();
     let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 200, "{base}: {body}");
     body["rows"].clone()
 }
 
