@@ -21,8 +21,18 @@ pub struct PoolState {
     pub state: &'static str,
 }
 
+/// What the alerts did (SPEC §8.4): evaluations run, alerts that started firing, delivery
+/// attempts that failed. Cheap to clone (the counters are shared).
+#[derive(Clone, Debug, Default)]
+pub struct AlertCounters {
+    pub evaluations: Counter,
+    pub firings: Counter,
+    pub delivery_failures: Counter,
+}
+
 pub struct IngestMetrics {
     registry: Registry,
+    pub alerts: AlertCounters,
     pub stored: Counter,
     pub duplicates: Counter,
     pub suppressed: Counter,
@@ -50,6 +60,22 @@ impl IngestMetrics {
         let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 13));
         let flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let pool_connections = Family::<PoolState, Gauge>::default();
+        let alerts = AlertCounters::default();
+        registry.register(
+            "alert_evaluations",
+            "Alert evaluations (one company, one day)",
+            alerts.evaluations.clone(),
+        );
+        registry.register(
+            "alert_firings",
+            "Alerts that started firing",
+            alerts.firings.clone(),
+        );
+        registry.register(
+            "alert_delivery_failures",
+            "Alert delivery attempts that failed (retried with back-off)",
+            alerts.delivery_failures.clone(),
+        );
         registry.register(
             "events_stored",
             "Events committed to raw_events",
@@ -102,6 +128,7 @@ impl IngestMetrics {
         );
         Arc::new(IngestMetrics {
             registry,
+            alerts,
             stored,
             duplicates,
             suppressed,

@@ -43,6 +43,8 @@ pub struct ServeArgs {
     /// short links (`/r/{code}`) are built on it.
     #[arg(long, env = "LUX_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    #[command(flatten)]
+    alerts: super::alerts::DeliveryArgs,
 }
 
 /// Serves until stopped. `welcome`: a company just created for the person at the terminal
@@ -78,6 +80,8 @@ pub async fn serve(
             Err(e) => anyhow::bail!("{e:#}"),
         },
         clock: lux::clock::Clock::System,
+        alerts: Some(args.alerts.delivery()?),
+        public_url: args.public_url.clone(),
         messages: lux::messages::MessagesOptions {
             public_url: args.public_url,
         },

@@ -548,9 +548,15 @@ pub async fn company_ids(pool: &PgPool) -> Result<Vec<CompanyId>, sqlx::Error> {
         .await
 }
 
-/// Runs every job for every company every `interval`, skipping what another node is running.
-/// Each run starts at the clock's `now`.
-pub async fn run_scheduler(pool: PgPool, interval: Duration, clock: Clock) {
+/// Runs every job for every company every `interval`, skipping what another node is running,
+/// then the company's alerts once a day after its morning hour (`alerts::run_scheduled`: on
+/// the rollups just brought up to date). Each run starts at the clock's `now`.
+pub async fn run_scheduler(
+    pool: PgPool,
+    interval: Duration,
+    clock: Clock,
+    alerts: crate::alerts::AlertOptions,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -574,6 +580,14 @@ pub async fn run_scheduler(pool: PgPool, interval: Duration, clock: Clock) {
                         job = job.as_str(), %company_id, error = %format!("{error:#}"),
                         "job failed; the next run retries"),
                 }
+            }
+            match crate::alerts::run_scheduled(&pool, company_id.uuid(), clock.now(), &alerts).await {
+                Ok(Some(evaluation)) => tracing::info!(%company_id, day = %evaluation.day,
+                    fired = evaluation.fired.len(), resolved = evaluation.resolved.len(),
+                    "alerts evaluated"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%company_id, error = %error,
+                    "alert evaluation failed; the next tick retries"),
             }
         }
     }
