@@ -104,7 +104,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 {
+    Some(if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]
@@ -131,7 +131,8 @@ pub fn robust_z(x: f64, history: &[f64]) -> Option<RobustZ> {
     let z = if mad > 0.0 {
         0.6745 * (x - median) / mad
     } else {
-        let mean_ad = history.iter().map(|v| (v - median).abs()).sum::<f64>() / history.len() as f64;
+        let mean_ad =
+            history.iter().map(|v| (v - median).abs()).sum::<f64>() / history.len() as f64;
         if mean_ad <= 0.0 {
             return None;
         }
@@ -174,7 +175,10 @@ mod tests {
     }
 
     fn close(got: f64, expected: f64, what: &str) {
-        assert!((got - expected).abs() < 1e-6, "{what}: {got}, expected {expected}");
+        assert!(
+            (got - expected).abs() < 1e-6,
+            "{what}: {got}, expected {expected}"
+        );
     }
 
     #[test]
@@ -184,9 +188,21 @@ mod tests {
         // X² = 8.658 = z², p two-sided 0.003256, one-sided "less" 0.001628).
         let z = two_proportion_z(200, 1000, 150, 1000).unwrap();
         close(z, -2.942_449_4, "z");
-        close(two_proportion_p(200, 1000, 150, 1000, Alternative::Less), 0.001_628_1, "less");
-        close(two_proportion_p(200, 1000, 150, 1000, Alternative::TwoSided), 0.003_256_3, "two");
-        close(two_proportion_p(200, 1000, 150, 1000, Alternative::Greater), 0.998_371_9, "greater");
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::Less),
+            0.001_628_1,
+            "less",
+        );
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::TwoSided),
+            0.003_256_3,
+            "two",
+        );
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::Greater),
+            0.998_371_9,
+            "greater",
+        );
         // No evidence: an empty sample or no successes anywhere.
         assert_eq!(two_proportion_p(0, 0, 5, 10, Alternative::TwoSided), 1.0);
         assert_eq!(two_proportion_p(0, 10, 0, 10, Alternative::Less), 1.0);

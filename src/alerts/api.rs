@@ -75,7 +75,15 @@ async fn put_config(
 pub fn settings_from_json(value: &Value) -> Result<AlertSettings, String> {
     let object = value.as_object().ok_or("the body must be a JSON object")?;
     for key in object.keys() {
-        if !["emails", "slack_webhook", "quiet_hours", "morning_hour", "rules"].contains(&key.as_str()) {
+        if ![
+            "emails",
+            "slack_webhook",
+            "quiet_hours",
+            "morning_hour",
+            "rules",
+        ]
+        .contains(&key.as_str())
+        {
             return Err(format!(
                 "unknown field {key:?}; fields: emails, slack_webhook, quiet_hours, morning_hour, rules"
             ));
@@ -83,7 +91,9 @@ pub fn settings_from_json(value: &Value) -> Result<AlertSettings, String> {
     }
     let mut settings = AlertSettings::default();
     if let Some(emails) = object.get("emails") {
-        let list = emails.as_array().ok_or("emails must be an array of addresses")?;
+        let list = emails
+            .as_array()
+            .ok_or("emails must be an array of addresses")?;
         for e in list {
             settings
                 .emails
@@ -95,7 +105,9 @@ pub fn settings_from_json(value: &Value) -> Result<AlertSettings, String> {
         settings.slack_webhook = Some(parse_webhook(text)?);
     }
     if let Some(quiet) = object.get("quiet_hours").filter(|v| !v.is_null()) {
-        let text = quiet.as_str().ok_or("quiet_hours must look like \"22-07\"")?;
+        let text = quiet
+            .as_str()
+            .ok_or("quiet_hours must look like \"22-07\"")?;
         settings.quiet_hours = Some(QuietHours::parse(text)?);
     }
     if let Some(hour) = object.get("morning_hour") {
@@ -230,7 +242,12 @@ mod tests {
     #[test]
     fn report_ranges_are_checked() {
         assert!(range(Some("from=2026-11-01&to=2026-11-30")).is_ok());
-        for bad in [None, Some("from=2026-11-01"), Some("from=x&to=y"), Some("from=2026-12-01&to=2026-11-01")] {
+        for bad in [
+            None,
+            Some("from=2026-11-01"),
+            Some("from=x&to=y"),
+            Some("from=2026-12-01&to=2026-11-01"),
+        ] {
             assert!(range(bad).is_err(), "{bad:?}");
         }
     }

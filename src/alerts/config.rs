@@ -98,7 +98,9 @@ pub struct RuleConfig {
 impl RuleConfig {
     pub fn parse(threshold: f64, min_volume: f64) -> Result<RuleConfig, String> {
         if !threshold.is_finite() || threshold <= 0.0 {
-            return Err(format!("threshold must be a positive number, not {threshold}"));
+            return Err(format!(
+                "threshold must be a positive number, not {threshold}"
+            ));
         }
         if !min_volume.is_finite() || min_volume < 0.0 {
             return Err(format!("min_volume must be 0 or more, not {min_volume}"));
@@ -191,10 +193,22 @@ pub fn parse_email(text: &str) -> Result<String, String> {
 pub fn parse_webhook(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text.trim()).map_err(|_| format!("{text:?} is not a URL"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(format!("the Slack webhook must be an https URL, not {text:?}"));
+        return Err(format!(
+            "the Slack webhook must be an https URL, not {text:?}"
+        ));
     }
     Ok(url)
 }
+
+/// emails, slack_webhook, quiet_start, quiet_end, morning_hour, rules.
+type SettingsRow = (
+    Vec<String>,
+    Option<String>,
+    Option<i16>,
+    Option<i16>,
+    i16,
+    Value,
+);
 
 impl AlertSettings {
     pub fn rule(&self, rule: Rule) -> RuleConfig {
@@ -206,14 +220,13 @@ impl AlertSettings {
 
     pub async fn load(pool: &PgPool, company_id: Uuid) -> Result<AlertSettings, AlertError> {
         let mut tx = crate::db::begin_for_company(pool, company_id).await?;
-        let row: Option<(Vec<String>, Option<String>, Option<i16>, Option<i16>, i16, Value)> =
-            sqlx::query_as(
-                "SELECT emails, slack_webhook, quiet_start, quiet_end, morning_hour, rules
+        let row: Option<SettingsRow> = sqlx::query_as(
+            "SELECT emails, slack_webhook, quiet_start, quiet_end, morning_hour, rules
                  FROM alert_settings WHERE company_id = $1",
-            )
-            .bind(company_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        )
+        .bind(company_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         let Some((emails, slack, quiet_start, quiet_end, morning_hour, rules)) = row else {
             return Ok(AlertSettings::default());
@@ -297,11 +310,15 @@ pub fn rules_from_json(value: &Value) -> Result<BTreeMap<Rule, RuleConfig>, Stri
             )
         })?;
         let number = |field: &str| {
-            config.get(field).and_then(Value::as_f64).ok_or_else(|| {
-                format!("rules.{name}.{field} must be a number")
-            })
+            config
+                .get(field)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| format!("rules.{name}.{field} must be a number"))
         };
-        rules.insert(rule, RuleConfig::parse(number("threshold")?, number("min_volume")?)?);
+        rules.insert(
+            rule,
+            RuleConfig::parse(number("threshold")?, number("min_volume")?)?,
+        );
     }
     Ok(rules)
 }
@@ -338,7 +355,10 @@ mod tests {
 
     #[test]
     fn emails_and_webhooks_are_validated() {
-        assert_eq!(parse_email(" ops@shop.example ").unwrap(), "ops@shop.example");
+        assert_eq!(
+            parse_email(" ops@shop.example ").unwrap(),
+            "ops@shop.example"
+        );
         for bad in ["", "ops", "a@b@c", "a b@c.d", "<a@b.c>"] {
             assert!(parse_email(bad).is_err(), "{bad}");
         }

@@ -89,7 +89,10 @@ pub fn alert_message(
     let mut slack = format!("*LUX Analytics alerts for {}* — {day}\n", company.name);
     for (change, notice) in changes {
         let head = heading(*change, notice);
-        text.push_str(&format!("{head}\n{}\n{}\n\n", notice.explanation, notice.link));
+        text.push_str(&format!(
+            "{head}\n{}\n{}\n\n",
+            notice.explanation, notice.link
+        ));
         html.push_str(&format!(
             "<h3>{}</h3><p>{}</p><p><a href=\"{}\">Open the dashboard</a></p>",
             escape(&head),
@@ -139,6 +142,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape("<b>\"Tom\" & 'Jerry'</b>"), "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;");
+        assert_eq!(
+            escape("<b>\"Tom\" & 'Jerry'</b>"),
+            "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
+        );
     }
 }

@@ -76,7 +76,10 @@ impl Scope<'_> {
         (self.day - chrono::Days::new(6), self.day)
     }
     fn last_week(&self) -> (NaiveDate, NaiveDate) {
-        (self.day - chrono::Days::new(13), self.day - chrono::Days::new(7))
+        (
+            self.day - chrono::Days::new(13),
+            self.day - chrono::Days::new(7),
+        )
     }
     fn link(&self, rule: Rule) -> String {
         format!("{}/{}", self.app_link, rule.page())
@@ -118,7 +121,11 @@ fn pct(x: f64) -> String {
 }
 
 fn signed_pct(x: f64) -> String {
-    format!("{}{:.1} %", if x >= 0.0 { "+" } else { "−" }, x.abs() * 100.0)
+    format!(
+        "{}{:.1} %",
+        if x >= 0.0 { "+" } else { "−" },
+        x.abs() * 100.0
+    )
 }
 
 /// A skipped finding: not checked, never firing (and clearing a firing one).
@@ -192,7 +199,9 @@ async fn cpa_wow(
     .fetch_all(&mut *conn)
     .await?;
     let cells = |rows: Vec<(String, String, bool, f64)>| -> Cells {
-        rows.into_iter().map(|(a, b, c, v)| ((a, b, c), v)).collect()
+        rows.into_iter()
+            .map(|(a, b, c, v)| ((a, b, c), v))
+            .collect()
     };
     let (spend, orders) = (cells(spend), cells(orders));
     let mut findings = vec![cpa_finding(scope, config, None, &spend, &orders)];
@@ -227,8 +236,14 @@ fn cpa_finding(
     let rule = Rule::CpaWow;
     let subject = channel.map_or("blended".to_string(), |c| format!("channel:{c}"));
     let label = channel.map_or("blended CPA".to_string(), |c| format!("CPA on {c}"));
-    let (s1, c1) = (by_part(spend, channel, true), by_part(orders, channel, true));
-    let (s0, c0) = (by_part(spend, channel, false), by_part(orders, channel, false));
+    let (s1, c1) = (
+        by_part(spend, channel, true),
+        by_part(orders, channel, true),
+    );
+    let (s0, c0) = (
+        by_part(spend, channel, false),
+        by_part(orders, channel, false),
+    );
     let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>();
     let (spend1, conv1, spend0, conv0) = (total(&s1), total(&c1), total(&s0), total(&c0));
     let mut numbers = json!({
@@ -265,7 +280,11 @@ fn cpa_finding(
         })
         .collect();
     let driver = largest_contributor(&parts);
-    let part_kind = if channel.is_some() { "campaign" } else { "channel" };
+    let part_kind = if channel.is_some() {
+        "campaign"
+    } else {
+        "channel"
+    };
     numbers["current"] = json!(cpa1);
     numbers["baseline"] = json!(cpa0);
     numbers["change"] = json!(change);
@@ -403,7 +422,10 @@ fn step_finding(
     let drop = if r0 > 0.0 { 1.0 - r1 / r0 } else { 0.0 };
     let p = two_proportion_p(c0, n0, c1, n1, Alternative::Less);
     let total: f64 = log_ratios.values().sum();
-    let share = log_ratios.get(&name).map(|l| l / total).filter(|_| total < 0.0);
+    let share = log_ratios
+        .get(&name)
+        .map(|l| l / total)
+        .filter(|_| total < 0.0);
     numbers["current"] = json!(r1);
     numbers["baseline"] = json!(r0);
     numbers["change"] = json!(-drop);
@@ -424,8 +446,8 @@ fn step_finding(
          Dashboard: {}",
         before.0,
         step.0,
-        pct(r1),
         pct(r0),
+        pct(r1),
         signed_pct(-drop),
         scope.weeks(),
         pct(config.threshold),
@@ -606,7 +628,11 @@ async fn revenue_anomaly(
         let t = totals.entry(*day).or_insert((0.0, 0.0));
         t.0 += net;
         t.1 += orders;
-        *channels.entry(channel.clone()).or_default().entry(*day).or_insert(0.0) += net;
+        *channels
+            .entry(channel.clone())
+            .or_default()
+            .entry(*day)
+            .or_insert(0.0) += net;
     }
     // Days before the company's first revenue are not "zero revenue" days: left out.
     let history_days: Vec<NaiveDate> = days[1..]
@@ -624,7 +650,8 @@ async fn revenue_anomaly(
         "median_orders": median_orders, "threshold": config.threshold,
         "min_volume": config.min_volume, "day": scope.day,
     });
-    let long_enough = first.is_some_and(|f| f + chrono::Days::new(REVENUE_HISTORY_DAYS) <= scope.day);
+    let long_enough =
+        first.is_some_and(|f| f + chrono::Days::new(REVENUE_HISTORY_DAYS) <= scope.day);
     if !long_enough || history.len() < MIN_HISTORY_POINTS {
         let why = format!(
             "revenue anomaly: less than {REVENUE_HISTORY_DAYS} days of revenue history before {}",
@@ -656,7 +683,11 @@ async fn revenue_anomaly(
         })
         .collect();
     let driver = largest_contributor(&parts);
-    let change = if z.median != 0.0 { x / z.median - 1.0 } else { 0.0 };
+    let change = if z.median != 0.0 {
+        x / z.median - 1.0
+    } else {
+        0.0
+    };
     numbers["current"] = json!(x);
     numbers["baseline"] = json!(z.median);
     numbers["mad"] = json!(z.mad);
@@ -724,8 +755,10 @@ async fn email_complaints(
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
-    let complaints: BTreeMap<String, f64> =
-        rows.iter().map(|(c, _, n)| (c.clone(), *n as f64)).collect();
+    let complaints: BTreeMap<String, f64> = rows
+        .iter()
+        .map(|(c, _, n)| (c.clone(), *n as f64))
+        .collect();
     let delivered: i64 = rows.iter().map(|r| r.1).sum();
     let complained: i64 = rows.iter().map(|r| r.2).sum();
     let driver = largest_contributor(&complaints);
@@ -737,7 +770,13 @@ async fn email_complaints(
         driver,
     )];
     for (campaign, d, c) in &rows {
-        findings.push(complaint_finding(scope, config, Some(campaign), (*d, *c), None));
+        findings.push(complaint_finding(
+            scope,
+            config,
+            Some(campaign),
+            (*d, *c),
+            None,
+        ));
     }
     Ok(findings)
 }
@@ -868,7 +907,7 @@ async fn creative_fatigue(
         let drop = drop.unwrap_or(0.0);
         let met = status == "fatigued" && drop >= config.threshold;
         let explanation = format!(
-            "Creative {creative} is fatigued as of {day}: its CTR over the last 7 days is {} \
+            "Creative {creative} is {status} as of {day}: its CTR over the last 7 days is {} \
              against {} in its first 7 live days ({}; p = {}), on {recent_imp} impressions \
              (baseline week {base_imp}; threshold: a drop of {} or more). {why} Likely driver: \
              creative {creative} itself — rotate in a new variant or refresh its concept. \
@@ -887,7 +926,10 @@ async fn creative_fatigue(
             may_start: previous.as_deref() != Some("fatigued"),
             skipped: None,
             severity: Severity::Warning,
-            title: format!("Creative {creative} is fatigued (CTR {})", signed_pct(-drop)),
+            title: format!(
+                "Creative {creative} is {status} (CTR {})",
+                signed_pct(-drop)
+            ),
             explanation,
             numbers,
         });
@@ -901,9 +943,10 @@ mod tests {
 
     #[test]
     fn the_largest_contributor_follows_the_direction_of_the_total() {
-        let parts: BTreeMap<String, f64> = [("a".into(), 30.0), ("b".into(), 80.0), ("c".into(), -10.0)]
-            .into_iter()
-            .collect();
+        let parts: BTreeMap<String, f64> =
+            [("a".into(), 30.0), ("b".into(), 80.0), ("c".into(), -10.0)]
+                .into_iter()
+                .collect();
         let (name, share) = largest_contributor(&parts).unwrap();
         assert_eq!(name, "b");
         assert!((share - 0.8).abs() < 1e-12);
@@ -923,7 +966,10 @@ mod tests {
         };
         let mut spend = Cells::new();
         let mut orders = Cells::new();
-        for (ch, s0, c0, s1, c1) in [("Paid Social", 500.0, 25.0, 900.0, 20.0), ("Paid Search", 500.0, 25.0, 300.0, 20.0)] {
+        for (ch, s0, c0, s1, c1) in [
+            ("Paid Social", 500.0, 25.0, 900.0, 20.0),
+            ("Paid Search", 500.0, 25.0, 300.0, 20.0),
+        ] {
             spend.insert((ch.into(), "c".into(), false), s0);
             spend.insert((ch.into(), "c".into(), true), s1);
             orders.insert((ch.into(), "c".into(), false), c0);
@@ -934,6 +980,11 @@ mod tests {
         assert_eq!(f.numbers["current"], json!(30.0));
         assert_eq!(f.numbers["driver"], json!("Paid Social"));
         assert!((f.numbers["driver_share"].as_f64().unwrap() - 1.25).abs() < 1e-12);
-        assert!(f.explanation.contains("channel Paid Social, 125.0 % of the change"), "{}", f.explanation);
+        assert!(
+            f.explanation
+                .contains("channel Paid Social, 125.0 % of the change"),
+            "{}",
+            f.explanation
+        );
     }
 }

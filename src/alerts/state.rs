@@ -85,10 +85,9 @@ pub async fn scheduled_run_exists(
 /// The dashboard base of a company: `{LUX_PUBLIC_URL}/app/{company_id}` (relative without
 /// a public URL).
 pub fn app_link(options: &AlertOptions, company_id: Uuid) -> String {
-    let base = options
-        .public_url
-        .as_ref()
-        .map_or(String::new(), |u| u.as_str().trim_end_matches('/').to_string());
+    let base = options.public_url.as_ref().map_or(String::new(), |u| {
+        u.as_str().trim_end_matches('/').to_string()
+    });
     format!("{base}/app/{company_id}")
 }
 
@@ -180,7 +179,16 @@ pub async fn evaluate(
     } else {
         let message = render::alert_message(company, &scope.app_link, day, &changes);
         let due = due_at(settings.quiet_hours, company.timezone, now);
-        enqueue(&mut tx, company.id, Some(run_id), settings, &message, due, now).await?
+        enqueue(
+            &mut tx,
+            company.id,
+            Some(run_id),
+            settings,
+            &message,
+            due,
+            now,
+        )
+        .await?
     };
     tx.commit().await?;
     let split = |which: Change| {
@@ -333,7 +341,10 @@ pub fn due_at(quiet: Option<QuietHours>, tz: chrono_tz::Tz, now: DateTime<Utc>) 
     // A DST gap at that hour: the first instant after it.
     tz.from_local_datetime(&end)
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(end + chrono::Duration::hours(1))).earliest())
+        .or_else(|| {
+            tz.from_local_datetime(&(end + chrono::Duration::hours(1)))
+                .earliest()
+        })
         .map_or(now, |t| t.with_timezone(&Utc))
 }
 
@@ -347,8 +358,11 @@ pub async fn enqueue(
     due: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize, sqlx::Error> {
-    let mut targets: Vec<(&str, String)> =
-        settings.emails.iter().map(|e| ("email", e.clone())).collect();
+    let mut targets: Vec<(&str, String)> = settings
+        .emails
+        .iter()
+        .map(|e| ("email", e.clone()))
+        .collect();
     if let Some(hook) = &settings.slack_webhook {
         targets.push(("slack", hook.to_string()));
     }
@@ -392,10 +406,16 @@ mod tests {
         let quiet = QuietHours::parse("22-08").ok();
         // 06:00 UTC = 07:00 in Paris (winter): held until 08:00 Paris = 07:00 UTC.
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap();
-        assert_eq!(due_at(quiet, tz, at), Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap());
+        assert_eq!(
+            due_at(quiet, tz, at),
+            Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap()
+        );
         // 22:30 Paris: until 08:00 the next day.
         let late = Utc.with_ymd_and_hms(2026, 12, 1, 21, 30, 0).unwrap();
-        assert_eq!(due_at(quiet, tz, late), Utc.with_ymd_and_hms(2026, 12, 2, 7, 0, 0).unwrap());
+        assert_eq!(
+            due_at(quiet, tz, late),
+            Utc.with_ymd_and_hms(2026, 12, 2, 7, 0, 0).unwrap()
+        );
         // Outside: now.
         let noon = Utc.with_ymd_and_hms(2026, 12, 1, 11, 0, 0).unwrap();
         assert_eq!(due_at(quiet, tz, noon), noon);

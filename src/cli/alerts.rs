@@ -16,7 +16,11 @@ pub struct DeliveryArgs {
     #[arg(long, env = "LUX_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
     /// Sender of alert email (an address, or `Name <address>`).
-    #[arg(long, env = "LUX_SMTP_FROM", default_value = "LUX Analytics <alerts@localhost>")]
+    #[arg(
+        long,
+        env = "LUX_SMTP_FROM",
+        default_value = "LUX Analytics <alerts@localhost>"
+    )]
     smtp_from: String,
     /// Seconds before the first retry of a failed delivery (doubling each time).
     #[arg(long, env = "LUX_ALERTS_RETRY_SECONDS", default_value_t = 60)]
@@ -28,14 +32,17 @@ pub struct DeliveryArgs {
     #[arg(long, env = "LUX_ALERTS_POLL_MS", default_value_t = 5000)]
     alerts_poll_ms: u64,
     /// The service's public base URL, for the dashboard links in alerts.
+    /// (Read by `lux serve` as --public-url; one flag name per command.)
     #[arg(long = "alerts-public-url", env = "LUX_PUBLIC_URL", hide = true)]
-    public_url: Option<url::Url>,
+    alerts_public_url: Option<url::Url>,
 }
 
 impl DeliveryArgs {
     pub fn delivery(&self) -> anyhow::Result<DeliveryOptions> {
         let smtp = match self.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(url) => Some(SmtpSettings::parse(url, &self.smtp_from).map_err(anyhow::Error::msg)?),
+            Some(url) => {
+                Some(SmtpSettings::parse(url, &self.smtp_from).map_err(anyhow::Error::msg)?)
+            }
             None => None,
         };
         Ok(DeliveryOptions {
@@ -49,7 +56,7 @@ impl DeliveryArgs {
 
     pub fn options(&self) -> AlertOptions {
         AlertOptions {
-            public_url: self.public_url.clone(),
+            public_url: self.alerts_public_url.clone(),
             counters: Default::default(),
         }
     }
@@ -191,7 +198,9 @@ fn apply(settings: &mut AlertSettings, company: Uuid, args: &ConfigureArgs) -> a
     }
     match args.quiet_hours.as_deref() {
         Some("none") => settings.quiet_hours = None,
-        Some(text) => settings.quiet_hours = Some(QuietHours::parse(text).map_err(anyhow::Error::msg)?),
+        Some(text) => {
+            settings.quiet_hours = Some(QuietHours::parse(text).map_err(anyhow::Error::msg)?)
+        }
         None => {}
     }
     if let Some(hour) = args.morning_hour {

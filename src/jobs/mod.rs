@@ -581,7 +581,8 @@ pub async fn run_scheduler(
                         "job failed; the next run retries"),
                 }
             }
-            match crate::alerts::run_scheduled(&pool, company_id.uuid(), clock.now(), &alerts).await {
+            match crate::alerts::run_scheduled(&pool, company_id.uuid(), clock.now(), &alerts).await
+            {
                 Ok(Some(evaluation)) => tracing::info!(%company_id, day = %evaluation.day,
                     fired = evaluation.fired.len(), resolved = evaluation.resolved.len(),
                     "alerts evaluated"),

@@ -149,7 +149,9 @@ where
             .map_err(|e| format!("HTTP: {e}"))?;
         let status = response.status();
         // Read (and drop) a bounded answer so the exchange completes.
-        let _ = Limited::new(response.into_body(), 64 * 1024).collect().await;
+        let _ = Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await;
         Ok(status)
     }
     .await;
