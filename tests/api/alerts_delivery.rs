@@ -378,6 +378,68 @@ async fn a_rerun_of_the_same_day_notifies_nobody_a_cleared_condition_resolves_on
 }
 
 #[tokio::test]
+async fn several_alerts_of_one_evaluation_go_out_as_one_digest_per_recipient() {
+    let app = TestApp::spawn().await;
+    let pool = app_pool(&app).await;
+    let company = app.company.id;
+    configure(&pool, company, &["ops@acme.example"], None).await;
+    let smtp = SmtpServer::start(free_port()).await;
+    revenue_series(&app.owner, company, 540.0, 12.0).await;
+    crate::alerts::email_day(&app.owner, company, days_before(2), "black-friday", 1000, 2).await;
+
+    let e = evaluate(&pool, company, day()).await;
+    assert_eq!(e.fired.len(), 3, "{:?}", e.fired);
+    assert_eq!(e.enqueued, 1);
+    let sent = deliver(&pool, company, morning_after(day()), &delivery(&smtp.url())).await;
+    assert_eq!(sent.sent, 1);
+    let mail = smtp.wait_for(1).await;
+    assert_eq!(
+        mail[0]["subject"],
+        "[Acme] 3 alerts for 2026-11-30: 3 firing, 0 resolved"
+    );
+    let text = mail[0]["text"].as_str().unwrap();
+    for title in [
+        "[WARNING] Net revenue drop on 2026-11-30: 940.00 EUR",
+        "[WARNING] Email complaints at 0.20 % (all email)",
+        "[WARNING] Email complaints at 0.20 % (email campaign black-friday)",
+    ] {
+        assert!(text.contains(title), "{title} in {text}");
+    }
+    // The history report has all three, each with the one delivery that told about it.
+    let report: Value = app
+        .client
+        .get(format!(
+            "{}/api/v1/reports/alerts?from=2026-11-30&to=2026-11-30",
+            app.base
+        ))
+        .bearer_auth(&app.company.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r["deliveries"].as_array().unwrap().len() == 1)
+    );
+    let bad = app
+        .client
+        .get(format!(
+            "{}/api/v1/reports/alerts?from=2026-11-30",
+            app.base
+        ))
+        .bearer_auth(&app.company.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn quiet_hours_hold_delivery_until_they_end_and_a_company_alerts_never_reach_another_company()
 {
     let app = TestApp::spawn().await;
