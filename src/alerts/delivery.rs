@@ -72,6 +72,10 @@ pub struct DeliveryOptions {
     pub max_attempts: i32,
     /// How often the worker looks for due rows.
     pub poll: Duration,
+    /// Whether Slack webhooks may point at loopback and private addresses (a relay on the
+    /// local network; the tests' receiver). Off by default: a company's secret key must not
+    /// make the service POST into its own network.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for DeliveryOptions {
@@ -82,6 +86,7 @@ impl Default for DeliveryOptions {
             retry_cap: Duration::from_secs(3600),
             max_attempts: 20,
             poll: Duration::from_secs(5),
+            allow_private_webhooks: false,
         }
     }
 }
@@ -149,7 +154,7 @@ async fn deliver_batch(
     for (id, channel, target, subject, text, html, attempts) in rows {
         let outcome = match channel.as_str() {
             "email" => send_email(options, id, &target, &subject, &text, html.as_deref()).await,
-            _ => send_slack(id, &target, &text).await,
+            _ => send_slack(id, &target, &text, options.allow_private_webhooks).await,
         };
         let attempts = attempts + 1;
         match outcome {
@@ -235,8 +240,16 @@ async fn send_email(
         .map_err(|e| format!("SMTP: {e}"))
 }
 
-async fn send_slack(id: Uuid, webhook: &str, text: &str) -> Result<(), String> {
+async fn send_slack(
+    id: Uuid,
+    webhook: &str,
+    text: &str,
+    allow_private: bool,
+) -> Result<(), String> {
     let url = url::Url::parse(webhook).map_err(|_| "bad webhook URL".to_string())?;
+    if !allow_private {
+        refuse_private_hosts(&url).await?;
+    }
     let body = serde_json::json!({
         "text": text,
         "blocks": [
@@ -254,6 +267,52 @@ async fn send_slack(id: Uuid, webhook: &str, text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("Slack answered {status}"))
+    }
+}
+
+/// Refuses a webhook whose host resolves to a loopback, private, link-local, shared or
+/// unspecified address. (The connection resolves the name again: a DNS answer that changes in
+/// between is not caught; the webhook is configured by the company's admin, not a stranger.)
+async fn refuse_private_hosts(url: &url::Url) -> Result<(), String> {
+    let host = url.host_str().ok_or("webhook URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("resolving {host}: {e}"))?;
+    for addr in addrs {
+        if !is_public(addr.ip()) {
+            return Err(format!(
+                "webhook host {host} resolves to a non-public address {} (allowed only with \
+                 LUX_ALERTS_ALLOW_PRIVATE_WEBHOOKS)",
+                addr.ip()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(std::net::IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -304,6 +363,33 @@ mod tests {
         let waits: Vec<u64> = (1..=6).map(|a| options.backoff(a).as_secs()).collect();
         assert_eq!(waits, [60, 120, 240, 480, 600, 600]);
         assert_eq!(options.backoff(1000).as_secs(), 600);
+    }
+
+    #[test]
+    fn only_public_addresses_take_webhooks_by_default() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "52.1.2.3", "2600:1f18::1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhook_on_loopback_is_refused_unless_allowed() {
+        let url = url::Url::parse("http://127.0.0.1:9/hook").unwrap();
+        let error = refuse_private_hosts(&url).await.unwrap_err();
+        assert!(error.contains("non-public address 127.0.0.1"), "{error}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct DeliveryArgs {
     /// Longest wait between two retries, in seconds.
     #[arg(long, env = "LUX_ALERTS_RETRY_CAP_SECONDS", default_value_t = 3600)]
     alerts_retry_cap_seconds: u64,
+    /// Let Slack webhooks point at loopback and private addresses (a relay on your network).
+    #[arg(long, env = "LUX_ALERTS_ALLOW_PRIVATE_WEBHOOKS")]
+    alerts_allow_private_webhooks: bool,
     /// How often `lux serve` looks for due deliveries, in milliseconds.
     #[arg(long, env = "LUX_ALERTS_POLL_MS", default_value_t = 5000)]
     alerts_poll_ms: u64,
@@ -50,6 +53,7 @@ impl DeliveryArgs {
             retry_base: Duration::from_secs(self.alerts_retry_seconds.max(1)),
             retry_cap: Duration::from_secs(self.alerts_retry_cap_seconds.max(1)),
             poll: Duration::from_millis(self.alerts_poll_ms.max(50)),
+            allow_private_webhooks: self.alerts_allow_private_webhooks,
             ..DeliveryOptions::default()
         })
     }

@@ -25,6 +25,8 @@ fn delivery(smtp_url: &str) -> DeliveryOptions {
         retry_base: Duration::from_secs(60),
         retry_cap: Duration::from_secs(600),
         poll: Duration::from_millis(100),
+        // The Slack receiver listens on 127.0.0.1.
+        allow_private_webhooks: true,
         ..DeliveryOptions::default()
     }
 }
@@ -101,6 +103,7 @@ async fn an_alert_reaches_its_recipients_by_smtp_and_slack_and_the_history_repor
             "LUX Alerts <alerts@lux.example.com>",
             "--alerts-public-url",
             "https://lux.example.com",
+            "--alerts-allow-private-webhooks",
         ],
     );
     assert_eq!(out["fired"][0]["rule"], "revenue_anomaly", "{out}");
@@ -187,7 +190,14 @@ async fn an_alert_reaches_its_recipients_by_smtp_and_slack_and_the_history_repor
     // `lux alerts test` goes the same way.
     let out = lux_json(
         &app.db.url,
-        &["alerts", "test", &id, "--smtp-url", &smtp.url()],
+        &[
+            "alerts",
+            "test",
+            &id,
+            "--smtp-url",
+            &smtp.url(),
+            "--alerts-allow-private-webhooks",
+        ],
     );
     assert_eq!(out["delivered"]["sent"], 3, "{out}");
     let mail = smtp.wait_for(4).await;
