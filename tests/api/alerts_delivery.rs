@@ -608,9 +608,11 @@ async fn kill_9_of_the_service_between_evaluation_and_delivery_delivers_exactly_
         &["alerts", "configure", &id, "--email", "ops@acme.example"],
     );
     revenue_series(&owner, company, 540.0, 12.0).await;
-    // The SMTP server's port, with nothing listening yet.
+    // The service's SMTP port: first a server that accepts connections and never answers, so
+    // the service is caught in the middle of a send, its row claimed.
     let port = free_port();
     let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let (hanging, accepted) = hanging_server(port).await;
     let serve_args = [
         "--jobs-interval",
         "0",
@@ -625,7 +627,9 @@ async fn kill_9_of_the_service_between_evaluation_and_delivery_delivers_exactly_
     ];
     let service = ServeProcess::spawn(&db.url, &serve_args, None).await;
 
-    // Evaluated (and enqueued) by the command line; SMTP is down, so nothing is delivered.
+    // Evaluated (and enqueued) by the command line, whose own SMTP server is down: one failed
+    // attempt, retried 1 s later by whoever claims the row first.
+    let closed = format!("smtp://127.0.0.1:{}", free_port());
     let out = lux_command(
         &db.url,
         &[
@@ -636,7 +640,7 @@ async fn kill_9_of_the_service_between_evaluation_and_delivery_delivers_exactly_
             "--date",
             "2026-11-30",
             "--smtp-url",
-            &smtp_url,
+            &closed,
             "--alerts-retry-seconds",
             "1",
         ],
@@ -646,15 +650,24 @@ async fn kill_9_of_the_service_between_evaluation_and_delivery_delivers_exactly_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The service's worker is retrying it too.
-    wait_until(
-        &owner,
-        company,
-        "SELECT attempts >= 2 FROM alert_deliveries WHERE company_id = $1",
-    )
-    .await;
-    // kill -9 (dropping the child kills it with SIGKILL), then the SMTP server comes up.
+    // The service claims the row and connects: it is mid-send, nothing committed yet.
+    for _ in 0..600 {
+        if accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the service never sent"
+    );
+    let rows = delivery_rows(&owner, company).await;
+    assert_eq!((rows[0].1.as_str(), rows[0].2), ("pending", 1), "{rows:?}");
+    // kill -9 in the middle of the send (dropping the child kills it with SIGKILL); the real
+    // SMTP server takes over the port; the service starts again.
     drop(service);
+    hanging.abort();
+    let _ = hanging.await;
     let smtp = SmtpServer::start(port).await;
     let service = ServeProcess::spawn(&db.url, &serve_args, None).await;
     wait_until(
@@ -677,6 +690,31 @@ async fn kill_9_of_the_service_between_evaluation_and_delivery_delivers_exactly_
     let rows = delivery_rows(&owner, company).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1, "sent");
+    // The command line's failure and the send that worked; the one cut short by kill -9 rolled
+    // back with its claim.
+    assert_eq!(rows[0].2, 2, "{rows:?}");
+}
+
+/// A TCP server on `port` that accepts connections, counts them and never says a word.
+async fn hanging_server(
+    port: u16,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (task, accepted)
 }
 
 async fn wait_until(owner: &PgPool, company: Uuid, sql: &str) {
