@@ -569,17 +569,27 @@ pub async fn run_scheduler(
             }
         };
         for company_id in companies {
+            // Alerts read the rollups: only after every job ran here, to the end, this tick
+            // (skipped: another node is mid-run, and its rollups may be half written).
+            let mut all_ran = true;
             for job in Job::ALL {
                 let how = (Mode::Incremental, WhenBusy::Skip);
                 match run(&pool, company_id, job, how, clock.now()).await {
                     Ok(Some(report)) if report.rows_changed > 0 => tracing::info!(
                         job = job.as_str(), %company_id, examined = report.rows_examined,
                         changed = report.rows_changed, seconds = report.seconds, "job ran"),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(
+                    Ok(Some(_)) => {}
+                    Ok(None) => all_ran = false,
+                    Err(error) => {
+                        all_ran = false;
+                        tracing::warn!(
                         job = job.as_str(), %company_id, error = %format!("{error:#}"),
-                        "job failed; the next run retries"),
+                        "job failed; the next run retries");
+                    }
                 }
+            }
+            if !all_ran {
+                continue;
             }
             match crate::alerts::run_scheduled(&pool, company_id.uuid(), clock.now(), &alerts).await
             {
