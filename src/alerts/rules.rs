@@ -923,7 +923,9 @@ async fn creative_fatigue(
             rule,
             subject,
             met,
-            may_start: previous.as_deref() != Some("fatigued"),
+            // Entering fatigue *on D*: a verdict of an earlier day keeps a firing alert
+            // going but does not start one late.
+            may_start: day == scope.day && previous.as_deref() != Some("fatigued"),
             skipped: None,
             severity: Severity::Warning,
             title: format!(
