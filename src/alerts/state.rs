@@ -174,6 +174,15 @@ pub async fn evaluate(
     .execute(&mut *tx)
     .await?;
     record_findings(&mut tx, company.id, run_id, &findings).await?;
+    // Evaluations are an audit trail, not the history (that is `alerts`): a bit over a year.
+    sqlx::query(
+        "DELETE FROM alert_runs WHERE company_id = $1
+           AND evaluated_at < $2::timestamptz - interval '400 days'",
+    )
+    .bind(company.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     let enqueued = if changes.is_empty() {
         0
     } else {
