@@ -54,6 +54,22 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// Escapes text for Slack's mrkdwn (its three control characters), so a campaign named
+/// `<!channel>` stays text.
+fn escape_slack(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A header value on one line: control characters (a CR/LF from an imported campaign name)
+/// become spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn heading(change: Change, notice: &Notice) -> String {
     match change {
         Change::Fired => format!("[{}] {}", notice.severity.to_uppercase(), notice.title),
@@ -86,7 +102,10 @@ pub fn alert_message(
         "<html><body style=\"font-family: sans-serif\"><h2>LUX Analytics alerts for {} — {day}</h2>",
         escape(&company.name)
     );
-    let mut slack = format!("*LUX Analytics alerts for {}* — {day}\n", company.name);
+    let mut slack = format!(
+        "*LUX Analytics alerts for {}* — {day}\n",
+        escape_slack(&company.name)
+    );
     for (change, notice) in changes {
         let head = heading(*change, notice);
         text.push_str(&format!(
@@ -100,8 +119,10 @@ pub fn alert_message(
             escape(&notice.link)
         ));
         slack.push_str(&format!(
-            "\n*{head}*\n{}\n<{}|Open the dashboard>\n",
-            notice.explanation, notice.link
+            "\n*{}*\n{}\n<{}|Open the dashboard>\n",
+            escape_slack(&head),
+            escape_slack(&notice.explanation),
+            notice.link
         ));
     }
     text.push_str(&format!("All alerts: {app_link}/alerts\n"));
@@ -111,7 +132,7 @@ pub fn alert_message(
     ));
     Message {
         kind: "alert",
-        subject,
+        subject: one_line(&subject),
         text,
         html,
         slack,
@@ -128,10 +149,10 @@ pub fn test_message(company: &Company, app_link: &str) -> Message {
     );
     Message {
         kind: "test",
-        subject: format!("[{}] LUX Analytics test alert", company.name),
+        subject: one_line(&format!("[{}] LUX Analytics test alert", company.name)),
         text: body.clone(),
         html: format!("<html><body><p>{}</p></body></html>", escape(&body)),
-        slack: format!("*LUX Analytics test alert*\n{body}"),
+        slack: format!("*LUX Analytics test alert*\n{}", escape_slack(&body)),
         alert_ids: Vec::new(),
     }
 }
@@ -139,6 +160,12 @@ pub fn test_message(company: &Company, app_link: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slack_text_and_subjects_cannot_be_hijacked_by_names_in_the_data() {
+        assert_eq!(escape_slack("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+        assert_eq!(one_line("Spring\r\nBcc: x@y.z"), "Spring  Bcc: x@y.z");
+    }
 
     #[test]
     fn html_is_escaped() {
