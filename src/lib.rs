@@ -19,10 +19,12 @@
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
 //! - [`http`]: the toolkit every router uses (the JSON error type, reading keys);
 //! - [`server`]: the app root: the shared state, the root router, running it all;
-//! - [`stats`]: the normal distribution, for the tests of differences between rates;
+//! - [`alerts`]: six rules on the rollups, explained, delivered by email and Slack from an outbox;
+//! - [`stats`]: the normal distribution, two-proportion tests, median/MAD robust z-scores;
 //! - [`clock`]: the current time, fixed in tests;
 //! - [`ids`]: identifiers that cross module boundaries (`CompanyId`).
 
+pub mod alerts;
 pub mod analytics;
 pub mod attribution;
 pub mod clock;

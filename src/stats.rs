@@ -1,5 +1,6 @@
-//! Statistics shared by the domains that test differences between rates (creative fatigue,
-//! experiments): the standard normal distribution, written once.
+//! Statistics shared by the domains that test differences between rates or look for
+//! outliers (creative fatigue, experiments, alerts): the standard normal distribution, the
+//! pooled two-proportion z-test, and the median/MAD robust z-score, each written once.
 
 /// Standard normal CDF, Φ(x).
 ///
@@ -54,6 +55,100 @@ fn horner(x: f64, coefficients: &[f64]) -> f64 {
     coefficients.iter().fold(0.0, |acc, c| acc * x + c)
 }
 
+/// Pooled two-proportion z statistic of "the second rate differs from the first":
+///
+/// p̂ = (c₁ + c₂) / (n₁ + n₂), SE = √(p̂(1 − p̂)(1/n₁ + 1/n₂)), z = (c₂/n₂ − c₁/n₁) / SE.
+///
+/// Pooled because under H₀ both samples share one rate. `None` when a sample is empty or SE
+/// is 0 (no successes at all, or all successes): both rates are then equal, no evidence.
+pub fn two_proportion_z(c1: u64, n1: u64, c2: u64, n2: u64) -> Option<f64> {
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let (c1, n1, c2, n2) = (c1 as f64, n1 as f64, c2 as f64, n2 as f64);
+    let pooled = (c1 + c2) / (n1 + n2);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    (se > 0.0 && se.is_finite()).then(|| (c2 / n2 - c1 / n1) / se)
+}
+
+/// Which difference a two-proportion test looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alternative {
+    /// The second rate is below the first (a drop): p = Φ(z).
+    Less,
+    /// The second rate is above the first: p = 1 − Φ(z) = Φ(−z).
+    Greater,
+    /// Either way: p = 2·Φ(−|z|).
+    TwoSided,
+}
+
+/// p-value of the pooled two-proportion z-test (see [`two_proportion_z`]); 1 when there is no
+/// evidence at all (an empty sample, or equal degenerate rates).
+pub fn two_proportion_p(c1: u64, n1: u64, c2: u64, n2: u64, alternative: Alternative) -> f64 {
+    let Some(z) = two_proportion_z(c1, n1, c2, n2) else {
+        return 1.0;
+    };
+    match alternative {
+        Alternative::Less => normal_cdf(z),
+        Alternative::Greater => normal_cdf(-z),
+        Alternative::TwoSided => (2.0 * normal_cdf(-z.abs())).min(1.0),
+    }
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count); `None` when
+/// empty. NaNs are not expected (callers pass counts and amounts).
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
+}
+
+/// Median absolute deviation from the median (unscaled).
+pub fn mad(values: &[f64]) -> Option<f64> {
+    let m = median(values)?;
+    let deviations: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
+    median(&deviations)
+}
+
+/// Iglewicz and Hoaglin's modified z-score of `x` against `history`:
+/// z = 0.6745 · (x − median) / MAD (0.6745 makes MAD comparable to a standard deviation for
+/// normal data). When MAD is 0 (more than half the history is one value) the mean absolute
+/// deviation from the median stands in, scaled by 1/1.2533 = √(π/2)⁻¹ to the same footing:
+/// z = (x − median) / (1.253314 · MeanAD) (the fallback IBM SPSS and Iglewicz-Hoaglin use).
+/// `None` when the history is empty or has no spread at all (every value equal): there is no
+/// scale to measure a departure with, and a rule must not fire on "any change at all".
+pub fn robust_z(x: f64, history: &[f64]) -> Option<RobustZ> {
+    let median = median(history)?;
+    let mad = mad(history)?;
+    let z = if mad > 0.0 {
+        0.6745 * (x - median) / mad
+    } else {
+        let mean_ad =
+            history.iter().map(|v| (v - median).abs()).sum::<f64>() / history.len() as f64;
+        if mean_ad <= 0.0 {
+            return None;
+        }
+        (x - median) / (1.253_314 * mean_ad)
+    };
+    Some(RobustZ { median, mad, z })
+}
+
+/// A robust z-score with the numbers it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RobustZ {
+    pub median: f64,
+    pub mad: f64,
+    pub z: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +172,68 @@ mod tests {
         }
         assert_eq!(normal_cdf(-40.0), 0.0);
         assert_eq!(normal_cdf(40.0), 1.0);
+    }
+
+    fn close(got: f64, expected: f64, what: &str) {
+        assert!(
+            (got - expected).abs() < 1e-6,
+            "{what}: {got}, expected {expected}"
+        );
+    }
+
+    #[test]
+    fn two_proportion_tests_match_known_values() {
+        // 200/1000 then 150/1000: pooled 0.175, SE = √(0.175·0.825·0.002) = 0.016992645,
+        // z = −0.05 / SE = −2.942449 (R: prop.test without continuity correction gives
+        // X² = 8.658 = z², p two-sided 0.003256, one-sided "less" 0.001628).
+        let z = two_proportion_z(200, 1000, 150, 1000).unwrap();
+        close(z, -2.942_449_4, "z");
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::Less),
+            0.001_628_1,
+            "less",
+        );
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::TwoSided),
+            0.003_256_3,
+            "two",
+        );
+        close(
+            two_proportion_p(200, 1000, 150, 1000, Alternative::Greater),
+            0.998_371_9,
+            "greater",
+        );
+        // No evidence: an empty sample or no successes anywhere.
+        assert_eq!(two_proportion_p(0, 0, 5, 10, Alternative::TwoSided), 1.0);
+        assert_eq!(two_proportion_p(0, 10, 0, 10, Alternative::Less), 1.0);
+        assert!(two_proportion_z(0, 10, 0, 10).is_none());
+    }
+
+    #[test]
+    fn median_and_mad_match_known_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        // 1 1 2 2 4 6 9: median 2, deviations 1 1 0 0 2 4 7 → MAD 1 (the textbook example).
+        assert_eq!(mad(&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]), Some(1.0));
+    }
+
+    #[test]
+    fn robust_z_matches_known_values_and_handles_a_zero_mad() {
+        let history = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0];
+        // median 100, deviations 0 2 2 1 1 3 3 0 → MAD 1.5; z(110) = 0.6745·10/1.5 = 4.496667.
+        let r = robust_z(110.0, &history).unwrap();
+        assert_eq!((r.median, r.mad), (100.0, 1.5));
+        close(r.z, 4.496_666_7, "z");
+        close(robust_z(90.0, &history).unwrap().z, -4.496_666_7, "down");
+        // MAD 0 (five of eight equal): the mean absolute deviation stands in.
+        // median 10, MeanAD = (0·5 + 2 + 4 + 6)/8 = 1.5; z(20) = 10/(1.253314·1.5) = 5.319231.
+        let flat = [10.0, 10.0, 10.0, 10.0, 10.0, 12.0, 14.0, 16.0];
+        let r = robust_z(20.0, &flat).unwrap();
+        assert_eq!(r.mad, 0.0);
+        close(r.z, 5.319_231_0, "fallback");
+        // No spread at all: no z.
+        assert!(robust_z(11.0, &[10.0; 8]).is_none());
+        assert!(robust_z(11.0, &[]).is_none());
     }
 }

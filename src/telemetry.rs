@@ -21,8 +21,18 @@ pub struct PoolState {
     pub state: &'static str,
 }
 
+/// What the alerts did (SPEC §8.4): evaluations run, alerts that started firing, delivery
+/// attempts that failed. Cheap to clone (the counters are shared).
+#[derive(Clone, Debug, Default)]
+pub struct AlertCounters {
+    pub evaluations: Counter,
+    pub firings: Counter,
+    pub delivery_failures: Counter,
+}
+
 pub struct IngestMetrics {
     registry: Registry,
+    pub alerts: AlertCounters,
     pub stored: Counter,
     pub duplicates: Counter,
     pub suppressed: Counter,
@@ -72,6 +82,22 @@ impl IngestMetrics {
             "replica_lag_bytes",
             "WAL bytes the read replica had not replayed at its last check",
             replica_lag_bytes.clone(),
+        );
+        let alerts = AlertCounters::default();
+        registry.register(
+            "alert_evaluations",
+            "Alert evaluations (one company, one day)",
+            alerts.evaluations.clone(),
+        );
+        registry.register(
+            "alert_firings",
+            "Alerts that started firing",
+            alerts.firings.clone(),
+        );
+        registry.register(
+            "alert_delivery_failures",
+            "Alert delivery attempts that failed (retried with back-off)",
+            alerts.delivery_failures.clone(),
         );
         registry.register(
             "events_stored",
@@ -125,6 +151,7 @@ impl IngestMetrics {
         );
         Arc::new(IngestMetrics {
             registry,
+            alerts,
             stored,
             duplicates,
             suppressed,

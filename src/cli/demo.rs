@@ -57,11 +57,38 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
     );
     let pool = lux::db::connect_app(&ctx.url, 4)?;
     let jobs = lux::demo::run_jobs(&pool, company.company_id).await;
+    // The alerts of yesterday, on the rollups just made (no recipients yet: nothing is sent;
+    // they show in the alerts report and dashboard).
+    let alerts = match jobs {
+        Ok(_) => Some(
+            lux::alerts::check(
+                &pool,
+                company.company_id.uuid(),
+                None,
+                chrono::Utc::now(),
+                (
+                    &lux::alerts::AlertOptions::default(),
+                    &lux::alerts::DeliveryOptions::default(),
+                ),
+            )
+            .await,
+        ),
+        Err(_) => None,
+    };
     pool.close().await;
     let jobs = jobs?;
+    let (evaluation, _) = alerts.expect("evaluated after the jobs")?;
+    let fired: Vec<_> = evaluation
+        .fired
+        .iter()
+        .map(|n| serde_json::json!({"rule": n.rule, "subject": n.subject, "title": n.title}))
+        .collect();
     println!(
         "{}",
-        serde_json::to_string_pretty(&serde_json::json!({ "demo": summary, "jobs": jobs }))?
+        serde_json::to_string_pretty(&serde_json::json!({
+            "demo": summary, "jobs": jobs,
+            "alerts": {"day": evaluation.day, "fired": fired},
+        }))?
     );
     if args.no_serve {
         return Ok(());

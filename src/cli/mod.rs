@@ -2,6 +2,7 @@
 //! and sets up logging and the runtime; each command group has its file here. Library code
 //! never sees clap's strings: flags arrive as typed values (`ValueEnum`s, UUIDs, days).
 
+pub mod alerts;
 pub mod args;
 pub mod company;
 pub mod demo;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
     #[command(subcommand)]
     Sns(sns::SnsCommand),
+    /// Alerts: configure recipients and rules, evaluate a day now, send a test message.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 impl Command {
@@ -211,6 +215,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args, ctx).await,
         Command::Sns(command) => sns::run(command, url).await,
         Command::Experiments(command) => experiments::run(command, url).await,
+        Command::Alerts(command) => alerts::run(command, url).await,
     }
 }
 

@@ -50,6 +50,8 @@ pub struct ServeArgs {
     /// Seconds the replica may be behind before reads go back to the primary.
     #[arg(long, env = "LUX_READ_MAX_LAG_SECONDS", default_value_t = 30)]
     read_max_lag_seconds: u64,
+    #[command(flatten)]
+    alerts: super::alerts::DeliveryArgs,
 }
 
 /// Serves until stopped. `welcome`: a company just created for the person at the terminal
@@ -85,6 +87,8 @@ pub async fn serve(
             Err(e) => anyhow::bail!("{e:#}"),
         },
         clock: lux::clock::Clock::System,
+        alerts: Some(args.alerts.delivery()?),
+        public_url: args.public_url.clone(),
         messages: lux::messages::MessagesOptions {
             public_url: args.public_url,
         },

@@ -357,14 +357,8 @@ fn thousands(n: u64) -> String {
 /// every impression clicked) the two rates are equal and there is no evidence of a drop: 1.
 /// Both counts must be positive (the caller guarantees it).
 pub fn one_sided_drop_p_value(c1: u64, n1: u64, c2: u64, n2: u64) -> f64 {
-    let (c1, n1, c2, n2) = (c1 as f64, n1 as f64, c2 as f64, n2 as f64);
-    let pooled = (c1 + c2) / (n1 + n2);
-    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    if se == 0.0 || !se.is_finite() {
-        return 1.0;
-    }
-    let z = (c1 / n1 - c2 / n2) / se;
-    crate::stats::normal_cdf(-z)
+    // The same pooled test as the alerts' and the experiments' (`stats`), "second below first".
+    crate::stats::two_proportion_p(c1, n1, c2, n2, crate::stats::Alternative::Less)
 }
 
 #[cfg(test)]

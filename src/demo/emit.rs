@@ -968,8 +968,15 @@ impl<'w> Emitter<'w> {
                     + rng.random_range(0..3);
                 let ctr = rng.random_range(ad.ctr.0..ad.ctr.1);
                 let impressions = ((clicks.max(1) as f64) / ctr).round() as u64;
-                let cents =
-                    (clicks as f64 * rng.random_range(ad.cpc.0..ad.cpc.1) * 100.0).round() as u64;
+                let mut cpc = rng.random_range(ad.cpc.0..ad.cpc.1);
+                // The story the alerts tell (SPEC §8.4, `cpa_wow`): in the last complete week
+                // Meta's auction got dearer (a competitor's holiday push), so paid social buys
+                // the same clicks for 60 % more. Applied after the draw: the random streams,
+                // and with them every other count of a seed, stay as they were.
+                if ad.platform == "meta_ads" && day < last && day + 7 >= last {
+                    cpc *= 1.6;
+                }
+                let cents = (clicks as f64 * cpc * 100.0).round() as u64;
                 self.counts.spend_rows += 1;
                 self.counts.spend_cents += cents;
                 let date = world.days.dates[day];

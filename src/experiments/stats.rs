@@ -6,7 +6,6 @@
 //! [`results_from_counts`] turns counts into rates, uplift, interval and p-value.
 //! [`variant_results`] does both. Formulas: `docs/metrics.md`, "Experiments".
 
-use crate::stats::normal_cdf;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -239,18 +238,19 @@ fn difference_interval(control: Counts, treatment: Counts) -> Option<Interval> {
     })
 }
 
-/// Pooled two-proportion z-test, two-sided. With a pooled rate of 0 or 1 both variants have
-/// the same rate and there is no evidence of a difference: p = 1.
+/// Pooled two-proportion z-test, two-sided (`stats::two_proportion_p`, shared with the
+/// alerts). With a pooled rate of 0 or 1 both variants have the same rate and there is no
+/// evidence of a difference: p = 1.
 fn p_value(control: Counts, treatment: Counts) -> Option<f64> {
-    let (pc, pt) = (control.rate()?, treatment.rate()?);
-    let (nc, nt) = (control.exposed as f64, treatment.exposed as f64);
-    let pooled = (control.converted + treatment.converted) as f64 / (nc + nt);
-    let se = (pooled * (1.0 - pooled) * (1.0 / nc + 1.0 / nt)).sqrt();
-    if se == 0.0 {
-        return Some(1.0);
-    }
-    let z = (pt - pc) / se;
-    Some((2.0 * normal_cdf(-z.abs())).min(1.0))
+    control.rate()?;
+    treatment.rate()?;
+    Some(crate::stats::two_proportion_p(
+        control.converted,
+        control.exposed,
+        treatment.converted,
+        treatment.exposed,
+        crate::stats::Alternative::TwoSided,
+    ))
 }
 
 #[cfg(test)]

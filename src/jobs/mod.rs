@@ -634,9 +634,15 @@ pub async fn company_ids(pool: &PgPool) -> Result<Vec<CompanyId>, sqlx::Error> {
         .await
 }
 
-/// Runs every job for every company every `interval`, skipping what another node is running.
-/// Each run starts at the clock's `now`.
-pub async fn run_scheduler(pool: PgPool, interval: Duration, clock: Clock) {
+/// Runs every job for every company every `interval`, skipping what another node is running,
+/// then the company's alerts once a day after its morning hour (`alerts::run_scheduled`: on
+/// the rollups just brought up to date). Each run starts at the clock's `now`.
+pub async fn run_scheduler(
+    pool: PgPool,
+    interval: Duration,
+    clock: Clock,
+    alerts: crate::alerts::AlertOptions,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -649,17 +655,36 @@ pub async fn run_scheduler(pool: PgPool, interval: Duration, clock: Clock) {
             }
         };
         for company_id in companies {
+            // Alerts read the rollups: only after every job ran here, to the end, this tick
+            // (skipped: another node is mid-run, and its rollups may be half written).
+            let mut all_ran = true;
             for job in Job::ALL {
                 let how = (Mode::Incremental, WhenBusy::Skip);
                 match run(&pool, company_id, job, how, clock.now()).await {
                     Ok(Some(report)) if report.rows_changed > 0 => tracing::info!(
                         job = job.as_str(), %company_id, examined = report.rows_examined,
                         changed = report.rows_changed, seconds = report.seconds, "job ran"),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(
+                    Ok(Some(_)) => {}
+                    Ok(None) => all_ran = false,
+                    Err(error) => {
+                        all_ran = false;
+                        tracing::warn!(
                         job = job.as_str(), %company_id, error = %format!("{error:#}"),
-                        "job failed; the next run retries"),
+                        "job failed; the next run retries");
+                    }
                 }
+            }
+            if !all_ran {
+                continue;
+            }
+            match crate::alerts::run_scheduled(&pool, company_id.uuid(), clock.now(), &alerts).await
+            {
+                Ok(Some(evaluation)) => tracing::info!(%company_id, day = %evaluation.day,
+                    fired = evaluation.fired.len(), resolved = evaluation.resolved.len(),
+                    "alerts evaluated"),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%company_id, error = %error,
+                    "alert evaluation failed; the next tick retries"),
             }
         }
     }

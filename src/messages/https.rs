@@ -1,4 +1,5 @@
-//! A minimal HTTPS GET for talking to AWS (SNS certificates, subscription confirmations):
+//! A minimal HTTPS GET for talking to AWS (SNS certificates, subscription confirmations), and
+//! a JSON POST for Slack incoming webhooks (alerts):
 //! one HTTP/1.1 request per connection, rustls with the ring provider given explicitly (no
 //! process-wide default is installed), the system's roots (rustls-platform-verifier), no
 //! redirects followed, a size cap on the answer and a deadline on the whole exchange.
@@ -88,6 +89,70 @@ async fn exchange(url: &Url, max_bytes: usize) -> Result<Answer, String> {
             .to_bytes()
             .to_vec();
         Ok(Answer { status, body })
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// POSTs a JSON body (a Slack incoming webhook, for the alerts) to an `https://` URL, or an
+/// `http://` one (a webhook relay on the local network, the tests' receiver); answers the
+/// status. Same TLS settings and deadline rule as [`get`].
+pub async fn post_json(url: &Url, body: Vec<u8>, deadline: Duration) -> Result<StatusCode, String> {
+    tokio::time::timeout(deadline, post_exchange(url, body))
+        .await
+        .map_err(|_| format!("no answer within {} s", deadline.as_secs()))?
+}
+
+async fn post_exchange(url: &Url, body: Vec<u8>) -> Result<StatusCode, String> {
+    let host = url.host_str().ok_or("URL has no host")?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
+    let request = Request::post(target)
+        .header(hyper::header::HOST, host.clone())
+        .header(hyper::header::USER_AGENT, "lux-analytics")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .map_err(|e| format!("request: {e}"))?;
+    match url.scheme() {
+        "http" => send(TokioIo::new(tcp), request).await,
+        "https" => {
+            let name = ServerName::try_from(host).map_err(|_| "invalid host name")?;
+            let tls = TlsConnector::from(tls_config()?)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            send(TokioIo::new(tls), request).await
+        }
+        other => Err(format!("cannot POST to a {other}: URL")),
+    }
+}
+
+async fn send<T>(
+    io: TokioIo<T>,
+    request: Request<http_body_util::Full<Bytes>>,
+) -> Result<StatusCode, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let result = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        let status = response.status();
+        // Read (and drop) a bounded answer so the exchange completes.
+        let _ = Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await;
+        Ok(status)
     }
     .await;
     driver.abort();

@@ -37,6 +37,11 @@ pub struct ServeOptions {
     /// A streaming replica for the reports (LUX_READ_DATABASE_URL), and how far behind it
     /// may be before reads go back to the primary.
     pub read_replica: Option<ReadReplica>,
+    /// Alert delivery (SMTP, back-off) and dashboard links; the outbox worker runs when
+    /// `Some`.
+    pub alerts: Option<crate::alerts::DeliveryOptions>,
+    /// `LUX_PUBLIC_URL`, for the dashboard links in alerts.
+    pub public_url: Option<url::Url>,
 }
 
 /// Where the read-only work may go (see `db::replica`).
@@ -59,6 +64,8 @@ impl Default for ServeOptions {
             jobs_interval: Some(Duration::from_secs(60)),
             clock: crate::clock::Clock::System,
             read_replica: None,
+            alerts: Some(crate::alerts::DeliveryOptions::default()),
+            public_url: None,
         }
     }
 }
@@ -135,6 +142,7 @@ pub async fn start(
         .await
         .map_err(ServerError::Partitions)?;
     let metrics = IngestMetrics::new();
+    let alert_counters = metrics.alerts.clone();
     let purchases = Arc::new(tokio::sync::Notify::new());
     let (writer, writer_tasks) = Writer::start(
         crate::db::connect_options(database_url)?,
@@ -160,11 +168,25 @@ pub async fn start(
         messages: Arc::new(options.messages.clone()),
     };
     let maintenance = tokio::spawn(maintain_partitions(pool.clone()));
+    let alert_options = crate::alerts::AlertOptions {
+        public_url: options.public_url.clone(),
+        counters: alert_counters.clone(),
+    };
     let scheduler = options.jobs_interval.map(|every| {
         tokio::spawn(crate::jobs::run_scheduler(
             pool.clone(),
             every,
             options.clock,
+            alert_options.clone(),
+        ))
+    });
+    // The alert outbox: what evaluations (here, `lux alerts check`, another node) enqueued.
+    let alert_worker = options.alerts.clone().map(|delivery| {
+        tokio::spawn(crate::alerts::delivery::run_worker(
+            pool.clone(),
+            delivery,
+            options.clock,
+            alert_counters.clone(),
         ))
     });
 
@@ -203,6 +225,10 @@ pub async fn start(
         order_worker.abort();
         if let Some(monitor) = replica_monitor {
             monitor.abort();
+        }
+        // A delivery cut short rolls back its claim: the row stays due for the next pass.
+        if let Some(worker) = alert_worker {
+            worker.abort();
         }
         pool.close().await;
         reader.close().await;

@@ -259,6 +259,7 @@ pub fn document() -> Value {
     add_message_webhooks(&mut doc);
     add_sends_and_links(&mut doc);
     add_experiments(&mut doc);
+    add_alerts(&mut doc);
     doc
 }
 
@@ -309,6 +310,61 @@ fn add_experiments(doc: &mut Value) {
                 "403": error_response("a write key"),
                 "404": error_response("no experiment with this key in the company"),
                 "409": error_response("already concluded with another outcome or day")
+            }
+        }}),
+    );
+}
+
+/// `GET/PUT /api/v1/alerts/config`, `GET /api/v1/reports/alerts` (docs/alerts.md).
+fn add_alerts(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    let settings = "{emails: [address], slack_webhook: URL|null, quiet_hours: \"22-07\"|null, \
+                    morning_hour: 0-23, rules: {RULE: {threshold, min_volume}}}; rules: cpa_wow, \
+                    funnel_step_drop, checkout_abandonment_spike, revenue_anomaly, \
+                    email_complaints, creative_fatigue";
+    paths.insert(
+        "/api/v1/alerts/config".into(),
+        json!({
+            "get": {
+                "operationId": "getAlertConfig",
+                "summary": format!("The company's alert settings, every rule with its effective threshold and minimum volume: {settings}"),
+                "security": [{"secretKey": []}],
+                "responses": {
+                    "200": {"description": "the settings"},
+                    "401": error_response("no or unknown secret key"),
+                    "403": error_response("a write key")
+                }
+            },
+            "put": {
+                "operationId": "putAlertConfig",
+                "summary": format!("Replaces the alert settings (fields left out take their defaults): {settings}"),
+                "security": [{"secretKey": []}],
+                "responses": {
+                    "200": {"description": "the settings now in force"},
+                    "400": error_response("a field that is not valid, named"),
+                    "401": error_response("no or unknown secret key"),
+                    "403": error_response("a write key")
+                }
+            }
+        }),
+    );
+    paths.insert(
+        "/api/v1/reports/alerts".into(),
+        json!({"get": {
+            "operationId": "alertsReport",
+            "summary": "The alert history: alerts firing during from..to with state, numbers, explanation, link and deliveries (channel, target, status, attempts, sent_at, last_error)",
+            "security": [{"secretKey": []}],
+            "parameters": [
+                {"name": "from", "in": "query", "required": true, "schema": {"type": "string", "format": "date"}},
+                {"name": "to", "in": "query", "required": true, "schema": {"type": "string", "format": "date"}}
+            ],
+            "responses": {
+                "200": {"description": "{report: \"alerts\", from, to, rows}"},
+                "400": error_response("missing or invalid from/to"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key")
             }
         }}),
     );

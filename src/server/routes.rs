@@ -17,6 +17,7 @@ use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::alerts::api::AlertsState;
 use crate::analytics::writer::Writer;
 use crate::analytics::{IngestOptions, IngestState};
 use crate::clock::Clock;
@@ -88,6 +89,16 @@ impl FromRef<AppState> for MessagesState {
     }
 }
 
+impl FromRef<AppState> for AlertsState {
+    fn from_ref(app: &AppState) -> Self {
+        AlertsState {
+            pool: app.pool.clone(),
+            reader: app.reader.clone(),
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for ReportsState {
     fn from_ref(app: &AppState) -> Self {
         ReportsState {
@@ -130,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
         .merge(crate::creatives::router().with_state(CreativesState::from_ref(&state)))
         .merge(crate::experiments::api::router().with_state(ExperimentsState::from_ref(&state)))
+        .merge(crate::alerts::api::router().with_state(AlertsState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

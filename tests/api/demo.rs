@@ -519,6 +519,18 @@ async fn the_demo_company_is_as_consistent_as_ingested_data() {
     // The jobs ran: every order is attributed (or says why not), and most to a touch.
     let jobs = summary["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3);
+    // Then yesterday's alerts were evaluated on their rollups (recorded; what fires depends
+    // on the size: the default demo's Meta CPC rise fires `cpa_wow`, docs/alerts.md).
+    assert!(summary["alerts"]["fired"].is_array(), "{summary}");
+    assert_eq!(
+        scalar(
+            &owner,
+            id,
+            "SELECT count(*) FROM alert_runs WHERE company_id = $1"
+        )
+        .await,
+        1
+    );
     assert_eq!(jobs[0]["job"], "attribution");
     assert_eq!(jobs[1]["job"], "rollups");
     assert_eq!(jobs[2]["job"], "creative_fatigue");

@@ -96,6 +96,8 @@ pub fn test_options() -> ServeOptions {
         secrets_key: Some(secrets_key()),
         // Tests run jobs themselves, when their data is in place.
         jobs_interval: None,
+        // Tests deliver alerts themselves (or give the worker their SMTP server).
+        alerts: None,
         ..ServeOptions::default()
     }
 }

@@ -1,6 +1,8 @@
 //! API tests: the real service on a free port, against a fresh PostgreSQL database per test.
 //! All in one binary, so the crate links once.
 
+mod alerts;
+mod alerts_delivery;
 mod append_only;
 mod attribution;
 mod bad_input;
