@@ -35,6 +35,8 @@ pub struct IngestMetrics {
     pub batch_events: Histogram,
     pub flush_seconds: Histogram,
     pub pool_connections: Family<PoolState, Gauge>,
+    /// Open privacy requests past their due date (45 days), all companies.
+    pub privacy_requests_overdue: Gauge,
 }
 
 impl IngestMetrics {
@@ -50,6 +52,7 @@ impl IngestMetrics {
         let batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 13));
         let flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let pool_connections = Family::<PoolState, Gauge>::default();
+        let privacy_requests_overdue = Gauge::default();
         registry.register(
             "events_stored",
             "Events committed to raw_events",
@@ -100,6 +103,11 @@ impl IngestMetrics {
             "Database pool connections by state",
             pool_connections.clone(),
         );
+        registry.register(
+            "privacy_requests_overdue",
+            "Open privacy requests past their due date",
+            privacy_requests_overdue.clone(),
+        );
         Arc::new(IngestMetrics {
             registry,
             stored,
@@ -112,6 +120,7 @@ impl IngestMetrics {
             batch_events,
             flush_seconds,
             pool_connections,
+            privacy_requests_overdue,
         })
     }
 

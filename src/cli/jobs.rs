@@ -13,6 +13,9 @@ pub enum JobChoice {
     Attribution,
     /// The daily rollups the reports read.
     Rollups,
+    /// Raw-event retention (every company at once): drop monthly partitions older than every
+    /// company's retention, erase older events of companies that keep less (docs/privacy.md).
+    Retention,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +53,7 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
         JobChoice::All => lux::jobs::Job::ALL.to_vec(),
         JobChoice::Attribution => vec![lux::jobs::Job::Attribution],
         JobChoice::Rollups => vec![lux::jobs::Job::Rollups],
+        JobChoice::Retention => return retention(url).await,
     };
     // Migrated as the owner, run as the service (row-level security applies).
     owner_pool(url).await?.close().await;
@@ -94,5 +98,18 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} job run(s) failed (see above; recorded in job_runs)");
     }
+    Ok(())
+}
+
+/// `lux jobs run retention`: as the erasure role, on the owner's login. Prints its report.
+async fn retention(url: &str) -> anyhow::Result<()> {
+    let owner = owner_pool(url).await?;
+    let actor = format!(
+        "lux jobs run retention (os user {})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let report = lux::privacy::retention::run(&owner, &actor, chrono::Utc::now()).await;
+    owner.close().await;
+    println!("{}", serde_json::to_string(&report?)?);
     Ok(())
 }

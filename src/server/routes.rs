@@ -25,6 +25,7 @@ use crate::commerce::secrets::SecretsKey;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
+use crate::privacy::api::PrivacyState;
 use crate::reports::ReportsState;
 use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
@@ -85,6 +86,16 @@ impl FromRef<AppState> for MessagesState {
     }
 }
 
+impl FromRef<AppState> for PrivacyState {
+    fn from_ref(app: &AppState) -> Self {
+        PrivacyState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for ReportsState {
     fn from_ref(app: &AppState) -> Self {
         ReportsState {
@@ -106,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::commerce::router().with_state(WebhookState::from_ref(&state)))
         .merge(crate::messages::router().with_state(MessagesState::from_ref(&state)))
         .merge(crate::reports::router().with_state(ReportsState::from_ref(&state)))
+        .merge(crate::privacy::api::router().with_state(PrivacyState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -138,12 +150,19 @@ async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data.
+/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data: the overdue privacy
+/// requests are one count across companies.
 async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .queue_depth
         .set(state.writer.queue_depth() as i64);
+    let today = state.clock.now().date_naive();
+    let overdue = crate::privacy::requests::overdue_count(&state.pool, today);
+    // A scrape must answer even when the database does not: the gauge keeps its last value.
+    if let Ok(Ok(count)) = tokio::time::timeout(Duration::from_secs(2), overdue).await {
+        state.metrics.privacy_requests_overdue.set(count);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
