@@ -194,7 +194,7 @@ pub async fn export(
 pub enum EraseError {
     #[error("privacy request {0} does not exist for this company")]
     NoSuchRequest(Uuid),
-    #[error("privacy request {0} is a {1} request; erasure needs a deletion request")]
+    #[error("privacy request {0} is of kind {1}; erasure needs a deletion request")]
     NotADeletion(Uuid, String),
     #[error("privacy request {0} is about someone else than the person named")]
     OtherSubject(Uuid),

@@ -18,6 +18,7 @@ mod messages_report;
 mod messages_sends;
 mod messages_webhooks;
 mod privacy;
+mod privacy_ops;
 mod reports;
 mod resilience;
 mod rollups;
