@@ -83,7 +83,7 @@ async fn seed(app: &TestApp, company: &Company, person: &Seeded) {
         .bearer_auth(&company.secret_key)
         .json(&json!([{"message_id": person.message_id, "provider": "sendgrid",
             "provider_message_id": format!("sg-{}", person.message_id), "campaign": "winter",
-            "recipient": person.email}]))
+            "recipient": person.email, "sent_at": chrono::Utc::now().to_rfc3339()}]))
         .send()
         .await
         .unwrap();
@@ -290,6 +290,13 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
         person_free_lines(&before, &markers),
         person_free_lines(&after, &markers),
     );
+    // The comparison covers the others' rows: their events, sessions, keys, orders, sends.
+    for other_id in [&people[1].user_id, &people[2].order, &people[2].message_id, &other.user_id] {
+        assert!(
+            kept_before.iter().filter(|l| l.contains(other_id.as_str())).count() >= 1,
+            "{other_id} is compared"
+        );
+    }
     let gone: Vec<_> = kept_before.difference(&kept_after).collect();
     let new: Vec<_> = kept_after.difference(&kept_before).collect();
     assert!(gone.is_empty() && new.is_empty(), "other rows changed: gone {gone:#?} new {new:#?}");
