@@ -614,8 +614,10 @@ async fn record_consent(
     events: &[&AcceptedEvent],
 ) -> Result<(), sqlx::Error> {
     use crate::privacy::consent::{Change, Purpose};
-    let mut stating: Vec<&&AcceptedEvent> =
-        events.iter().filter(|e| e.consent_choice.is_some()).collect();
+    let mut stating: Vec<&&AcceptedEvent> = events
+        .iter()
+        .filter(|e| e.consent_choice.is_some())
+        .collect();
     if stating.is_empty() {
         return Ok(());
     }

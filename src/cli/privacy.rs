@@ -46,6 +46,13 @@ pub enum PrivacyCommand {
         #[arg(long, group = "target")]
         company: bool,
     },
+    /// Set how many months the company's raw events are kept (default 25).
+    Retention {
+        #[arg(value_parser = super::args::company_id)]
+        company_id: CompanyId,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=240))]
+        months: i32,
+    },
     /// List the company's privacy requests with their deadlines, as JSON lines.
     Requests {
         #[arg(value_parser = super::args::company_id)]
@@ -111,6 +118,20 @@ async fn run_with(command: PrivacyCommand, url: &str, owner: &sqlx::PgPool) -> a
             lux::privacy::suppress(owner, company_id, &target).await?;
             println!("suppressed");
         }
+        PrivacyCommand::Retention { company_id, months } => {
+            lux::tenancy::require_company(owner, company_id).await?;
+            sqlx::query(
+                "UPDATE companies SET raw_event_retention_months = $2 WHERE company_id = $1",
+            )
+            .bind(company_id)
+            .bind(months)
+            .execute(owner)
+            .await?;
+            println!(
+                "{}",
+                serde_json::json!({"company_id": company_id.uuid(), "raw_event_retention_months": months})
+            );
+        }
         PrivacyCommand::Requests { company_id } => {
             lux::tenancy::require_company(owner, company_id).await?;
             let mut tx = lux::db::begin_for_company(owner, company_id.uuid()).await?;
@@ -149,9 +170,13 @@ async fn run_with(command: PrivacyCommand, url: &str, owner: &sqlx::PgPool) -> a
             // As the service: row-level security scopes every section to the company.
             let app = lux::db::connect_app(url, 1)?;
             let mut tx = lux::db::begin_for_company(&app, company_id.uuid()).await?;
-            let doc =
-                lux::privacy::person::export(&mut tx, company_id.uuid(), &subject, chrono::Utc::now())
-                    .await?;
+            let doc = lux::privacy::person::export(
+                &mut tx,
+                company_id.uuid(),
+                &subject,
+                chrono::Utc::now(),
+            )
+            .await?;
             tx.commit().await?;
             app.close().await;
             let text = serde_json::to_string_pretty(&doc)?;
@@ -190,7 +215,11 @@ async fn run_with(command: PrivacyCommand, url: &str, owner: &sqlx::PgPool) -> a
 }
 
 /// The person named by `who`, after checking the company exists.
-async fn subject(owner: &sqlx::PgPool, company_id: CompanyId, who: &Who) -> anyhow::Result<Subject> {
+async fn subject(
+    owner: &sqlx::PgPool,
+    company_id: CompanyId,
+    who: &Who,
+) -> anyhow::Result<Subject> {
     lux::tenancy::require_company(owner, company_id).await?;
     let mut conn = owner.acquire().await?;
     let key = lux::privacy::company_hash_key(&mut conn, company_id.uuid()).await?;

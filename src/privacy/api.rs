@@ -86,9 +86,7 @@ async fn post_request(
     let now = state.clock.now();
     let received_at = match input.received_at {
         Some(at) if at > now => {
-            return Err(ApiError::BadRequest(
-                "received_at is in the future".into(),
-            ));
+            return Err(ApiError::BadRequest("received_at is in the future".into()));
         }
         Some(at) => at,
         None => now,

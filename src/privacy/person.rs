@@ -237,23 +237,27 @@ pub async fn erase(
         }
         None => {
             let via = ("cli", now);
-            requests::file(&mut tx, company_id, RequestKind::Deletion, Some(subject), via)
-                .await?
-                .request_id
+            requests::file(
+                &mut tx,
+                company_id,
+                RequestKind::Deletion,
+                Some(subject),
+                via,
+            )
+            .await?
+            .request_id
         }
     };
     let person = resolve(&mut tx, company_id, subject).await?;
-    let done: Value = sqlx::query_scalar(
-        "SELECT lux_erase_person($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(request_id)
-    .bind(actor)
-    .bind(now)
-    .bind(&person.visitors)
-    .bind(&person.users)
-    .bind(&person.emails)
-    .fetch_one(&mut *tx)
-    .await?;
+    let done: Value = sqlx::query_scalar("SELECT lux_erase_person($1, $2, $3, $4, $5, $6)")
+        .bind(request_id)
+        .bind(actor)
+        .bind(now)
+        .bind(&person.visitors)
+        .bind(&person.users)
+        .bind(&person.emails)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Erasure {
         request_id,

@@ -39,7 +39,9 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, sqlx::Error> {
     let mut conn = pool.acquire().await?.detach();
-    sqlx::query("SET ROLE lux_eraser").execute(&mut conn).await?;
+    sqlx::query("SET ROLE lux_eraser")
+        .execute(&mut conn)
+        .await?;
     let report = run_as_eraser(&mut conn, actor, now).await;
     let _ = conn.close().await;
     report

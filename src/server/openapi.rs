@@ -184,7 +184,30 @@ pub fn document() -> Value {
     let mut doc = base_document();
     add_message_webhooks(&mut doc);
     add_sends_and_links(&mut doc);
+    add_privacy_requests(&mut doc);
     doc
+}
+
+/// `POST /api/v1/privacy/requests` (docs/privacy.md).
+fn add_privacy_requests(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    paths.insert(
+        "/api/v1/privacy/requests".into(),
+        json!({"post": {
+            "operationId": "postPrivacyRequest",
+            "summary": "File a privacy request: {kind: access|deletion|opt_out, one of email|user_id|visitor_id, received_at?} → the request with acknowledge_by (10 business days) and due_by (45 days)",
+            "security": [{"secretKey": []}],
+            "responses": {
+                "201": {"description": "{request_id, kind, subject_kind, received_at, acknowledge_by, due_by, state, outcome, completed_at, filed_via}"},
+                "400": error_response("unknown kind, not exactly one of email/user_id/visitor_id, not an email, received_at in the future, or not JSON"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key: privacy requests need the secret key"),
+                "413": error_response("body over 4096 bytes")
+            }
+        }}),
+    );
 }
 
 /// `POST /api/v1/messages`, `POST /api/v1/links`, `GET /r/{code}` (docs/messages.md).

@@ -110,7 +110,11 @@ pub(crate) fn sendgrid_public(key: &SigningKey) -> String {
     STANDARD.encode(der.as_bytes())
 }
 
-pub(crate) fn sendgrid_headers(key: &SigningKey, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+pub(crate) fn sendgrid_headers(
+    key: &SigningKey,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     let mut signed = timestamp.to_string().into_bytes();
     signed.extend_from_slice(body);
     let signature: p256::ecdsa::Signature = key.sign(&signed);
@@ -127,7 +131,14 @@ pub(crate) fn sendgrid_headers(key: &SigningKey, timestamp: i64, body: &[u8]) ->
 }
 
 /// A SendGrid event with our `lux_mid` custom argument.
-pub(crate) fn sg_event(word: &str, id: &str, message: &str, email: &str, at: i64, extra: Value) -> Value {
+pub(crate) fn sg_event(
+    word: &str,
+    id: &str,
+    message: &str,
+    email: &str,
+    at: i64,
+    extra: Value,
+) -> Value {
     let mut event = json!({
         "event": word,
         "sg_event_id": id,

@@ -15,7 +15,9 @@ use crate::helpers::{
     BROWSER_UA, Company, TestApp, act_as_service, answer, create_company, lux_error, lux_json,
     pg_dump, wait_for_order,
 };
-use crate::messages_webhooks::{post_sendgrid, sendgrid_key, sendgrid_public, set_secret, sg_event};
+use crate::messages_webhooks::{
+    post_sendgrid, sendgrid_key, sendgrid_public, set_secret, sg_event,
+};
 
 /// One person of a company: two devices, a user id, an email, an order, a message.
 struct Seeded {
@@ -81,9 +83,11 @@ async fn seed(app: &TestApp, company: &Company, person: &Seeded) {
         .client
         .post(format!("{}/api/v1/messages", app.base))
         .bearer_auth(&company.secret_key)
-        .json(&json!([{"message_id": person.message_id, "provider": "sendgrid",
+        .json(
+            &json!([{"message_id": person.message_id, "provider": "sendgrid",
             "provider_message_id": format!("sg-{}", person.message_id), "campaign": "winter",
-            "recipient": person.email, "sent_at": chrono::Utc::now().to_rfc3339()}]))
+            "recipient": person.email, "sent_at": chrono::Utc::now().to_rfc3339()}]),
+        )
         .send()
         .await
         .unwrap();
@@ -203,7 +207,10 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
     let app = TestApp::spawn().await;
     let a = &app.company;
     let b = create_company(&app.owner, "Other").await;
-    let people: Vec<Seeded> = ["zoe", "yan", "xia"].iter().map(|t| Seeded::new(t)).collect();
+    let people: Vec<Seeded> = ["zoe", "yan", "xia"]
+        .iter()
+        .map(|t| Seeded::new(t))
+        .collect();
     for person in &people {
         seed(&app, a, person).await;
     }
@@ -222,7 +229,10 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
         &visitors,
     )
     .await;
-    assert!(sessions.len() >= 2, "both devices have sessions: {sessions:?}");
+    assert!(
+        sessions.len() >= 2,
+        "both devices have sessions: {sessions:?}"
+    );
     let event_ids = strings(
         &app.owner,
         "SELECT event_id::text FROM raw_events WHERE company_id = $1 AND visitor_id::text = ANY($2)",
@@ -269,18 +279,30 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
     let company = a.id.to_string();
     let erased = lux_json(
         &app.db.url,
-        &["privacy", "erase", &company, "--email", &zoe.email.to_uppercase()],
+        &[
+            "privacy",
+            "erase",
+            &company,
+            "--email",
+            &zoe.email.to_uppercase(),
+        ],
     );
     let removed = &erased["removed"];
     assert_eq!(removed["raw_events"], event_ids.len(), "{erased}");
     assert_eq!(removed["event_ids"], event_ids.len(), "{erased}");
     assert_eq!(removed["sessions"], sessions.len(), "{erased}");
-    assert_eq!(removed["identity_keys"], 4, "two devices, a user id, an email: {erased}");
+    assert_eq!(
+        removed["identity_keys"], 4,
+        "two devices, a user id, an email: {erased}"
+    );
     assert_eq!(removed["message_sends"], 1, "{erased}");
     assert!(removed["message_events"].as_i64().unwrap() >= 1, "{erased}");
     assert_eq!(removed["consent_events"], consent_rows, "{erased}");
     assert_eq!(removed["orders_unlinked"], 1, "{erased}");
-    assert!(erased["rollup_days_recomputed"].as_u64().unwrap() >= 1, "{erased}");
+    assert!(
+        erased["rollup_days_recomputed"].as_u64().unwrap() >= 1,
+        "{erased}"
+    );
 
     let after = pg_dump(&app.db.url);
     for id in &identifiers {
@@ -291,15 +313,27 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
         person_free_lines(&after, &markers),
     );
     // The comparison covers the others' rows: their events, sessions, keys, orders, sends.
-    for other_id in [&people[1].user_id, &people[2].order, &people[2].message_id, &other.user_id] {
+    for other_id in [
+        &people[1].user_id,
+        &people[2].order,
+        &people[2].message_id,
+        &other.user_id,
+    ] {
         assert!(
-            kept_before.iter().filter(|l| l.contains(other_id.as_str())).count() >= 1,
+            kept_before
+                .iter()
+                .filter(|l| l.contains(other_id.as_str()))
+                .count()
+                >= 1,
             "{other_id} is compared"
         );
     }
     let gone: Vec<_> = kept_before.difference(&kept_after).collect();
     let new: Vec<_> = kept_after.difference(&kept_before).collect();
-    assert!(gone.is_empty() && new.is_empty(), "other rows changed: gone {gone:#?} new {new:#?}");
+    assert!(
+        gone.is_empty() && new.is_empty(),
+        "other rows changed: gone {gone:#?} new {new:#?}"
+    );
     // Her order stays for accounting, with no link to her.
     let (number, email, user, visitor, session): (
         String,
@@ -335,7 +369,10 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0].1, "erasure");
     assert_eq!(&ledger[0].2, removed);
-    assert_eq!(ledger[0].0.to_string(), erased["request_id"].as_str().unwrap());
+    assert_eq!(
+        ledger[0].0.to_string(),
+        erased["request_id"].as_str().unwrap()
+    );
     let state: String = sqlx::query_scalar(
         "SELECT state FROM privacy_requests WHERE company_id = $1 AND request_id = $2",
     )
@@ -374,7 +411,8 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
         json!({"event_name": "page_view", "visitor_id": vb, "page_url": "https://b.test/"}),
     )
     .await;
-    let raw = |company: Uuid| format!("SELECT count(*) FROM raw_events WHERE company_id = '{company}'");
+    let raw =
+        |company: Uuid| format!("SELECT count(*) FROM raw_events WHERE company_id = '{company}'");
     let (a_rows, b_rows) = (app.count(&raw(a)).await, app.count(&raw(b.id)).await);
     assert_eq!((a_rows, b_rows), (1, 1));
 
@@ -391,7 +429,10 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
             .execute(&mut *tx)
             .await
             .expect_err(statement);
-        assert!(error.to_string().contains("permission denied"), "{statement}: {error}");
+        assert!(
+            error.to_string().contains("permission denied"),
+            "{statement}: {error}"
+        );
     }
 
     // A deletion request of company A, as the API files it.
@@ -430,12 +471,18 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
             "needs a privacy request",
         ),
         (
-            format!("SELECT lux_erase_person('{}', 'test', now(), '{{}}', '{{}}', '{{}}')", Uuid::now_v7()),
+            format!(
+                "SELECT lux_erase_person('{}', 'test', now(), '{{}}', '{{}}', '{{}}')",
+                Uuid::now_v7()
+            ),
             "does not exist",
         ),
         ("DELETE FROM raw_events".to_string(), "append-only"),
         ("TRUNCATE raw_events".to_string(), "permission denied"),
-        ("UPDATE raw_events SET event_name = 'x'".to_string(), "permission denied"),
+        (
+            "UPDATE raw_events SET event_name = 'x'".to_string(),
+            "permission denied",
+        ),
     ] {
         let mut tx = as_eraser(a).await;
         let error = sqlx::query(sqlx::AssertSqlSafe(call.clone()))
@@ -483,17 +530,20 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
         .unwrap()
         .rows_affected();
     assert_eq!(deleted, 0);
-    let done: Value = sqlx::query_scalar(
-        "SELECT lux_erase_person($1, 'test', now(), $2, '{}', '{}')",
-    )
-    .bind(request_id)
-    .bind(vec![vb])
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let done: Value =
+        sqlx::query_scalar("SELECT lux_erase_person($1, 'test', now(), $2, '{}', '{}')")
+            .bind(request_id)
+            .bind(vec![vb])
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
     assert_eq!(done["removed"]["raw_events"], 0, "{done}");
     tx.commit().await.unwrap();
-    assert_eq!(app.count(&raw(b.id)).await, 1, "company B's row is untouched");
+    assert_eq!(
+        app.count(&raw(b.id)).await,
+        1,
+        "company B's row is untouched"
+    );
     assert_eq!(app.count(&raw(a)).await, 1, "and A's was not named");
 
     // The command line refuses a request that is not a deletion, or is about someone else.
@@ -502,22 +552,54 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
     let other = Uuid::now_v7().to_string();
     let access = lux_json(
         &app.db.url,
-        &["privacy", "request", &company, "--kind", "access", "--visitor-id", &visitor],
+        &[
+            "privacy",
+            "request",
+            &company,
+            "--kind",
+            "access",
+            "--visitor-id",
+            &visitor,
+        ],
     );
     let access_id = access["request_id"].as_str().unwrap();
     let error = lux_error(
         &app.db.url,
-        &["privacy", "erase", &company, "--visitor-id", &visitor, "--request", access_id],
+        &[
+            "privacy",
+            "erase",
+            &company,
+            "--visitor-id",
+            &visitor,
+            "--request",
+            access_id,
+        ],
     );
     assert!(error.contains("needs a deletion request"), "{error}");
     let error = lux_error(
         &app.db.url,
-        &["privacy", "erase", &company, "--visitor-id", &other, "--request", &request_id.to_string()],
+        &[
+            "privacy",
+            "erase",
+            &company,
+            "--visitor-id",
+            &other,
+            "--request",
+            &request_id.to_string(),
+        ],
     );
     assert!(error.contains("someone else"), "{error}");
     let erased = lux_json(
         &app.db.url,
-        &["privacy", "erase", &company, "--visitor-id", &visitor, "--request", &request_id.to_string()],
+        &[
+            "privacy",
+            "erase",
+            &company,
+            "--visitor-id",
+            &visitor,
+            "--request",
+            &request_id.to_string(),
+        ],
     );
     assert_eq!(erased["removed"]["raw_events"], 1, "{erased}");
     assert_eq!(app.count(&raw(a)).await, 0);
@@ -537,9 +619,21 @@ async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_no
     let company = a.id.to_string();
     let output = crate::helpers::lux_command(
         &app.db.url,
-        &["privacy", "export", &company, "--email", &ann.email, "--out", path.to_str().unwrap()],
+        &[
+            "privacy",
+            "export",
+            &company,
+            "--email",
+            &ann.email,
+            "--out",
+            path.to_str().unwrap(),
+        ],
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     let doc: Value = serde_json::from_str(&text).unwrap();
@@ -560,16 +654,28 @@ async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_no
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| format!("{}:{}", k["kind"].as_str().unwrap(), k["value"].as_str().unwrap()))
+        .map(|k| {
+            format!(
+                "{}:{}",
+                k["kind"].as_str().unwrap(),
+                k["value"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert!(links.contains(&format!("user:{}", ann.user_id)), "{links:?}");
+    assert!(
+        links.contains(&format!("user:{}", ann.user_id)),
+        "{links:?}"
+    );
     for device in &devices {
         assert!(links.contains(&format!("visitor:{device}")), "{links:?}");
     }
     let orders = doc["orders"].as_array().unwrap();
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(orders[0]["order_number"], ann.order.as_str());
-    assert_eq!(doc["message_sends"][0]["message_id"], ann.message_id.as_str());
+    assert_eq!(
+        doc["message_sends"][0]["message_id"],
+        ann.message_id.as_str()
+    );
     assert!(
         doc["message_events"]
             .as_array()
@@ -586,13 +692,18 @@ async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_no
         .filter(|c| c["purpose"] == "marketing")
         .map(|c| c["granted"].as_bool().unwrap())
         .collect();
-    assert_eq!(marketing, [true, false], "the marketing consent and its withdrawal");
+    assert_eq!(
+        marketing,
+        [true, false],
+        "the marketing consent and its withdrawal"
+    );
     assert!(
         doc["consent_current"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["purpose"] == "marketing" && c["granted"] == false
+            .any(|c| c["purpose"] == "marketing"
+                && c["granted"] == false
                 && c["notice_version"] == "2026-11"),
         "{}",
         doc["consent_current"]
@@ -600,10 +711,18 @@ async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_no
 
     // Nothing of Ben.
     let ben_hash = email_hash_hex(&app.owner, a.id, &ben.email).await;
-    let mut bens = vec![ben.user_id.clone(), ben.order.clone(), ben.message_id.clone(), ben_hash];
+    let mut bens = vec![
+        ben.user_id.clone(),
+        ben.order.clone(),
+        ben.message_id.clone(),
+        ben_hash,
+    ];
     bens.extend(ben.devices.iter().map(Uuid::to_string));
     for id in bens {
-        assert!(!text.contains(&id), "{id} of another person is in the export");
+        assert!(
+            !text.contains(&id),
+            "{id} of another person is in the export"
+        );
     }
     app.stop().await;
 }
@@ -615,7 +734,10 @@ async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_li
     let cat = Seeded::new("cat");
     seed(&app, a, &cat).await;
     let company = a.id.to_string();
-    lux_json(&app.db.url, &["privacy", "erase", &company, "--user-id", &cat.user_id]);
+    lux_json(
+        &app.db.url,
+        &["privacy", "erase", &company, "--user-id", &cat.user_id],
+    );
     let email_hash = email_hash_hex(&app.owner, a.id, &cat.email).await;
     let mut identifiers: Vec<String> = cat.devices.iter().map(Uuid::to_string).collect();
     identifiers.extend([cat.user_id.clone(), email_hash.clone()]);
@@ -636,16 +758,39 @@ async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_li
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["suppressed"], 4, "{body}");
-    assert_eq!(app.count("SELECT count(*) FROM raw_events").await, rows_before);
+    assert_eq!(
+        app.count("SELECT count(*) FROM raw_events").await,
+        rows_before
+    );
 
     // A provider's webhook about her mail (opened, clicked, unsubscribed).
     let key = sendgrid_key(7);
-    set_secret(&app, a.id, lux::commerce::secrets::Provider::SendGrid, &sendgrid_public(&key)).await;
+    set_secret(
+        &app,
+        a.id,
+        lux::commerce::secrets::Provider::SendGrid,
+        &sendgrid_public(&key),
+    )
+    .await;
     let at = chrono::Utc::now().timestamp();
     let batch = json!([
         sg_event("open", "ev-1", &cat.message_id, &cat.email, at, json!({})),
-        sg_event("click", "ev-2", &cat.message_id, &cat.email, at, json!({"url": "https://shop.test/"})),
-        sg_event("unsubscribe", "ev-3", &cat.message_id, &cat.email, at, json!({})),
+        sg_event(
+            "click",
+            "ev-2",
+            &cat.message_id,
+            &cat.email,
+            at,
+            json!({"url": "https://shop.test/"})
+        ),
+        sg_event(
+            "unsubscribe",
+            "ev-3",
+            &cat.message_id,
+            &cat.email,
+            at,
+            json!({})
+        ),
     ]);
     let (status, body) = post_sendgrid(&app, a.id, &key, at, &batch.to_string()).await;
     assert_eq!(status, 200, "{body}");
@@ -670,8 +815,15 @@ async fn the_consent_ledger_keeps_changes_only_from_the_snippet_gpc_and_requests
     let a = &app.company;
     track(&app, a, page(json!({"analytics": true, "marketing": true}))).await;
     track(&app, a, page(json!({"analytics": true, "marketing": true}))).await;
-    track(&app, a, json!([page(json!({"analytics": true, "marketing": true})),
-                           page(json!({"analytics": true, "marketing": false}))])).await;
+    track(
+        &app,
+        a,
+        json!([
+            page(json!({"analytics": true, "marketing": true})),
+            page(json!({"analytics": true, "marketing": false}))
+        ]),
+    )
+    .await;
     let response = app
         .client
         .post(format!("{}/e?key={}", app.base, a.write_key))
@@ -690,7 +842,10 @@ async fn the_consent_ledger_keeps_changes_only_from_the_snippet_gpc_and_requests
     .fetch_all(&app.owner)
     .await
     .unwrap();
-    let as_text: Vec<String> = rows.iter().map(|(p, g, s)| format!("{p}={g} ({s})")).collect();
+    let as_text: Vec<String> = rows
+        .iter()
+        .map(|(p, g, s)| format!("{p}={g} ({s})"))
+        .collect();
     assert_eq!(
         as_text,
         [
@@ -750,7 +905,18 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
     let post = |key: String, body: Value| {
         let client = app.client.clone();
         let url = format!("{}/api/v1/privacy/requests", app.base);
-        async move { answer(client.post(url).bearer_auth(key).json(&body).send().await.unwrap()).await }
+        async move {
+            answer(
+                client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
     };
     let (status, filed) = post(
         a.secret_key.clone(),
@@ -758,7 +924,9 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{filed}");
-    let received: chrono::NaiveDate = filed["received_at"].as_str().unwrap()[..10].parse().unwrap();
+    let received: chrono::NaiveDate = filed["received_at"].as_str().unwrap()[..10]
+        .parse()
+        .unwrap();
     assert_eq!(
         filed["due_by"].as_str().unwrap(),
         (received + chrono::TimeDelta::days(45)).to_string()
@@ -768,7 +936,12 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
         lux::privacy::requests::acknowledge_by(received).to_string()
     );
     assert_eq!(filed["state"], "received");
-    assert!(!filed.to_string().to_lowercase().contains("someone@example.com"));
+    assert!(
+        !filed
+            .to_string()
+            .to_lowercase()
+            .contains("someone@example.com")
+    );
 
     // Received by mail 50 days ago and never answered: overdue.
     let long_ago = (chrono::Utc::now() - chrono::TimeDelta::days(50)).to_rfc3339();
@@ -780,25 +953,39 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
     assert_eq!(status, StatusCode::CREATED, "{old}");
 
     for (key, body, expected) in [
-        (a.write_key.clone(), json!({"kind": "access", "user_id": "u"}), StatusCode::FORBIDDEN),
-        (a.secret_key.clone(), json!({"kind": "erase", "user_id": "u"}), StatusCode::BAD_REQUEST),
-        (a.secret_key.clone(), json!({"kind": "access"}), StatusCode::BAD_REQUEST),
+        (
+            a.write_key.clone(),
+            json!({"kind": "access", "user_id": "u"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            a.secret_key.clone(),
+            json!({"kind": "erase", "user_id": "u"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            a.secret_key.clone(),
+            json!({"kind": "access"}),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             a.secret_key.clone(),
             json!({"kind": "access", "user_id": "u", "email": "x@y.z"}),
             StatusCode::BAD_REQUEST,
         ),
-        (a.secret_key.clone(), json!({"kind": "access", "email": "nope"}), StatusCode::BAD_REQUEST),
+        (
+            a.secret_key.clone(),
+            json!({"kind": "access", "email": "nope"}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let (status, answer) = post(key, body.clone()).await;
         assert_eq!(status, expected, "{body}: {answer}");
         assert!(answer["error"].is_string(), "{answer}");
     }
 
-    let output = crate::helpers::lux_command(
-        &app.db.url,
-        &["privacy", "requests", &a.id.to_string()],
-    );
+    let output =
+        crate::helpers::lux_command(&app.db.url, &["privacy", "requests", &a.id.to_string()]);
     assert!(output.status.success());
     let listed: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -811,7 +998,9 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.lines().any(|l| l == "lux_privacy_requests_overdue 1"),
+        metrics
+            .lines()
+            .any(|l| l == "lux_privacy_requests_overdue 1"),
         "{metrics}"
     );
     app.stop().await;
@@ -830,7 +1019,12 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
     let now = chrono::Utc::now();
     let month_start = |months_back: u32| {
         let d = now.date_naive() - chrono::Months::new(months_back);
-        d.with_day0(0).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc() + chrono::TimeDelta::days(9)
+        d.with_day0(0)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+            + chrono::TimeDelta::days(9)
     };
     use chrono::Datelike;
     let (ancient, old) = (month_start(30), month_start(18));
@@ -857,13 +1051,15 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
         .execute(&app.owner)
         .await
         .unwrap();
-        sqlx::query("INSERT INTO event_ids (company_id, event_id, received_at) VALUES ($1, $2, $3)")
-            .bind(company)
-            .bind(event)
-            .bind(at)
-            .execute(&app.owner)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO event_ids (company_id, event_id, received_at) VALUES ($1, $2, $3)",
+        )
+        .bind(company)
+        .bind(event)
+        .bind(at)
+        .execute(&app.owner)
+        .await
+        .unwrap();
         sqlx::query(
             "INSERT INTO sessions (company_id, session_id, visitor_id, started_at, last_seen_at,
                  landing_page, source, medium, channel, page_views, events)
@@ -879,8 +1075,12 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
     }
     // And today's, through /e.
     for company in [&app.company, &b] {
-        track(&app, company, json!({"event_name": "page_view", "visitor_id": Uuid::now_v7(),
-            "page_url": "https://new.test/"}))
+        track(
+            &app,
+            company,
+            json!({"event_name": "page_view", "visitor_id": Uuid::now_v7(),
+            "page_url": "https://new.test/"}),
+        )
         .await;
     }
     rebuild(&app, a).await;
@@ -890,21 +1090,26 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
         let app = &app;
         async move { app.count(&sql).await }
     };
-    let in_range = |company: Uuid, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
-        format!(
-            "SELECT count(*) FROM raw_events WHERE company_id = '{company}'
+    let in_range =
+        |company: Uuid, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+            format!(
+                "SELECT count(*) FROM raw_events WHERE company_id = '{company}'
                AND occurred_at >= '{}' AND occurred_at < '{}'",
-            from.to_rfc3339(),
-            to.to_rfc3339()
-        )
-    };
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )
+        };
     let day = chrono::TimeDelta::days(1);
     assert_eq!(count(in_range(a, ancient - day, ancient + day)).await, 1);
 
     let report = lux_json(&app.db.url, &["jobs", "run", "retention"]);
     assert_eq!(report["dropped_partitions"], json!([partition]), "{report}");
     let erased = report["erased"].as_array().unwrap();
-    assert_eq!(erased.len(), 1, "only B keeps less than 25 months: {report}");
+    assert_eq!(
+        erased.len(),
+        1,
+        "only B keeps less than 25 months: {report}"
+    );
     assert_eq!(erased[0]["company_id"], b.id.to_string());
     assert_eq!(erased[0]["raw_events"], 1, "{report}");
 
@@ -914,11 +1119,31 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
         .await
         .unwrap();
     assert!(exists.is_none(), "the old partition is gone");
-    assert_eq!(count(in_range(a, old - day, old + day)).await, 1, "A keeps 25 months");
-    assert_eq!(count(in_range(b.id, old - day, old + day)).await, 0, "B keeps 12");
-    assert_eq!(count(in_range(a, now - day, now + day)).await, 1, "today's stays");
-    assert_eq!(count(in_range(b.id, now - day, now + day)).await, 1, "today's stays");
-    assert_eq!(rollups(&app.owner).await, rollups_before, "rollups stay as they were");
+    assert_eq!(
+        count(in_range(a, old - day, old + day)).await,
+        1,
+        "A keeps 25 months"
+    );
+    assert_eq!(
+        count(in_range(b.id, old - day, old + day)).await,
+        0,
+        "B keeps 12"
+    );
+    assert_eq!(
+        count(in_range(a, now - day, now + day)).await,
+        1,
+        "today's stays"
+    );
+    assert_eq!(
+        count(in_range(b.id, now - day, now + day)).await,
+        1,
+        "today's stays"
+    );
+    assert_eq!(
+        rollups(&app.owner).await,
+        rollups_before,
+        "rollups stay as they were"
+    );
     let ledger: Vec<(Uuid, String, Value)> = sqlx::query_as(
         "SELECT company_id, action, rows FROM privacy_ledger ORDER BY action, company_id",
     )
@@ -928,7 +1153,11 @@ async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rol
     let mut expected = vec![
         (a, "retention_drop".to_string(), json!({"raw_events": 1})),
         (b.id, "retention_drop".to_string(), json!({"raw_events": 1})),
-        (b.id, "retention_erasure".to_string(), json!({"raw_events": 1, "event_ids": 1})),
+        (
+            b.id,
+            "retention_erasure".to_string(),
+            json!({"raw_events": 1, "event_ids": 1}),
+        ),
     ];
     expected.sort_by(|x, y| (&x.1, x.0).cmp(&(&y.1, y.0)));
     assert_eq!(ledger, expected);
