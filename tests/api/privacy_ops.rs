@@ -19,6 +19,15 @@ use crate::messages_webhooks::{
     post_sendgrid, sendgrid_key, sendgrid_public, set_secret, sg_event,
 };
 
+/// An order's number and its links to a person.
+type OrderLinks = (
+    String,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
+
 /// One person of a company: two devices, a user id, an email, an order, a message.
 struct Seeded {
     devices: [Uuid; 2],
@@ -335,13 +344,7 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
         "other rows changed: gone {gone:#?} new {new:#?}"
     );
     // Her order stays for accounting, with no link to her.
-    let (number, email, user, visitor, session): (
-        String,
-        Option<Vec<u8>>,
-        Option<String>,
-        Option<Uuid>,
-        Option<Uuid>,
-    ) = sqlx::query_as(
+    let (number, email, user, visitor, session): OrderLinks = sqlx::query_as(
         "SELECT order_number, email_hash, user_id, visitor_id, session_id FROM orders
          WHERE company_id = $1 AND order_id::text = $2",
     )
