@@ -430,6 +430,15 @@ $$;
 REVOKE EXECUTE ON FUNCTION lux_erase_events_before(uuid, text, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lux_erase_events_before(uuid, text, timestamptz, timestamptz) TO lux_eraser;
 
+-- A company's retention cutoff at p_at: the start (UTC) of the month p_months before p_at's.
+-- Retention works in whole months, like the partitions: an event goes once its month ended
+-- more than N months ago, so a cutoff never falls inside a partition and a company is erased
+-- row by row only when it keeps fewer months than another, once a month.
+CREATE FUNCTION lux_retention_cutoff(p_at timestamptz, p_months integer) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT date_trunc('month', (p_at AT TIME ZONE 'UTC') - make_interval(months => p_months))
+                 AT TIME ZONE 'UTC' $$;
+
 -- Retention, by partition: drops one monthly partition of raw_events when every company's
 -- retention allows it (the partition ends before each company's cutoff at p_at), after
 -- counting its rows per company into privacy_ledger. A definer function (the owner's): only
@@ -451,7 +460,7 @@ BEGIN
         RETURN false;
     END IF;
     IF EXISTS (SELECT 1 FROM companies
-               WHERE part_upper > p_at - make_interval(months => raw_event_retention_months)) THEN
+               WHERE part_upper > lux_retention_cutoff(p_at, raw_event_retention_months)) THEN
         RETURN false;
     END IF;
     EXECUTE format(
@@ -489,7 +498,7 @@ CREATE FUNCTION lux_retention_cutoffs(p_at timestamptz)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = public, pg_temp
     AS $$
-        SELECT company_id, p_at - make_interval(months => raw_event_retention_months)
+        SELECT company_id, lux_retention_cutoff(p_at, raw_event_retention_months)
         FROM companies ORDER BY company_id
     $$;
 REVOKE EXECUTE ON FUNCTION lux_raw_event_partitions() FROM PUBLIC;

@@ -46,6 +46,18 @@ impl Person {
         }
     }
 
+    /// The request/suppression key of each of the person's keys.
+    fn subject_keys(&self, company_key: &[u8]) -> Vec<String> {
+        let visitors = self.visitor_text().into_iter().map(|v| ("visitor", v));
+        let users = self.users.iter().map(|u| ("user", u.clone()));
+        let emails = self.email_hex().into_iter().map(|e| ("email", e));
+        visitors
+            .chain(users)
+            .chain(emails)
+            .map(|(kind, value)| super::suppression_key(company_key, kind, &value))
+            .collect()
+    }
+
     fn email_hex(&self) -> Vec<String> {
         self.emails.iter().map(hex::encode).collect()
     }
@@ -230,9 +242,10 @@ pub async fn erase(
         .execute(&mut *tx)
         .await?;
     crate::db::set_company(&mut tx, company_id).await?;
+    let person = resolve(&mut tx, company_id, subject).await?;
     let request_id = match request {
         Some(id) => {
-            check_request(&mut tx, company_id, id, subject).await?;
+            check_request(&mut tx, company_id, id, &person).await?;
             id
         }
         None => {
@@ -248,7 +261,6 @@ pub async fn erase(
             .request_id
         }
     };
-    let person = resolve(&mut tx, company_id, subject).await?;
     let done: Value = sqlx::query_scalar("SELECT lux_erase_person($1, $2, $3, $4, $5, $6)")
         .bind(request_id)
         .bind(actor)
@@ -276,7 +288,7 @@ async fn check_request(
     conn: &mut PgConnection,
     company_id: Uuid,
     request_id: Uuid,
-    subject: &Subject,
+    person: &Person,
 ) -> Result<(), EraseError> {
     let row: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT kind, subject_key FROM privacy_requests WHERE company_id = $1 AND request_id = $2",
@@ -290,7 +302,10 @@ async fn check_request(
         return Err(EraseError::NotADeletion(request_id, kind));
     }
     let company_key = super::company_hash_key(conn, company_id).await?;
-    if key.is_some_and(|k| k != subject.key(&company_key)) {
+    // The request may name the person by any of their keys (an email; the erasure by user id).
+    if let Some(key) = key
+        && !person.subject_keys(&company_key).contains(&key)
+    {
         return Err(EraseError::OtherSubject(request_id));
     }
     Ok(())
