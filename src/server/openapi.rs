@@ -291,7 +291,7 @@ fn add_message_webhooks(doc: &mut Value) {
                     {"name": "company_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
                 ],
                 "responses": {
-                    "200": {"description": "verified: {received, stored, duplicates, machine, sends_created, consent_records, rejected: [{index, error}]}"},
+                    "200": {"description": "verified: {received, stored, duplicates, machine, sends_created, consent_records, suppressed, rejected: [{index, error}]}"},
                     "400": error_response("refused (signature, stale timestamp, replayed token, SNS topic or certificate URL); only the delivery's hash was kept"),
                     "404": error_response("no secret for this provider, or not a company"),
                     "422": error_response("verified, but no event in it could be read"),

@@ -800,6 +800,29 @@ async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_li
     assert_eq!(body["suppressed"], 3, "{body}");
     assert_eq!(body["stored"], 0, "{body}");
 
+    // The store's Stripe webhook for a new order of hers, naming her email and device: the
+    // order is kept (accounting) with nothing that links it to her.
+    crate::commerce::with_secrets(&app, a).await;
+    let checkout = crate::commerce::stripe_event(
+        "evt_after_erasure",
+        "checkout.session.completed",
+        json!({"id": "cs_after_erasure", "object": "checkout.session", "mode": "payment",
+               "amount_total": 1999, "currency": "eur", "payment_status": "paid",
+               "created": at, "customer_details": {"email": cat.email},
+               "client_reference_id": cat.devices[0].to_string()}),
+    );
+    let signature = crate::commerce::stripe_signature(&checkout, crate::commerce::STRIPE_SECRET);
+    let (code, body) = crate::commerce::post_stripe(&app, a.id, &checkout, signature).await;
+    assert_eq!(code, 200, "{body}");
+    let (email, visitor): (Option<Vec<u8>>, Option<Uuid>) = sqlx::query_as(
+        "SELECT o.email_hash, o.visitor_id FROM orders o JOIN order_refs r USING (company_id, order_id)
+         WHERE r.ref = 'stripe:cs_after_erasure'",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    assert!(email.is_none() && visitor.is_none(), "the order names nobody");
+
     let dump = pg_dump(&app.db.url);
     for id in &identifiers {
         assert!(!dump.contains(id.as_str()), "{id} is back in the database");
