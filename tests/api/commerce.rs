@@ -45,7 +45,12 @@ pub(crate) async fn with_secrets(app: &TestApp, company: &Company) {
     }
 }
 
-pub(crate) async fn post_stripe(app: &TestApp, company: Uuid, body: &[u8], signature: String) -> (u16, Value) {
+pub(crate) async fn post_stripe(
+    app: &TestApp,
+    company: Uuid,
+    body: &[u8],
+    signature: String,
+) -> (u16, Value) {
     let response = app
         .client
         .post(format!("{}/webhooks/stripe/{company}", app.base))

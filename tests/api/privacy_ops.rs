@@ -821,7 +821,10 @@ async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_li
     .fetch_one(&app.owner)
     .await
     .unwrap();
-    assert!(email.is_none() && visitor.is_none(), "the order names nobody");
+    assert!(
+        email.is_none() && visitor.is_none(),
+        "the order names nobody"
+    );
 
     let dump = pg_dump(&app.db.url);
     for id in &identifiers {
