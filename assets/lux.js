@@ -106,7 +106,10 @@
       send('identify', {}, { user_id: userId, email: traits && traits.email });
     },
     consent: function (c) {
+      // The choice reaches the consent ledger under the id it may withdraw; then the id goes.
+      var v = anon() ? null : visitor();
       consent = c; put(CK, JSON.stringify(c));
+      send('consent', {}, v ? { visitor_id: v } : {});
       if (anon()) { vid = null; put(VK, null); put(QK, null); cookie(null); }
     },
     page: pageview,

@@ -50,6 +50,8 @@ pub struct IngestMetrics {
     /// How far behind the replica was at its last check (NaN: it did not answer).
     pub replica_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub replica_lag_bytes: Gauge,
+    /// Open privacy requests past their due date (45 days), all companies.
+    pub privacy_requests_overdue: Gauge,
 }
 
 impl IngestMetrics {
@@ -99,6 +101,7 @@ impl IngestMetrics {
             "Alert delivery attempts that failed (retried with back-off)",
             alerts.delivery_failures.clone(),
         );
+        let privacy_requests_overdue = Gauge::default();
         registry.register(
             "events_stored",
             "Events committed to raw_events",
@@ -149,6 +152,11 @@ impl IngestMetrics {
             "Database pool connections by state",
             pool_connections.clone(),
         );
+        registry.register(
+            "privacy_requests_overdue",
+            "Open privacy requests past their due date",
+            privacy_requests_overdue.clone(),
+        );
         Arc::new(IngestMetrics {
             registry,
             alerts,
@@ -165,6 +173,7 @@ impl IngestMetrics {
             replica_in_use,
             replica_lag_seconds,
             replica_lag_bytes,
+            privacy_requests_overdue,
         })
     }
 

@@ -56,6 +56,8 @@ struct EventInput {
 struct ConsentInput {
     analytics: Option<bool>,
     marketing: Option<bool>,
+    /// The version of the privacy notice the choice was made under (kept in the ledger).
+    notice_version: Option<String>,
 }
 
 /// Ids may arrive as strings or integers (`"user_id": 42`).
@@ -124,6 +126,9 @@ pub struct AcceptedEvent {
     pub consent_analytics: bool,
     pub consent_marketing: Option<bool>,
     pub gpc: bool,
+    /// A choice the event states (a `consent` object or GPC) for the visitor id the client
+    /// sent: what the consent ledger records when it differs from the visitor's current state.
+    pub consent_choice: Option<ConsentChoice>,
     pub is_bot: bool,
     pub key_kind: KeyKind,
     pub properties: Value,
@@ -290,6 +295,7 @@ fn enrich(
     // GPC or no analytics consent: nothing that could tie this event to a person or to other
     // visits is kept (SPEC §9).
     let identifiable = consent_analytics && !gpc;
+    let stated_analytics = consent.and_then(|c| c.analytics);
 
     let user_id = optional_text(
         input.user_id.map(IdInput::into_string),
@@ -320,12 +326,26 @@ fn enrich(
         limits::MAX_ID,
     )?;
 
-    let visitor_id = match optional_text(input.visitor_id, "visitor_id", limits::MAX_ID)? {
-        Some(v) if !is_placeholder_id(&v) => Uuid::parse_str(&v).map_err(|_| {
+    let sent_visitor = match optional_text(input.visitor_id, "visitor_id", limits::MAX_ID)? {
+        Some(v) if !is_placeholder_id(&v) => Some(Uuid::parse_str(&v).map_err(|_| {
             EventError::new("invalid_field", "visitor_id: must be a UUID (or omitted)")
-        })?,
-        _ => ctx.default_visitor_id,
+        })?),
+        _ => None,
     };
+    let visitor_id = sent_visitor.unwrap_or(ctx.default_visitor_id);
+    // Only a visitor id the client keeps can carry a choice over time; a choice is a stated
+    // analytics or marketing flag, or GPC.
+    let consent_choice = sent_visitor
+        .filter(|_| stated_analytics.is_some() || consent_marketing.is_some() || gpc)
+        .map(|visitor| ConsentChoice {
+            visitor,
+            analytics: stated_analytics,
+            marketing: consent_marketing,
+            gpc,
+            notice_version: consent
+                .and_then(|c| c.notice_version.as_deref())
+                .map(|v| v.chars().take(100).collect()),
+        });
 
     // Server-side calls come from the store's backend (curl, an HTTP library): their own
     // user agent says nothing about the visitor. Only the visitor's, when forwarded in the
@@ -372,11 +392,22 @@ fn enrich(
         consent_analytics,
         consent_marketing,
         gpc,
+        consent_choice,
         is_bot,
         key_kind: ctx.key_kind,
         properties: Value::Object(properties),
         engaged_ms,
     })
+}
+
+/// The consent an event states for the visitor id its client keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentChoice {
+    pub visitor: Uuid,
+    pub analytics: Option<bool>,
+    pub marketing: Option<bool>,
+    pub gpc: bool,
+    pub notice_version: Option<String>,
 }
 
 /// Whether `name` is an event name ingestion accepts (the rule is [`EventName`]'s).

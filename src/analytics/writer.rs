@@ -401,6 +401,7 @@ async fn write_company(
     sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
     insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
     link_identities(tx, company_id, &fresh_events).await?;
+    record_consent(tx, company_id, &fresh_events).await?;
     let purchases = super::purchase::purchase_facts(&fresh_events, &sessionized.session_ids);
     crate::commerce::inbox::enqueue(tx, company_id, &purchases).await?;
 
@@ -424,17 +425,22 @@ async fn suppressed_events(
         .filter_map(|e| e.email_hash.as_ref().map(|h| h.to_hex()))
         .collect();
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.kind, s.value FROM suppressions s
-         WHERE s.company_id = $1
-           AND ((s.kind = 'visitor' AND s.value = ANY($2))
-             OR (s.kind = 'user' AND s.value = ANY($3))
-             OR (s.kind = 'email' AND s.value = ANY($4)))
+        "WITH c AS (SELECT hash_key FROM companies WHERE company_id = $1),
+              asked(kind, value) AS (
+                  SELECT 'visitor', v FROM unnest($2::text[]) v
+                  UNION ALL SELECT 'user', u FROM unnest($3::text[]) u
+                  UNION ALL SELECT 'email', e FROM unnest($4::text[]) e)
+         SELECT a.kind, a.value FROM asked a, c
+         WHERE EXISTS (SELECT 1 FROM suppressions s
+                       WHERE s.company_id = $1 AND s.kind = a.kind
+                         AND s.value = lux_suppression_key(c.hash_key, a.kind, a.value))
          UNION
-         SELECT 'visitor', v.key_value FROM identity_keys v
+         SELECT 'visitor', v.key_value FROM c, identity_keys v
          JOIN identity_keys k ON k.company_id = v.company_id AND k.person_id = v.person_id
-         JOIN suppressions s ON s.company_id = k.company_id AND s.kind = k.key_kind
-                            AND s.value = k.key_value
-         WHERE v.company_id = $1 AND v.key_kind = 'visitor' AND v.key_value = ANY($2)",
+         WHERE v.company_id = $1 AND v.key_kind = 'visitor' AND v.key_value = ANY($2)
+           AND EXISTS (SELECT 1 FROM suppressions s
+                       WHERE s.company_id = $1 AND s.kind = k.key_kind
+                         AND s.value = lux_suppression_key(c.hash_key, k.key_kind, k.key_value))",
     )
     .bind(company_id)
     .bind(&visitors)
@@ -581,6 +587,55 @@ async fn insert_raw_events(
         .bind(company_id)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Appends to the consent ledger the choices these events state that differ from their
+/// visitor's current state (SPEC §9). Most batches state none and cost nothing here.
+async fn record_consent(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    events: &[&AcceptedEvent],
+) -> Result<(), sqlx::Error> {
+    use crate::privacy::consent::{Change, Purpose};
+    let mut stating: Vec<&&AcceptedEvent> = events
+        .iter()
+        .filter(|e| e.consent_choice.is_some())
+        .collect();
+    if stating.is_empty() {
+        return Ok(());
+    }
+    stating.sort_by_key(|e| e.occurred_at);
+    let mut changes = Vec::new();
+    for event in stating {
+        let Some(choice) = &event.consent_choice else {
+            continue;
+        };
+        let source = match event.key_kind {
+            crate::tenancy::KeyKind::Write => "snippet",
+            crate::tenancy::KeyKind::Secret => "api",
+        };
+        let stated = [
+            (Purpose::Analytics, choice.analytics, source),
+            (Purpose::Marketing, choice.marketing, source),
+            (Purpose::SaleSharing, choice.gpc.then_some(false), "gpc"),
+        ];
+        for (purpose, value, source) in stated {
+            if let Some(granted) = value {
+                changes.push(Change {
+                    subject_kind: "visitor",
+                    subject: choice.visitor.to_string(),
+                    purpose,
+                    granted,
+                    source: source.to_string(),
+                    notice_version: choice.notice_version.clone(),
+                    message_id: None,
+                    at: event.occurred_at,
+                });
+            }
+        }
+    }
+    crate::privacy::consent::append_visitor_changes(tx, company_id, changes).await?;
     Ok(())
 }
 

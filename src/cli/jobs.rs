@@ -17,6 +17,9 @@ pub enum JobChoice {
     /// Each creative's fatigue status as of each complete local day (creative_fatigue_history).
     #[value(name = "creative_fatigue")]
     CreativeFatigue,
+    /// Raw-event retention (every company at once): drop monthly partitions older than every
+    /// company's retention, erase older events of companies that keep less (docs/privacy.md).
+    Retention,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +58,7 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
         JobChoice::Attribution => vec![lux::jobs::Job::Attribution],
         JobChoice::Rollups => vec![lux::jobs::Job::Rollups],
         JobChoice::CreativeFatigue => vec![lux::jobs::Job::CreativeFatigue],
+        JobChoice::Retention => return retention(url).await,
     };
     // Migrated as the owner, run as the service (row-level security applies).
     owner_pool(url).await?.close().await;
@@ -99,5 +103,18 @@ pub async fn run(command: JobsCommand, url: &str) -> anyhow::Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} job run(s) failed (see above; recorded in job_runs)");
     }
+    Ok(())
+}
+
+/// `lux jobs run retention`: as the erasure role, on the owner's login. Prints its report.
+async fn retention(url: &str) -> anyhow::Result<()> {
+    let owner = owner_pool(url).await?;
+    let actor = format!(
+        "lux jobs run retention (os user {})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let report = lux::privacy::retention::run(&owner, &actor, chrono::Utc::now()).await;
+    owner.close().await;
+    println!("{}", serde_json::to_string(&report?)?);
     Ok(())
 }

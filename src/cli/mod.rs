@@ -49,7 +49,7 @@ pub enum Command {
     /// Manage companies (tenants) and their keys.
     #[command(subcommand)]
     Company(company::CompanyCommand),
-    /// Privacy: stop collecting for a person or a company.
+    /// Privacy: suppression, requests, export, erasure and retention (docs/privacy.md).
     #[command(subcommand)]
     Privacy(privacy::PrivacyCommand),
     /// Run jobs (attribution, ...) now, for one company or all.

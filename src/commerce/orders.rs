@@ -156,6 +156,19 @@ pub async fn record(
     fact: &OrderFact,
     now: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
+    let stripped;
+    let fact = if names_suppressed_person(tx, company_id, fact).await? {
+        stripped = OrderFact {
+            email_hash: None,
+            user_id: None,
+            visitor_id: None,
+            session_id: None,
+            ..fact.clone()
+        };
+        &stripped
+    } else {
+        fact
+    };
     lock(tx, company_id).await?;
     let (order_id, is_new) = resolve_order(tx, company_id, &fact.refs).await?;
     sqlx::query(
@@ -173,6 +186,44 @@ pub async fn record(
     upsert_source(tx, company_id, order_id, fact, is_new).await?;
     recompute(tx, company_id, order_id, (fact.session_id, is_new), now).await?;
     Ok(order_id)
+}
+
+/// Whether the fact names a suppressed (or erased) person by any of its identifiers: the
+/// order is then kept for accounting with none of them, so nothing links it to the person.
+async fn names_suppressed_person(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    fact: &OrderFact,
+) -> Result<bool, sqlx::Error> {
+    let mut kinds: Vec<&str> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    if let Some(email) = &fact.email_hash {
+        kinds.push("email");
+        values.push(email.to_hex());
+    }
+    if let Some(user) = &fact.user_id {
+        kinds.push("user");
+        values.push(user.clone());
+    }
+    if let Some(visitor) = fact.visitor_id {
+        kinds.push("visitor");
+        values.push(visitor.to_string());
+    }
+    if kinds.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM companies c, unnest($2::text[], $3::text[]) AS a(kind, value)
+             JOIN suppressions s ON s.company_id = $1 AND s.kind = a.kind
+             WHERE c.company_id = $1
+               AND s.value = lux_suppression_key(c.hash_key, a.kind, a.value))",
+    )
+    .bind(company_id)
+    .bind(&kinds)
+    .bind(&values)
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// Takes the company's order lock for the caller's transaction. Merging orders and moving

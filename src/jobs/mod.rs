@@ -645,8 +645,13 @@ pub async fn run_scheduler(
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention_due = Instant::now();
     loop {
         tick.tick().await;
+        if Instant::now() >= retention_due {
+            retention_due = Instant::now() + RETENTION_EVERY;
+            run_retention(&pool, clock.now()).await;
+        }
         let companies = match company_ids(&pool).await {
             Ok(ids) => ids,
             Err(error) => {
@@ -687,5 +692,21 @@ pub async fn run_scheduler(
                     "alert evaluation failed; the next tick retries"),
             }
         }
+    }
+}
+
+/// How often the scheduler enforces raw-event retention: partitions are monthly and the
+/// cutoffs move by the day, so hourly is plenty.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Raw-event retention for every company (`privacy::retention`), logged, never fatal.
+async fn run_retention(pool: &PgPool, now: DateTime<Utc>) {
+    match crate::privacy::retention::run(pool, "scheduler", now).await {
+        Ok(report) if !report.dropped_partitions.is_empty() || !report.erased.is_empty() => {
+            tracing::info!(dropped = ?report.dropped_partitions, erased = report.erased.len(),
+                "retention ran")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(error = %error, "retention failed; the next run retries"),
     }
 }

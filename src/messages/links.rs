@@ -293,7 +293,8 @@ async fn record_click(state: &MessagesState, click: &Click<'_>) -> Result<(), sq
         "SELECT c.tracking_enabled AND NOT EXISTS (
                     SELECT 1 FROM suppressions x
                      WHERE x.company_id = c.company_id AND x.kind = 'email'
-                       AND x.value = encode(s.recipient_hash, 'hex')),
+                       AND x.value = lux_suppression_key(c.hash_key, 'email',
+                                                         encode(s.recipient_hash, 'hex'))),
                 s.recipient_hash, s.sent_at
            FROM companies c
            LEFT JOIN message_sends s ON s.company_id = c.company_id AND s.message_id = $2

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub machine: usize,
     /// Consent records appended (unsubscribes and complaints).
     pub consent_records: usize,
+    /// Events about a suppressed (or erased) recipient: not stored, so nothing re-creates them.
+    pub suppressed: usize,
     /// Events that could not be stored, with their index and why.
     pub rejected: Vec<(usize, String)>,
 }
@@ -84,6 +86,9 @@ pub async fn store_events(
             "event names no message (no lux_mid and no provider message id)".into(),
         ));
     }
+    let named = without_suppressed(tx, company_id, &hash_key, named).await?;
+    outcome.suppressed = named.1;
+    let named = named.0;
     let mut sends = Sends::load(tx, company_id, provider, &named).await?;
     let mut rows = Vec::with_capacity(named.len());
     for incoming in named {
@@ -128,6 +133,51 @@ pub async fn store_events(
         .count();
     outcome.consent_records = record_consent(tx, company_id, &rows, &inserted).await?;
     Ok(outcome)
+}
+
+/// Drops the events whose recipient's email is suppressed (`lux privacy suppress`, or an
+/// erasure): storing them would re-create the person. Returns the rest and how many went.
+async fn without_suppressed(
+    tx: &mut Transaction<'_, Postgres>,
+    company_id: Uuid,
+    hash_key: &[u8],
+    named: Vec<Incoming>,
+) -> Result<(Vec<Incoming>, usize), sqlx::Error> {
+    let hashes: Vec<String> = named
+        .iter()
+        .filter_map(|i| i.event.recipient.as_ref())
+        .filter(|r| r.channel() == Channel::Email)
+        .map(|r| r.hash(hash_key).to_hex())
+        .collect();
+    if hashes.is_empty() {
+        return Ok((named, 0));
+    }
+    let suppressed: Vec<String> = sqlx::query_scalar(
+        "SELECT h FROM companies c, unnest($2::text[]) h
+         WHERE c.company_id = $1
+           AND EXISTS (SELECT 1 FROM suppressions x
+                       WHERE x.company_id = $1 AND x.kind = 'email'
+                         AND x.value = lux_suppression_key(c.hash_key, 'email', h))",
+    )
+    .bind(company_id)
+    .bind(&hashes)
+    .fetch_all(&mut **tx)
+    .await?;
+    if suppressed.is_empty() {
+        return Ok((named, 0));
+    }
+    let before = named.len();
+    let kept: Vec<Incoming> = named
+        .into_iter()
+        .filter(|i| {
+            i.event
+                .recipient
+                .as_ref()
+                .is_none_or(|r| !suppressed.contains(&r.hash(hash_key).to_hex()))
+        })
+        .collect();
+    let dropped = before - kept.len();
+    Ok((kept, dropped))
 }
 
 /// The key recipients are hashed with (`companies.hash_key`): the same as buyers' emails.
@@ -574,45 +624,30 @@ async fn record_consent(
     if withdrawals.is_empty() {
         return Ok(0);
     }
-    let record_ids: Vec<Uuid> = withdrawals.iter().map(|_| Uuid::now_v7()).collect();
-    let hashes: Vec<&[u8]> = withdrawals
+    // The one consent ledger (SPEC §9): an unsubscribe or complaint withdraws marketing
+    // consent for the recipient's keyed hash (hex, like the identity graph's email keys).
+    let changes: Vec<crate::privacy::consent::Change> = withdrawals
         .iter()
-        .filter_map(|r| r.recipient_hash.as_deref())
-        .collect();
-    let kinds: Vec<&str> = withdrawals
-        .iter()
-        .map(
-            |r| match r.subject_kind.unwrap_or(r.event.provider.channel()) {
+        .filter_map(|r| {
+            let hash = r.recipient_hash.as_deref()?;
+            let subject_kind = match r.subject_kind.unwrap_or(r.event.provider.channel()) {
                 Channel::Email => "email",
                 Channel::Sms => "phone",
-            },
-        )
+            };
+            Some(crate::privacy::consent::Change {
+                subject_kind,
+                subject: hex::encode(hash),
+                purpose: crate::privacy::consent::Purpose::Marketing,
+                granted: false,
+                source: format!("{}:{}", r.event.provider, r.event.kind),
+                notice_version: None,
+                message_id: Some(r.message_id.clone()),
+                at: r.event.occurred_at,
+            })
+        })
         .collect();
-    let sources: Vec<String> = withdrawals
-        .iter()
-        .map(|r| format!("{}:{}", r.event.provider, r.event.kind))
-        .collect();
-    let message_ids: Vec<&str> = withdrawals.iter().map(|r| r.message_id.as_str()).collect();
-    let at: Vec<DateTime<Utc>> = withdrawals.iter().map(|r| r.event.occurred_at).collect();
-    let done = sqlx::query(
-        "INSERT INTO consent_records (company_id, record_id, subject_hash, subject_kind,
-             marketing, source, message_id, recorded_at)
-         SELECT $1, u.record_id, u.subject_hash, u.subject_kind, false, u.source, u.message_id,
-                u.recorded_at
-         FROM UNNEST($2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::text[],
-                     $7::timestamptz[])
-              AS u(record_id, subject_hash, subject_kind, source, message_id, recorded_at)",
-    )
-    .bind(company_id)
-    .bind(&record_ids)
-    .bind(&hashes)
-    .bind(&kinds)
-    .bind(&sources)
-    .bind(&message_ids)
-    .bind(&at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    let done = crate::privacy::consent::append(tx, company_id, &changes).await?;
+    Ok(usize::try_from(done).unwrap_or(usize::MAX))
 }
 
 /// Keeps a delivery as commerce does (`webhook_deliveries`): when verified, what may be kept

@@ -229,6 +229,7 @@ impl Hook {
             "machine": outcome.machine,
             "sends_created": outcome.sends_created,
             "consent_records": outcome.consent_records,
+            "suppressed": outcome.suppressed,
             "rejected": rejected_json,
         }))
         .into_response())

@@ -1,5 +1,14 @@
 //! Privacy at ingest: keyed hashing of IPs (daily salts, destroyed after the day) and emails,
 //! placeholder ids that must never link anyone, and suppression of people and companies.
+//! Privacy operations (SPEC §9): the consent ledger ([`consent`]), requests and their
+//! deadlines ([`requests`]), export and erasure of a person ([`person`]), raw-event retention
+//! ([`retention`]) and `POST /api/v1/privacy/requests` ([`api`]).
+
+pub mod api;
+pub mod consent;
+pub mod person;
+pub mod requests;
+pub mod retention;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -266,6 +275,31 @@ pub enum SuppressError {
     Database(#[from] sqlx::Error),
 }
 
+/// The form a suppressed identifier is stored in (`suppressions.value`): SHA-256 of the
+/// company's hash key, the kind and the identifier (for an email, its keyed hash in hex), in
+/// hex — the same as SQL `lux_suppression_key`. The list of people who asked not to be
+/// tracked holds none of their identifiers.
+pub fn suppression_key(company_key: &[u8], kind: &str, value: &str) -> String {
+    use sha2::Digest;
+    let mut digest = Sha256::new();
+    digest.update(company_key);
+    digest.update(kind.as_bytes());
+    digest.update(b":");
+    digest.update(value.as_bytes());
+    hex::encode(digest.finalize())
+}
+
+/// The company's key for hashing emails and suppression keys.
+pub async fn company_hash_key(
+    conn: &mut sqlx::PgConnection,
+    company_id: Uuid,
+) -> Result<Vec<u8>, sqlx::Error> {
+    sqlx::query_scalar("SELECT hash_key FROM companies WHERE company_id = $1")
+        .bind(company_id)
+        .fetch_one(conn)
+        .await
+}
+
 /// Stops collection for a person (or a whole company) from now on. Runs as the owner (CLI).
 pub async fn suppress(
     owner: &PgPool,
@@ -282,15 +316,16 @@ pub async fn suppress(
         }
         SuppressionTarget::User(user) => ("user", user.clone()),
         SuppressionTarget::Visitor(visitor) => ("visitor", visitor.to_string()),
-        SuppressionTarget::Email(email) => {
-            let key: Vec<u8> =
-                sqlx::query_scalar("SELECT hash_key FROM companies WHERE company_id = $1")
-                    .bind(company_id)
-                    .fetch_one(owner)
-                    .await?;
-            let hash = EmailHash::of(&key, email).ok_or(SuppressError::NotAnEmail)?;
-            ("email", hash.to_hex())
-        }
+        SuppressionTarget::Email(email) => ("email", email.clone()),
+    };
+    let mut conn = owner.acquire().await?;
+    let key = company_hash_key(&mut conn, company_id.uuid()).await?;
+    let value = if kind == "email" {
+        EmailHash::of(&key, &value)
+            .ok_or(SuppressError::NotAnEmail)?
+            .to_hex()
+    } else {
+        value
     };
     sqlx::query(
         "INSERT INTO suppressions (company_id, kind, value) VALUES ($1, $2, $3)
@@ -298,8 +333,8 @@ pub async fn suppress(
     )
     .bind(company_id)
     .bind(kind)
-    .bind(value)
-    .execute(owner)
+    .bind(suppression_key(&key, kind, &value))
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -335,6 +370,15 @@ mod tests {
         let mut v = serde_json::json!({"a": ["x jane@example.com"], "b": {"c": "ok"}});
         redact_json_emails(&mut v);
         assert_eq!(v, serde_json::json!({"a": ["x [email]"], "b": {"c": "ok"}}));
+    }
+
+    #[test]
+    fn suppression_keys_are_keyed_and_hide_the_identifier() {
+        let a = suppression_key(b"key-a", "user", "u-1");
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("u-1"));
+        assert_ne!(a, suppression_key(b"key-b", "user", "u-1"));
+        assert_ne!(a, suppression_key(b"key-a", "visitor", "u-1"));
     }
 
     #[test]

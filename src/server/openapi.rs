@@ -260,6 +260,7 @@ pub fn document() -> Value {
     add_sends_and_links(&mut doc);
     add_experiments(&mut doc);
     add_alerts(&mut doc);
+    add_privacy_requests(&mut doc);
     doc
 }
 
@@ -370,6 +371,28 @@ fn add_alerts(doc: &mut Value) {
     );
 }
 
+/// `POST /api/v1/privacy/requests` (docs/privacy.md).
+fn add_privacy_requests(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    paths.insert(
+        "/api/v1/privacy/requests".into(),
+        json!({"post": {
+            "operationId": "postPrivacyRequest",
+            "summary": "File a privacy request: {kind: access|deletion|opt_out, one of email|user_id|visitor_id, received_at?} → the request with acknowledge_by (10 business days) and due_by (45 days)",
+            "security": [{"secretKey": []}],
+            "responses": {
+                "201": {"description": "{request_id, kind, subject_kind, received_at, acknowledge_by, due_by, state, outcome, completed_at, filed_via}"},
+                "400": error_response("unknown kind, not exactly one of email/user_id/visitor_id, not an email, received_at in the future, or not JSON"),
+                "401": error_response("no or unknown secret key"),
+                "403": error_response("a write key: privacy requests need the secret key"),
+                "413": error_response("body over 4096 bytes")
+            }
+        }}),
+    );
+}
+
 /// `POST /api/v1/messages`, `POST /api/v1/links`, `GET /r/{code}` (docs/messages.md).
 fn add_sends_and_links(doc: &mut Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
@@ -466,7 +489,7 @@ fn add_message_webhooks(doc: &mut Value) {
                     {"name": "company_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}
                 ],
                 "responses": {
-                    "200": {"description": "verified: {received, stored, duplicates, machine, sends_created, consent_records, rejected: [{index, error}]}"},
+                    "200": {"description": "verified: {received, stored, duplicates, machine, sends_created, consent_records, suppressed, rejected: [{index, error}]}"},
                     "400": error_response("refused (signature, stale timestamp, replayed token, SNS topic or certificate URL); only the delivery's hash was kept"),
                     "404": error_response("no secret for this provider, or not a company"),
                     "422": error_response("verified, but no event in it could be read"),

@@ -28,6 +28,7 @@ use crate::experiments::api::ExperimentsState;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
 use crate::privacy::IpHasher;
+use crate::privacy::api::PrivacyState;
 use crate::reports::ReportsState;
 use crate::telemetry::IngestMetrics;
 use crate::tenancy::Tenancy;
@@ -99,6 +100,16 @@ impl FromRef<AppState> for AlertsState {
     }
 }
 
+impl FromRef<AppState> for PrivacyState {
+    fn from_ref(app: &AppState) -> Self {
+        PrivacyState {
+            pool: app.pool.clone(),
+            clock: app.clock,
+            tenancy: app.tenancy.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for ReportsState {
     fn from_ref(app: &AppState) -> Self {
         ReportsState {
@@ -142,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::creatives::router().with_state(CreativesState::from_ref(&state)))
         .merge(crate::experiments::api::router().with_state(ExperimentsState::from_ref(&state)))
         .merge(crate::alerts::api::router().with_state(AlertsState::from_ref(&state)))
+        .merge(crate::privacy::api::router().with_state(PrivacyState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -174,7 +186,8 @@ async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data.
+/// Prometheus scrape endpoint (OpenMetrics text). Holds no tenant data: the overdue privacy
+/// requests are one count across companies.
 async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
@@ -190,6 +203,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .metrics
             .replica_lag_bytes
             .set(i64::try_from(replica.lag_bytes).unwrap_or(i64::MAX));
+    }
+    let today = state.clock.now().date_naive();
+    let overdue = crate::privacy::requests::overdue_count(&state.pool, today);
+    // A scrape must answer even when the database does not: the gauge keeps its last value.
+    if let Ok(Ok(count)) = tokio::time::timeout(Duration::from_secs(2), overdue).await {
+        state.metrics.privacy_requests_overdue.set(count);
     }
     (
         [(

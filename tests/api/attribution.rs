@@ -771,7 +771,9 @@ async fn the_service_attributes_on_its_own_and_the_command_line_runs_the_job() {
     let error = lux_error(&j.app.db.url, &["jobs", "run", "attributoin"]);
     assert!(
         error.contains("invalid value 'attributoin'")
-            && error.contains("[possible values: all, attribution, rollups, creative_fatigue]"),
+            && error.contains(
+                "[possible values: all, attribution, rollups, creative_fatigue, retention]"
+            ),
         "{error}"
     );
 }

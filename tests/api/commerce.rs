@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::helpers::{Company, TestApp, create_company, secrets_key};
 
-const STRIPE_SECRET: &str = "whsec_test_lux";
+pub(crate) const STRIPE_SECRET: &str = "whsec_test_lux";
 const WOO_SECRET: &str = "woo secret with spaces & symbols";
 
 /// A fixture from `tests/fixtures/` (permissive licenses, copied), else from
@@ -28,7 +28,7 @@ fn fixture(path: &str) -> Vec<u8> {
     try_fixture(path).unwrap_or_else(|| panic!("fixture {path} is missing from tests/fixtures"))
 }
 
-async fn with_secrets(app: &TestApp, company: &Company) {
+pub(crate) async fn with_secrets(app: &TestApp, company: &Company) {
     for (provider, secret) in [
         (Provider::Stripe, STRIPE_SECRET),
         (Provider::WooCommerce, WOO_SECRET),
@@ -45,7 +45,12 @@ async fn with_secrets(app: &TestApp, company: &Company) {
     }
 }
 
-async fn post_stripe(app: &TestApp, company: Uuid, body: &[u8], signature: String) -> (u16, Value) {
+pub(crate) async fn post_stripe(
+    app: &TestApp,
+    company: Uuid,
+    body: &[u8],
+    signature: String,
+) -> (u16, Value) {
     let response = app
         .client
         .post(format!("{}/webhooks/stripe/{company}", app.base))
@@ -61,7 +66,7 @@ async fn post_stripe(app: &TestApp, company: Uuid, body: &[u8], signature: Strin
     )
 }
 
-fn stripe_signature(body: &[u8], secret: &str) -> String {
+pub(crate) fn stripe_signature(body: &[u8], secret: &str) -> String {
     stripe::sign(body, secret.as_bytes(), chrono::Utc::now().timestamp())
 }
 
@@ -462,7 +467,7 @@ async fn every_woocommerce_fixture_gives_the_right_order_and_the_ping_is_answere
     app.stop().await;
 }
 
-fn stripe_event(id: &str, event_type: &str, object: Value) -> Vec<u8> {
+pub(crate) fn stripe_event(id: &str, event_type: &str, object: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "id": id, "object": "event", "type": event_type,
         "created": chrono::Utc::now().timestamp(),

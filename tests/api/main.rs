@@ -23,6 +23,7 @@ mod messages_report;
 mod messages_sends;
 mod messages_webhooks;
 mod privacy;
+mod privacy_ops;
 mod replica;
 mod reports;
 mod resilience;

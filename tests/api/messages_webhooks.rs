@@ -53,13 +53,13 @@ async fn spawn_at(at: DateTime<Utc>) -> TestApp {
     TestApp::spawn_with(options).await
 }
 
-async fn set_secret(app: &TestApp, company: Uuid, provider: Provider, secret: &str) {
+pub(crate) async fn set_secret(app: &TestApp, company: Uuid, provider: Provider, secret: &str) {
     lux::commerce::secrets::set_secret(&app.owner, &secrets_key(), company, provider, secret)
         .await
         .expect("store the secret");
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     path: &str,
     headers: &[(&str, String)],
@@ -101,16 +101,20 @@ async fn hash_key(app: &TestApp, company: Uuid) -> Vec<u8> {
 
 // ---------------------------------------------------------------- SendGrid
 
-fn sendgrid_key(seed: u8) -> SigningKey {
+pub(crate) fn sendgrid_key(seed: u8) -> SigningKey {
     SigningKey::from_slice(&[seed; 32]).expect("a valid P-256 scalar")
 }
 
-fn sendgrid_public(key: &SigningKey) -> String {
+pub(crate) fn sendgrid_public(key: &SigningKey) -> String {
     let der = key.verifying_key().to_public_key_der().unwrap();
     STANDARD.encode(der.as_bytes())
 }
 
-fn sendgrid_headers(key: &SigningKey, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+pub(crate) fn sendgrid_headers(
+    key: &SigningKey,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
     let mut signed = timestamp.to_string().into_bytes();
     signed.extend_from_slice(body);
     let signature: p256::ecdsa::Signature = key.sign(&signed);
@@ -127,7 +131,14 @@ fn sendgrid_headers(key: &SigningKey, timestamp: i64, body: &[u8]) -> Vec<(&'sta
 }
 
 /// A SendGrid event with our `lux_mid` custom argument.
-fn sg_event(word: &str, id: &str, message: &str, email: &str, at: i64, extra: Value) -> Value {
+pub(crate) fn sg_event(
+    word: &str,
+    id: &str,
+    message: &str,
+    email: &str,
+    at: i64,
+    extra: Value,
+) -> Value {
     let mut event = json!({
         "event": word,
         "sg_event_id": id,
@@ -142,7 +153,7 @@ fn sg_event(word: &str, id: &str, message: &str, email: &str, at: i64, extra: Va
     event
 }
 
-async fn post_sendgrid(
+pub(crate) async fn post_sendgrid(
     app: &TestApp,
     company: Uuid,
     key: &SigningKey,

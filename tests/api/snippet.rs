@@ -312,6 +312,56 @@ async fn with_global_privacy_control_events_carry_gpc_and_no_visitor_id_is_kept(
     app.stop().await;
 }
 
+/// Withdrawing consent in the browser (`lux.consent`) reaches the consent ledger under the
+/// visitor id it withdraws; that id is then forgotten by the browser and never stored with an
+/// event again.
+#[tokio::test]
+async fn a_consent_withdrawn_in_the_browser_is_in_the_ledger_under_the_id_it_withdraws() {
+    let app = TestApp::spawn().await;
+    let profile = profile_dir("deny");
+    let url = format!("{}/dev?key={}&auto=deny", app.base, app.company.write_key);
+    let status = page_status_after_load(&url, &profile).await;
+    assert_eq!(status["note"], "done", "{status}");
+    assert!(
+        status["visitor_id"].is_null(),
+        "the id is forgotten: {status}"
+    );
+    wait_for_rows(
+        &app,
+        "SELECT count(*) FROM consent_events WHERE purpose = 'analytics'",
+        1,
+    )
+    .await;
+    let visitor: String = sqlx::query_scalar(
+        "SELECT visitor_id::text FROM raw_events WHERE event_name = 'page_view'",
+    )
+    .fetch_one(&app.owner)
+    .await
+    .unwrap();
+    let ledger: Vec<(String, String, bool, String)> = sqlx::query_as(
+        "SELECT subject, purpose, granted, source FROM consent_events ORDER BY purpose",
+    )
+    .fetch_all(&app.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        ledger,
+        [
+            (visitor.clone(), "analytics".into(), false, "snippet".into()),
+            (visitor.clone(), "marketing".into(), false, "snippet".into()),
+        ]
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM raw_events WHERE event_name = 'consent' AND visitor_id = '{visitor}'"
+        ))
+        .await,
+        0,
+        "the withdrawal event itself is not tied to the visitor"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_snippet_is_small() {
     let app = TestApp::spawn().await;

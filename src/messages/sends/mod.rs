@@ -386,9 +386,10 @@ async fn without_suppressed(
         .collect();
     let (tracking, suppressed): (bool, Vec<String>) = sqlx::query_as(
         "SELECT c.tracking_enabled,
-                ARRAY(SELECT x.value FROM suppressions x
-                       WHERE x.company_id = c.company_id AND x.kind = 'email'
-                         AND x.value = ANY($2))
+                ARRAY(SELECT h FROM unnest($2::text[]) h
+                       WHERE EXISTS (SELECT 1 FROM suppressions x
+                                     WHERE x.company_id = c.company_id AND x.kind = 'email'
+                                       AND x.value = lux_suppression_key(c.hash_key, 'email', h)))
            FROM companies c WHERE c.company_id = $1",
     )
     .bind(company_id)
