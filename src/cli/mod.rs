@@ -11,6 +11,7 @@ pub mod privacy;
 pub mod report;
 pub mod serve;
 pub mod sns;
+pub mod user;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,9 @@ pub enum Command {
     /// (a CSV export of Google Ads, Meta Ads, or the generic layout) or email and SMS sends
     /// (a CSV).
     Import(import::ImportArgs),
+    /// Dashboard users (`/app`): create one, grant it companies.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
     #[command(subcommand)]
     Sns(sns::SnsCommand),
@@ -191,7 +195,7 @@ fn secrets_key(
 async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
     let url = ctx.url.as_str();
     match command {
-        Command::Serve(args) => serve::serve(args, ctx, None).await,
+        Command::Serve(args) => serve::serve(args, ctx, None, None).await,
         Command::Migrate => {
             let owner = lux::db::connect_owner(url, 1).await?;
             lux::db::migrate(&owner).await?;
@@ -206,6 +210,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args, url).await,
         Command::Import(args) => import::run(args, ctx).await,
         Command::Sns(command) => sns::run(command, url).await,
+        Command::User(command) => user::run(command, ctx).await,
     }
 }
 

@@ -94,9 +94,10 @@ impl IntoResponse for DashboardError {
     fn into_response(self) -> Response {
         match self {
             DashboardError::SignIn { next } => {
-                let mut to = url::form_urlencoded::Serializer::new(String::from("/app/login?"));
-                to.append_pair("next", &next);
-                Redirect::to(&to.finish()).into_response()
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", &next)
+                    .finish();
+                Redirect::to(&format!("/app/login?{query}")).into_response()
             }
             DashboardError::BadRequest(message) => ApiError::BadRequest(message).into_response(),
             DashboardError::NotFound => ApiError::NotFound.into_response(),

@@ -8,6 +8,8 @@ mod commerce;
 mod crash;
 mod creatives;
 mod customers;
+mod dashboards;
+mod dashboards_browser;
 mod demo;
 mod embedded;
 mod helpers;
