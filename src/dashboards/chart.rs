@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 
 use super::view::Chart;
 
-const WIDTH: f64 = 640.0;
+/// Width of the charts that take a whole row, and of those that share it (SVG units ≈ CSS px
+/// at 1280 px, so text stays the size it says).
+const WIDE: f64 = 1200.0;
+const NARROW: f64 = 580.0;
 const PALETTE: [&str; 6] = [
     "#2563eb", "#94a3b8", "#16a34a", "#db2777", "#d97706", "#7c3aed",
 ];
@@ -28,10 +31,10 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn open(out: &mut String, id: &str, title: &str, desc: &str, height: f64) {
+fn open(out: &mut String, id: &str, title: &str, desc: &str, width: f64, height: f64) {
     let _ = write!(
         out,
-        r#"<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" preserveAspectRatio="xMidYMid meet" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        r#"<svg class="chart" role="img" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
         escape(title),
         escape(desc)
     );
@@ -68,7 +71,7 @@ pub fn time_series(
 ) -> Chart {
     let height = 240.0;
     let (left, right, top, bottom) = (64.0, 12.0, 12.0, 28.0);
-    let plot_w = WIDTH - left - right;
+    let plot_w = WIDE - left - right;
     let plot_h = height - top - bottom;
     let max = nice_max(
         series
@@ -100,13 +103,13 @@ pub fn time_series(
         format(total)
     );
     let mut out = String::new();
-    open(&mut out, id, title, &desc, height);
+    open(&mut out, id, title, &desc, WIDE, height);
     for k in 0..=4 {
         let v = max * k as f64 / 4.0;
         let _ = write!(
             out,
             r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e2e8f0"/><text x="{}" y="{:.1}" text-anchor="end" font-size="11" fill="#475569">{}</text>"##,
-            WIDTH - right,
+            WIDE - right,
             left - 6.0,
             y(v) + 4.0,
             escape(&format(v)),
@@ -200,14 +203,14 @@ pub fn bars(
         .map(|(_, v)| *v)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
-    let plot_w = WIDTH - label_w - 90.0;
+    let plot_w = NARROW - label_w - 90.0;
     let desc = bars
         .iter()
         .map(|(l, v)| format!("{l}: {}", format(*v)))
         .collect::<Vec<_>>()
         .join("; ");
     let mut out = String::new();
-    open(&mut out, id, title, &desc, height);
+    open(&mut out, id, title, &desc, NARROW, height);
     for (i, (label, value)) in bars.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let w = (plot_w * value.max(0.0) / max).max(1.0);
@@ -253,13 +256,14 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
         .collect::<Vec<_>>()
         .join("; ");
     let mut out = String::new();
-    open(&mut out, id, title, &desc, height);
-    let centre = WIDTH / 2.0 + 60.0;
-    let full = WIDTH - 180.0;
+    open(&mut out, id, title, &desc, NARROW, height);
+    let centre = NARROW / 2.0 + 60.0;
+    let full = NARROW - 180.0;
     let mut previous: Option<i64> = None;
     for (i, (label, sessions)) in steps.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let w = (full * *sessions as f64 / max).max(2.0);
+        let inside = w >= 8.0 * (sessions.to_string().len() as f64 + 2.0);
         let from_previous = previous
             .filter(|p| *p > 0)
             .map(|p| {
@@ -271,7 +275,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             .unwrap_or_default();
         let _ = write!(
             out,
-            r##"<text x="110" y="{:.1}" text-anchor="end" font-size="12" fill="#334155">{}</text><rect class="mark" x="{:.1}" y="{y:.1}" width="{w:.1}" height="{}" rx="3" fill="{}"><title>{}: {} sessions{}</title></rect><text x="{centre:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#fff" font-weight="600">{}</text>"##,
+            r##"<text x="110" y="{:.1}" text-anchor="end" font-size="12" fill="#334155">{}</text><rect class="mark" x="{:.1}" y="{y:.1}" width="{w:.1}" height="{}" rx="3" fill="{}"><title>{}: {} sessions{}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="{}" font-size="12" fill="{}" font-weight="600">{}</text>"##,
             y + 22.0,
             escape(label),
             centre - w / 2.0,
@@ -280,7 +284,15 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             escape(label),
             sessions,
             escape(&from_previous),
+            // The count inside a bar wide enough for it, else just after it.
+            if inside {
+                centre
+            } else {
+                centre + w / 2.0 + 6.0
+            },
             y + 22.0,
+            if inside { "middle" } else { "start" },
+            if inside { "#fff" } else { "#0f172a" },
             sessions
         );
         previous = Some(*sessions);
@@ -305,7 +317,7 @@ pub fn heat_map(
 ) -> Chart {
     let label_w = 80.0;
     let cell_h = 24.0;
-    let cell_w = ((WIDTH - label_w - 8.0) / columns.len().max(1) as f64).min(60.0);
+    let cell_w = ((WIDE - label_w - 8.0) / columns.len().max(1) as f64).min(60.0);
     let height = 24.0 + cell_h * rows.len().max(1) as f64 + 4.0;
     let max = cells
         .iter()
@@ -319,7 +331,7 @@ pub fn heat_map(
         "{} cohorts (rows) by months since the first order (columns).",
         rows.len()
     );
-    open(&mut out, id, title, &desc, height);
+    open(&mut out, id, title, &desc, WIDE, height);
     for (j, column) in columns.iter().enumerate() {
         let _ = write!(
             out,
@@ -385,7 +397,7 @@ pub fn paths(id: &str, title: &str, paths: &[(Vec<String>, f64)], unit: &str) ->
         .map(|(p, v)| format!("{}: {v} {unit}", p.join(" then ")))
         .collect::<Vec<_>>()
         .join("; ");
-    open(&mut out, id, title, &desc, height);
+    open(&mut out, id, title, &desc, WIDE, height);
     for (i, (channels, value)) in paths.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let mut x = 0.0;
@@ -418,7 +430,7 @@ pub fn paths(id: &str, title: &str, paths: &[(Vec<String>, f64)], unit: &str) ->
             }
         }
         let bar_x = chips_w + 10.0;
-        let w = ((WIDTH - bar_x - 60.0) * value / max).max(1.0);
+        let w = ((WIDE - bar_x - 60.0) * value / max).max(1.0);
         let _ = write!(
             out,
             r##"<rect class="mark" x="{bar_x:.1}" y="{:.1}" width="{w:.1}" height="14" rx="2" fill="{}"><title>{}: {value} {unit}</title></rect><text x="{:.1}" y="{:.1}" font-size="11" fill="#0f172a">{value}</text>"##,

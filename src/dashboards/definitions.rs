@@ -277,6 +277,14 @@ static METRICS: &[(&str, Metric)] = &[
         ),
     ),
     (
+        "ltv_30",
+        m(
+            "LTV 30 days",
+            "Net revenue per customer within 30 days of their first order, customers first ordering in the range whose 30 days have passed (— until one has).",
+            true,
+        ),
+    ),
+    (
         "ltv_90",
         m(
             "LTV 90 days",
