@@ -132,7 +132,7 @@ fn group_thousands(digits: &str) -> String {
     let bytes = digits.as_bytes();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, b) in bytes.iter().enumerate() {
-        if i > 0 && (bytes.len() - i) % 3 == 0 {
+        if i > 0 && (bytes.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(*b as char);
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn values_read_well_and_export_as_the_reports_write_them() {
-        let m = Value::money(Some(123_456_78), "USD");
+        let m = Value::money(Some(12_345_678), "USD");
         assert_eq!(m.display(), "$123,456.78");
         assert_eq!(m.raw(), "123456.78");
         assert_eq!(Value::money(Some(-5), "USD").display(), "-$0.05");

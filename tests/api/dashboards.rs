@@ -1023,3 +1023,46 @@ async fn a_reader_login_reads_its_own_company_s_reporting_views_only() {
     reader.close().await;
     site.app.stop().await;
 }
+
+/// Every card of docs/metabase.md runs as a reader login would run it (the Metabase
+/// variables replaced: date ranges by "every day", the model by `last_touch`).
+#[tokio::test]
+async fn every_metabase_card_in_the_docs_runs_on_the_reporting_views() {
+    let site = demo_site(30).await;
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metabase.md")).unwrap();
+    let mut cards = 0;
+    for block in doc.split("```sql").skip(1) {
+        let sql = &block[..block.find("```").unwrap()];
+        for statement in sql.split(';').map(str::trim).filter(|s| {
+            s.lines()
+                .any(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty())
+        }) {
+            let runnable = statement
+                .replace("{{date_range}}", "true")
+                .replace("{{date_range2}}", "true")
+                .replace("{{model}}", "'last_touch'");
+            let mut tx = site.app.owner.begin().await.unwrap();
+            sqlx::query("SET LOCAL ROLE lux_reader")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("SELECT set_config('lux.company_id', $1, true)")
+                .bind(site.company.to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(runnable.clone()))
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{runnable}\n{e}"));
+            assert!(
+                !rows.is_empty(),
+                "a card with no row on demo data:\n{runnable}"
+            );
+            cards += 1;
+        }
+    }
+    assert_eq!(cards, 11, "the cards of docs/metabase.md");
+    site.app.stop().await;
+}

@@ -41,12 +41,16 @@ async fn start_driver() -> Driver {
         .expect(
             "chromedriver is required for the dashboard tests: apt-get install chromium-driver",
         );
-    let base = format!("http://127.0.0.1:{port}");
+    // Owned by the guard from here on, so every way out (the panic included) reaps it.
+    let driver = Driver {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
-        if let Ok(answer) = reqwest::get(format!("{base}/status")).await
+        if let Ok(answer) = reqwest::get(format!("{}/status", driver.base)).await
             && answer.status() == 200
         {
-            return Driver { child, base };
+            return driver;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -128,13 +128,13 @@ async fn sessions_per_day(
     range: DateRange,
     params: &Params,
 ) -> Result<(Vec<f64>, Vec<f64>), sqlx::Error> {
-    let rows: Vec<(chrono::NaiveDate, f64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(chrono::NaiveDate, f64, f64)> = sqlx::query_as(
         "SELECT day, sum(sessions)::float8, sum(engaged_sessions)::float8
          FROM reporting.acquisition_daily
          WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3)
            AND ($4::text IS NULL OR lower(campaign) = lower($4))
-         GROUP BY day"
-    )))
+         GROUP BY day",
+    )
     .bind(range.from())
     .bind(range.to())
     .bind(params.channel.as_deref())
