@@ -964,13 +964,14 @@ async fn orders_rollups(
         .await?;
 
     // Conversion paths: the channels of each order's touches in order (any model's credits
-    // name every touch it credits; together they name the path), repeats collapsed.
+    // name every touch it credits; together they name the path), repeats collapsed. An order
+    // not attributed yet (no credits: the aggregate gives NULL and 0) is 'Unattributed'.
     let paths = orders
         .execute(
             tx,
             "INSERT INTO rollup_paths_daily (company_id, day, path, steps, currency, orders,
                  net_minor)
-             SELECT $1, o.day, coalesce(p.path, 'Unattributed'), coalesce(p.steps, 1),
+             SELECT $1, o.day, coalesce(p.path, 'Unattributed'), greatest(p.steps, 1),
                     o.currency, count(*), sum(coalesce(o.net_minor, 0))
              FROM ({ORDERS}) o
              LEFT JOIN LATERAL (
