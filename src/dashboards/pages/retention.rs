@@ -57,15 +57,17 @@ pub async fn load(
                 Value::rate(rate),
                 before.map(|b| Value::rate(b.2)),
             ),
+            // 30 and 90 days: over the presets (up to 90 days) a 365-day window has never
+            // passed for a customer who first ordered in the range.
+            Tile::new(
+                "ltv_30",
+                ltv(&rolling, 30, currency),
+                rolling_before.as_deref().map(|r| ltv(r, 30, currency)),
+            ),
             Tile::new(
                 "ltv_90",
                 ltv(&rolling, 90, currency),
                 rolling_before.as_deref().map(|r| ltv(r, 90, currency)),
-            ),
-            Tile::new(
-                "ltv_365",
-                ltv(&rolling, 365, currency),
-                rolling_before.as_deref().map(|r| ltv(r, 365, currency)),
             ),
         ],
         ..Content::default()
