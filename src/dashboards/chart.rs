@@ -316,8 +316,8 @@ pub fn heat_map(
     format: &dyn Fn(f64) -> String,
 ) -> Chart {
     let label_w = 80.0;
-    let cell_h = 24.0;
-    let cell_w = ((WIDE - label_w - 8.0) / columns.len().max(1) as f64).min(60.0);
+    let cell_h = 30.0;
+    let cell_w = ((WIDE - label_w - 8.0) / columns.len().max(1) as f64).min(90.0);
     let height = 24.0 + cell_h * rows.len().max(1) as f64 + 4.0;
     let max = cells
         .iter()
@@ -347,7 +347,7 @@ pub fn heat_map(
             out,
             r##"<text x="{}" y="{:.1}" text-anchor="end" font-size="11" fill="#334155">{}</text>"##,
             label_w - 6.0,
-            y + 16.0,
+            y + cell_h / 2.0 + 4.0,
             escape(row)
         );
         for (j, cell) in cells.get(i).into_iter().flatten().enumerate() {
@@ -359,14 +359,14 @@ pub fn heat_map(
             let x = label_w + cell_w * j as f64;
             let _ = write!(
                 out,
-                r##"<rect class="mark" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="hsl(221 83% {light:.0}%)"><title>{} + {}: {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="{ink}">{}</text>"##,
+                r##"<rect class="mark" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="hsl(221 83% {light:.0}%)"><title>{} + {}: {}</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="{ink}">{}</text>"##,
                 cell_w - 1.0,
                 cell_h - 1.0,
                 escape(row),
                 escape(columns.get(j).map_or("", String::as_str)),
                 escape(&format(*value)),
                 x + cell_w / 2.0,
-                y + 15.0,
+                y + cell_h / 2.0 + 4.0,
                 escape(&format(*value))
             );
         }
