@@ -1075,3 +1075,41 @@ async fn every_metabase_card_in_the_docs_runs_on_the_reporting_views() {
     assert_eq!(cards, 11, "the cards of docs/metabase.md");
     site.app.stop().await;
 }
+
+#[tokio::test]
+async fn lux_demo_prints_a_dashboard_login_that_opens_the_demo_s_executive_page() {
+    let db = crate::helpers::TestDb::new().await;
+    let url = db.url.clone();
+    let output = lux_command(
+        &url,
+        &["demo", "--no-serve", "--events", "5000", "--days", "30"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut docs = serde_json::Deserializer::from_slice(&output.stdout).into_iter::<Value>();
+    let company = docs.next().unwrap().unwrap();
+    let summary = docs.next().unwrap().unwrap();
+    let login = &summary["dashboards"];
+    let path = login["path"].as_str().unwrap();
+    assert_eq!(
+        path,
+        format!("/app/{}/executive", company["company_id"].as_str().unwrap())
+    );
+    let app = TestApp::spawn_on(db, &url, test_options()).await;
+    let answer = post_login(
+        &app.base,
+        login["email"].as_str().unwrap(),
+        login["password"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let session = cookie_value(set_cookie(answer.headers(), "lux_session").unwrap());
+    let page = get_page(&app.base, &session, path).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("Nothing to show yet"), "the demo has data");
+    app.stop().await;
+}
