@@ -51,32 +51,28 @@ CREATE VIEW reporting.spend_daily WITH (security_invoker = true) AS
 -- are in reporting.sessions_daily (they have no currency). Totals over all channels do not
 -- depend on the model (each order's credits add up to 1); owned-channel revenue does.
 CREATE VIEW reporting.executive_daily WITH (security_invoker = true) AS
-    WITH revenue AS (
-        SELECT day, model, currency::text AS currency,
-               sum(orders) AS orders,
-               sum(new_customers) AS new_customers,
-               reporting.to_major(sum(net_minor), currency::text) AS revenue,
-               reporting.to_major(coalesce(sum(net_minor)
-                                      FILTER (WHERE reporting.is_owned_channel(channel)), 0),
-                                  currency::text) AS owned_revenue
+    -- A union grouped by (day, model, currency) rather than a full join of revenue and
+    -- spend: a filter on those columns then reaches both tables' primary keys (a join on
+    -- coalesce(...) would read every row of the company before filtering).
+    SELECT day, model, currency,
+           sum(orders) AS orders,
+           sum(new_customers) AS new_customers,
+           reporting.to_major(sum(net_minor), currency) AS revenue,
+           reporting.to_major(sum(owned_minor), currency) AS owned_revenue,
+           sum(spend) AS spend
+    FROM (
+        SELECT day, model, currency::text AS currency, orders, new_customers, net_minor,
+               CASE WHEN reporting.is_owned_channel(channel) THEN net_minor ELSE 0 END
+                   AS owned_minor,
+               0::numeric AS spend
         FROM rollup_revenue_daily
-        GROUP BY day, model, currency
-    ), spend AS (
-        SELECT day, currency::text AS currency, sum(spend) AS spend
-        FROM ad_spend
-        GROUP BY day, currency
-    ), models AS (
-        SELECT unnest(ARRAY['first_touch', 'last_touch', 'linear', 'time_decay',
-                            'position_based', 'last_non_direct']) AS model
-    )
-    SELECT coalesce(r.day, s.day) AS day, coalesce(r.model, s.model) AS model,
-           coalesce(r.currency, s.currency) AS currency,
-           coalesce(r.orders, 0) AS orders, coalesce(r.new_customers, 0) AS new_customers,
-           coalesce(r.revenue, 0) AS revenue, coalesce(r.owned_revenue, 0) AS owned_revenue,
-           coalesce(s.spend, 0) AS spend
-    FROM revenue r
-    FULL JOIN (SELECT spend.*, models.model FROM spend CROSS JOIN models) s
-      ON s.day = r.day AND s.model = r.model AND s.currency = r.currency;
+        UNION ALL
+        SELECT s.day, m.model, s.currency::text, 0, 0, 0, 0, s.spend
+        FROM ad_spend s
+        CROSS JOIN unnest(ARRAY['first_touch', 'last_touch', 'linear', 'time_decay',
+                                'position_based', 'last_non_direct']) AS m(model)
+    ) facts
+    GROUP BY day, model, currency;
 
 -- Funnel: sessions that reached each step, by day of the session's start.
 CREATE VIEW reporting.funnel_daily WITH (security_invoker = true) AS
