@@ -8,6 +8,7 @@
 //! - [`jobs`]: derived data computed per company, scheduled and recorded;
 //! - [`spend`]: ad spend imported from Google Ads, Meta Ads and generic CSV exports;
 //! - [`reports`]: the metrics API, read from the rollups as `lux_reader`;
+//! - [`dashboards`]: the web app under `/app` (users, sessions, the dashboard pages);
 //! - [`identity`]: visitors linked to people across devices;
 //! - [`creatives`]: the creative catalog (CSV and API), creative fatigue and its daily job;
 //! - [`messages`]: email and SMS sends and provider events: webhook signatures, one event
@@ -30,6 +31,7 @@ pub mod attribution;
 pub mod clock;
 pub mod commerce;
 pub mod creatives;
+pub mod dashboards;
 pub mod db;
 pub mod demo;
 pub mod experiments;

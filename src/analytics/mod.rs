@@ -277,7 +277,8 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, ApiError> 
     Ok(events)
 }
 
-fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
+/// The client's address: the peer's, or behind a trusted proxy the one it appended.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
     if trust_proxy
         && let Some(forwarded) = headers.get("x-forwarded-for")
         // The rightmost entry is the one our proxy appended; the ones before it are
@@ -438,15 +439,40 @@ fn strip_js_comments(source: &str) -> String {
         .join("\n")
 }
 
-async fn snippet() -> Response {
+/// The snippet's validator: a hash of its bytes, so it changes exactly when they do (a new
+/// release), and every node of a deployment computes the same one.
+static SNIPPET_ETAG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(SNIPPET.as_bytes());
+    format!("\"{}\"", hex::encode(&digest[..12]))
+});
+
+/// `/lux.js`, cached an hour, then revalidated: a browser sending the ETag back gets a 304
+/// without the body. (Compression, when the client accepts it, is the root router's layer;
+/// tower-http marks a compressed answer's ETag weak, which `If-None-Match` still matches.)
+async fn snippet(headers: HeaderMap) -> Response {
+    let etag = SNIPPET_ETAG.as_str();
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        });
+    let common = [
+        (header::CACHE_CONTROL, "public, max-age=3600"),
+        (header::ETAG, etag),
+    ];
+    if matches {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
     (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        common,
+        [(
+            header::CONTENT_TYPE,
+            "application/javascript; charset=utf-8",
+        )],
         SNIPPET.as_str(),
     )
         .into_response()

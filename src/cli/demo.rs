@@ -5,6 +5,9 @@ use clap::Args;
 use super::serve::{ServeArgs, serve};
 use super::{Context, owner_pool};
 
+/// The demo's dashboard login.
+const DEMO_EMAIL: &str = "demo@example.com";
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Days of history, up to now.
@@ -44,9 +47,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
         "lux: generating about {events} events over {} days for company {} ...",
         spec.days, company.company_id
     );
-    let summary = lux::demo::generate(&owner, company.company_id, &spec).await;
-    owner.close().await;
-    let summary = summary?;
+    let summary = lux::demo::generate(&owner, company.company_id, &spec).await?;
     eprintln!(
         "lux: {} events, {} sessions, {} orders in {:.1} s ({:.0} events/s); running the jobs ...",
         summary.events,
@@ -55,6 +56,20 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
         summary.seconds,
         summary.events_per_second
     );
+    // A dashboard login for the person at the terminal (the same email each run; each
+    // run sets a new password and grants the new company).
+    let email = lux::dashboards::users::Email::parse(DEMO_EMAIL)?;
+    let password = lux::dashboards::users::Password::generate();
+    lux::dashboards::users::upsert_user(&owner, &email, &password).await?;
+    lux::dashboards::users::grant(
+        &owner,
+        &email,
+        company.company_id,
+        lux::dashboards::users::Role::Admin,
+    )
+    .await?;
+    let login = (DEMO_EMAIL.to_string(), password.expose().to_string());
+    owner.close().await;
     let pool = lux::db::connect_app(&ctx.url, 4)?;
     let jobs = lux::demo::run_jobs(&pool, company.company_id).await;
     // The alerts of yesterday, on the rollups just made (no recipients yet: nothing is sent;
@@ -86,12 +101,18 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
-            "demo": summary, "jobs": jobs,
+            "demo": summary,
+            "jobs": jobs,
             "alerts": {"day": evaluation.day, "fired": fired},
+            "dashboards": {
+                "path": format!("/app/{}/executive", company.company_id),
+                "email": login.0,
+                "password": login.1,
+            },
         }))?
     );
     if args.no_serve {
         return Ok(());
     }
-    serve(args.serve, ctx, Some(company)).await
+    serve(args.serve, ctx, Some(company), Some(login)).await
 }

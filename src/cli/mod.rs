@@ -13,6 +13,7 @@ pub mod privacy;
 pub mod report;
 pub mod serve;
 pub mod sns;
+pub mod user;
 
 use std::path::PathBuf;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// Experiments: register, conclude and list a company's A/B tests.
     #[command(subcommand)]
     Experiments(experiments::ExperimentsCommand),
+    /// Dashboard users (`/app`): create one, grant it companies.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Amazon SNS (SES webhooks): pin a signing certificate for offline verification.
     #[command(subcommand)]
     Sns(sns::SnsCommand),
@@ -199,7 +203,7 @@ fn secrets_key(
 async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
     let url = ctx.url.as_str();
     match command {
-        Command::Serve(args) => serve::serve(args, ctx, None).await,
+        Command::Serve(args) => serve::serve(args, ctx, None, None).await,
         Command::Migrate => {
             let owner = lux::db::connect_owner(url, 1).await?;
             lux::db::migrate(&owner).await?;
@@ -216,6 +220,7 @@ async fn run_command(command: Command, ctx: &Context) -> anyhow::Result<()> {
         Command::Sns(command) => sns::run(command, url).await,
         Command::Experiments(command) => experiments::run(command, url).await,
         Command::Alerts(command) => alerts::run(command, url).await,
+        Command::User(command) => user::run(command, ctx).await,
     }
 }
 

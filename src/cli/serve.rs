@@ -60,6 +60,7 @@ pub async fn serve(
     args: ServeArgs,
     ctx: &Context,
     welcome: Option<lux::tenancy::CreatedCompany>,
+    login: Option<(String, String)>,
 ) -> anyhow::Result<()> {
     let url = ctx.url.as_str();
     let first_site = match welcome {
@@ -126,6 +127,14 @@ pub async fn serve(
             id = site.company_id,
             from = today - chrono::Days::new(29),
         );
+        if let Some((email, password)) = &login {
+            eprintln!(
+                "lux: dashboards: http://{addr}/app/{id}/executive\n\
+                 lux: sign in as {email} with password {password}",
+                addr = server.addr,
+                id = site.company_id,
+            );
+        }
     }
     Ok(server.wait().await?)
 }

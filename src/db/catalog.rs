@@ -49,8 +49,20 @@ pub const GLOBAL_TABLES: &[(&str, &str)] = &[
         "the claimed short-link codes, unique across companies; random codes, no company data",
     ),
     (
+        "login_failures",
+        "the dashboard login throttle: failed attempts per hashed email and client, before any company is known",
+    ),
+    (
         "sns_certificates",
         "Amazon SNS signing certificates, public and the same for every company",
+    ),
+    (
+        "user_sessions",
+        "signed-in dashboard sessions of users, who may be granted several companies",
+    ),
+    (
+        "users",
+        "dashboard users (an agency's user spans companies; grants are per company in user_grants)",
     ),
 ];
 

@@ -23,7 +23,7 @@ impl FunnelDefinitions {
             .map(|(_, steps)| steps.as_slice())
     }
 
-    fn names(&self) -> Vec<String> {
+    pub fn names(&self) -> Vec<String> {
         self.0.iter().map(|(name, _)| name.clone()).collect()
     }
 }

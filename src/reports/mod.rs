@@ -189,16 +189,7 @@ async fn run_statements(
         }
         _ => None,
     };
-    // One snapshot for all of the report's statements (a summary and its rows, say): a
-    // rollup run committing between them cannot make them disagree.
-    let mut tx = reader
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
-    crate::db::set_company(&mut tx, company_id).await?;
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(STATEMENT_TIMEOUT)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = begin_reader(reader, company_id).await?;
     let range = request.range;
     let conn = &mut *tx;
     let mut summary = None;
@@ -254,10 +245,28 @@ async fn run_statements(
     })
 }
 
-/// The company's current local date, from its IANA time zone.
+/// Opens the transaction every report (and every dashboard page) reads in: as `lux_reader`,
+/// scoped to the company, read only, with the statement timeout. One snapshot for all of its
+/// statements (a summary and its rows, say): a rollup run committing between them cannot
+/// make them disagree.
+pub async fn begin_reader(
+    reader: &PgPool,
+    company_id: Uuid,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = reader
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    crate::db::set_company(&mut tx, company_id).await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(STATEMENT_TIMEOUT)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// The company's funnels as its rollup settings define them now (read with the service's
 /// pool: `lux_reader` cannot read `companies`).
-async fn company_funnels(
+pub async fn company_funnels(
     app: &PgPool,
     company_id: Uuid,
 ) -> Result<funnel::FunnelDefinitions, ReportError> {
@@ -292,6 +301,7 @@ async fn company_currency(app: &PgPool, company_id: Uuid) -> Result<String, Repo
     Ok(currency)
 }
 
+/// The company's current local date, from its IANA time zone.
 async fn company_today(
     app: &PgPool,
     company_id: Uuid,

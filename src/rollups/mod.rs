@@ -623,13 +623,14 @@ async fn touched_days(
     Ok(days)
 }
 
-const ROLLUP_TABLES: [&str; 6] = [
+const ROLLUP_TABLES: [&str; 7] = [
     "rollup_sessions_daily",
     "rollup_funnel_daily",
     "rollup_revenue_daily",
     "rollup_conversions",
     "rollup_conversion_bins",
     "rollup_customer_days",
+    "rollup_paths_daily",
 ];
 
 /// Which days' rows [`delete_days`] deletes.
@@ -999,7 +1000,33 @@ async fn orders_rollups(
         )
         .await?;
 
-    Ok((examined, revenue + conversions + bins + customers))
+    // Conversion paths: the channels of each order's touches in order (any model's credits
+    // name every touch it credits; together they name the path), repeats collapsed. An order
+    // not attributed yet (no credits: the aggregate gives NULL and 0) is 'Unattributed'.
+    let paths = orders
+        .execute(
+            tx,
+            "INSERT INTO rollup_paths_daily (company_id, day, path, steps, currency, orders,
+                 net_minor)
+             SELECT $1, o.day, coalesce(p.path, 'Unattributed'), greatest(p.steps, 1),
+                    o.currency, count(*), sum(coalesce(o.net_minor, 0))
+             FROM ({ORDERS}) o
+             LEFT JOIN LATERAL (
+                 SELECT string_agg(channel, ' > ' ORDER BY touch_index) AS path,
+                        count(*)::int AS steps
+                 FROM (SELECT touch_index, channel,
+                              lag(channel) OVER (ORDER BY touch_index) AS previous
+                       FROM (SELECT DISTINCT ON (touch_index) touch_index, channel
+                             FROM attribution_credits c
+                             WHERE c.company_id = o.company_id AND c.order_id = o.order_id
+                             ORDER BY touch_index) touches) t
+                 WHERE previous IS DISTINCT FROM channel
+             ) p ON true
+             GROUP BY 2, 3, 4, 5",
+        )
+        .await?;
+
+    Ok((examined, revenue + conversions + bins + customers + paths))
 }
 
 #[cfg(test)]

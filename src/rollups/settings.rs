@@ -8,8 +8,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the rollup rules themselves change: every day is then recomputed (3: the
-/// creative rollups, and a touch's creative is its session's `creative_id` before `utm_content`).
-pub const RULES_VERSION: u32 = 3;
+/// creative rollups, and a touch's creative is its session's `creative_id` before
+/// `utm_content`; 4: the attribution paths rollup of the dashboards).
+pub const RULES_VERSION: u32 = 4;
 
 /// The funnels every company has. A company's own funnels cannot take these names.
 pub const BUILT_IN_FUNNELS: [(&str, &[&str]); 2] = [

@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::alerts::api::AlertsState;
@@ -24,6 +25,7 @@ use crate::clock::Clock;
 use crate::commerce::WebhookState;
 use crate::commerce::secrets::SecretsKey;
 use crate::creatives::CreativesState;
+use crate::dashboards::DashboardsState;
 use crate::experiments::api::ExperimentsState;
 use crate::http::ApiError;
 use crate::messages::{MessagesOptions, MessagesState};
@@ -140,6 +142,23 @@ impl FromRef<AppState> for ExperimentsState {
     }
 }
 
+impl FromRef<AppState> for DashboardsState {
+    fn from_ref(app: &AppState) -> Self {
+        DashboardsState {
+            pool: app.pool.clone(),
+            reader: app.reader.clone(),
+            clock: app.clock,
+            ip_hasher: app.ip_hasher.clone(),
+            secure_cookies: app
+                .messages
+                .public_url
+                .as_ref()
+                .is_some_and(|url| url.scheme() == "https"),
+            trust_proxy: app.ingest.trust_proxy,
+        }
+    }
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -154,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::experiments::api::router().with_state(ExperimentsState::from_ref(&state)))
         .merge(crate::alerts::api::router().with_state(AlertsState::from_ref(&state)))
         .merge(crate::privacy::api::router().with_state(PrivacyState::from_ref(&state)))
+        .merge(crate::dashboards::router().with_state(DashboardsState::from_ref(&state)))
         .merge(super::openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -176,6 +196,9 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(LatencyUnit::Micros),
                 ),
         )
+        // Text answers (pages, CSV, JSON, /lux.js) gzipped when the client accepts it;
+        // tower-http leaves small bodies and images alone.
+        .layer(CompressionLayer::new())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))

@@ -12,6 +12,8 @@ mod crash;
 mod creatives;
 mod creatives_report;
 mod customers;
+mod dashboards;
+mod dashboards_browser;
 mod demo;
 mod embedded;
 mod experiments;

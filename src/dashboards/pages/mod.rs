@@ -1,0 +1,142 @@
+//! One module per dashboard page. Each reads, in the page's reader transaction, through the
+//! report functions and the `reporting` views, and fills a [`Content`]. Adding a page: a
+//! module with a `load`, a variant here.
+
+pub mod acquisition;
+pub mod attribution;
+pub mod executive;
+pub mod funnel;
+pub mod retention;
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::DashboardError;
+use super::period::Params;
+use super::view::Content;
+use crate::reports::funnel::FunnelDefinitions;
+use crate::reports::request::DateRange;
+
+/// What a page knows about its company besides the request.
+pub struct Context {
+    pub company_id: Uuid,
+    /// The company's currency: the one its money tiles are in.
+    pub currency: String,
+    /// The company's local date.
+    pub today: NaiveDate,
+    /// The company's funnels (the funnel page only).
+    pub funnels: Option<FunnelDefinitions>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Executive,
+    Acquisition,
+    Funnel,
+    Retention,
+    Attribution,
+}
+
+impl Page {
+    pub const ALL: [Page; 5] = [
+        Page::Executive,
+        Page::Acquisition,
+        Page::Funnel,
+        Page::Retention,
+        Page::Attribution,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Page::Executive => "executive",
+            Page::Acquisition => "acquisition",
+            Page::Funnel => "funnel",
+            Page::Retention => "retention",
+            Page::Attribution => "attribution",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Page::Executive => "Executive",
+            Page::Acquisition => "Acquisition & quality",
+            Page::Funnel => "Funnel",
+            Page::Retention => "Retention & cohorts",
+            Page::Attribution => "Attribution paths",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Page> {
+        Page::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    pub async fn load(
+        self,
+        conn: &mut PgConnection,
+        params: &Params,
+        context: &Context,
+    ) -> Result<Content, DashboardError> {
+        match self {
+            Page::Executive => executive::load(conn, params, context).await,
+            Page::Acquisition => acquisition::load(conn, params, context).await,
+            Page::Funnel => funnel::load(conn, params, context).await,
+            Page::Retention => retention::load(conn, params, context).await,
+            Page::Attribution => attribution::load(conn, params, context).await,
+        }
+    }
+}
+
+/// The days of `range`, as `YYYY-MM-DD` labels.
+pub fn day_labels(range: DateRange) -> Vec<String> {
+    range
+        .from()
+        .iter_days()
+        .take_while(|d| *d <= range.to())
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// Values per day of `range` from (day, value) rows, 0 on days without a row.
+pub fn per_day(range: DateRange, rows: &[(NaiveDate, f64)]) -> Vec<f64> {
+    range
+        .from()
+        .iter_days()
+        .take_while(|d| *d <= range.to())
+        .map(|d| {
+            rows.iter()
+                .find(|(day, _)| *day == d)
+                .map_or(0.0, |(_, v)| *v)
+        })
+        .collect()
+}
+
+/// `minor` units of the company's currency written for a chart axis (`$1,234`).
+pub fn money_axis(currency: &str) -> impl Fn(f64) -> String + '_ {
+    move |minor: f64| {
+        let value = super::view::Value::Money {
+            minor: (minor / 100.0).round() as i64 * 100,
+            currency: currency.to_string(),
+        };
+        let text = value.display();
+        text.strip_suffix(".00").map(str::to_string).unwrap_or(text)
+    }
+}
+
+/// SQL: a sum of major units of a `reporting` view turned back into whole minor units of
+/// the currency bound as `$n` (exact: the views multiply by the exponent's power of ten).
+pub fn minor_sum(expression: &str, currency_param: &str) -> String {
+    format!(
+        "coalesce(round(sum({expression}) / reporting.to_major(1, {currency_param})), 0)::bigint"
+    )
+}
+
+/// Ratio helpers that round as the reports do (4 decimals, None for a zero denominator).
+pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator != 0.0).then(|| ((numerator / denominator) * 10_000.0).round() / 10_000.0)
+}
+
+/// A money ratio in minor units, rounded half away from zero (None for a zero denominator).
+pub fn money_ratio(minor: i64, denominator: f64) -> Option<i64> {
+    (denominator != 0.0).then(|| (minor as f64 / denominator).round() as i64)
+}
