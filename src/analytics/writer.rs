@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use super::event::AcceptedEvent;
 use super::sessions;
-use crate::db::binary_copy::BinaryCopy;
 use crate::identity::{self, IdentityKey};
 use crate::telemetry::IngestMetrics;
 
@@ -508,85 +507,102 @@ fn earliest_per_visitor(
     earliest.into_iter().unzip()
 }
 
-/// The columns [`insert_raw_events`] copies, in the order it writes them.
-const RAW_EVENT_COLUMNS: &str = "company_id, event_id, event_name, occurred_at, received_at,
-    client_occurred_at, occurred_at_clamped, visitor_id, session_id, user_id,
-    email_hash, page_url, referrer, user_agent, ip_hash,
-    utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-    gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id,
-    creative_id, consent_analytics, consent_marketing, gpc, is_bot, key_kind, properties";
-const RAW_EVENT_FIELDS: u16 = 34;
-
-/// Appends the events to `raw_events`: a binary `COPY` into the connection's staging table
-/// (see `db::connect_ingest_writer`), then one `INSERT ... SELECT` from it.
-///
-/// `COPY` cannot write `raw_events` itself as `lux_app` (PostgreSQL refuses `COPY FROM` into a
-/// table with row-level security), and the insert keeps the policy's check on every row. The
-/// staging table is temporary (no WAL) and emptied at commit; its rows are selected by
-/// company because one transaction may write several companies' batches. Against the former
-/// `INSERT ... SELECT FROM unnest(34 arrays)`, PostgreSQL no longer builds and takes apart 34
-/// arrays per batch, and parses binary values instead (docs/benchmarks.md).
 async fn insert_raw_events(
     tx: &mut Transaction<'_, Postgres>,
     company_id: Uuid,
     events: &[&AcceptedEvent],
     session_ids: &[Option<Uuid>],
 ) -> Result<(), sqlx::Error> {
-    let mut copy = BinaryCopy::with_capacity(events.len() * 512);
-    for (event, session_id) in events.iter().zip(session_ids) {
-        let page = event.page.as_ref();
-        let utm = page.map(|p| &p.landing.utm);
-        let clicks = page.map(|p| &p.landing.click_ids);
-        copy.row(RAW_EVENT_FIELDS)
-            .uuid(company_id)
-            .uuid(event.event_id)
-            .text(event.event_name.as_str())
-            .timestamptz(event.occurred_at)
-            .timestamptz(event.received_at)
-            .opt_timestamptz(event.client_occurred_at)
-            .bool(event.client_occurred_at.is_some())
-            .uuid(event.visitor_id)
-            .opt_uuid(*session_id)
-            .opt_text(event.user_id.as_deref())
-            .opt_bytea(event.email_hash.as_ref().map(|h| h.as_bytes()))
-            .opt_text(page.map(|p| p.url.as_str()))
-            .opt_text(event.referrer.as_deref())
-            .opt_text(event.user_agent.as_deref())
-            .opt_bytea(event.ip_hash.as_deref())
-            .opt_text(utm.and_then(|u| u.source.as_deref()))
-            .opt_text(utm.and_then(|u| u.medium.as_deref()))
-            .opt_text(utm.and_then(|u| u.campaign.as_deref()))
-            .opt_text(utm.and_then(|u| u.term.as_deref()))
-            .opt_text(utm.and_then(|u| u.content.as_deref()))
-            .opt_text(clicks.and_then(|c| c.gclid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.gbraid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.wbraid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.fbclid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.msclkid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.ttclid.as_deref()))
-            .opt_text(clicks.and_then(|c| c.li_fat_id.as_deref()))
-            .opt_text(event.creative_id.as_deref())
-            .bool(event.consent_analytics)
-            .opt_bool(event.consent_marketing)
-            .bool(event.gpc)
-            .bool(event.is_bot)
-            .text(event.key_kind.as_str())
-            .jsonb(&event.properties);
-    }
-    let mut copy_in = tx
-        .copy_in_raw(&format!(
-            "COPY raw_events_staging ({RAW_EVENT_COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    if let Err(error) = copy_in.send(copy.finish()).await {
-        let _ = copy_in.abort("sending the rows failed").await;
-        return Err(error);
-    }
-    copy_in.finish().await?;
-    sqlx::query("INSERT INTO raw_events SELECT * FROM raw_events_staging WHERE company_id = $1")
-        .bind(company_id)
-        .execute(&mut **tx)
-        .await?;
+    let col = |f: &dyn Fn(&AcceptedEvent) -> Option<String>| -> Vec<Option<String>> {
+        events.iter().map(|e| f(e)).collect()
+    };
+    let utm = |f: &dyn Fn(&super::traffic::Utm) -> Option<String>| {
+        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.utm)))
+    };
+    let click = |f: &dyn Fn(&super::traffic::ClickIds) -> Option<String>| {
+        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.click_ids)))
+    };
+    sqlx::query(
+        "INSERT INTO raw_events (company_id, event_id, event_name, occurred_at, received_at,
+             client_occurred_at, occurred_at_clamped, visitor_id, session_id, user_id,
+             email_hash, page_url, referrer, user_agent, ip_hash,
+             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+             gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id,
+             creative_id, consent_analytics, consent_marketing, gpc, is_bot, key_kind, properties)
+         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+             $6::timestamptz[], $7::bool[], $8::uuid[], $9::uuid[], $10::text[],
+             $11::bytea[], $12::text[], $13::text[], $14::text[], $15::bytea[],
+             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+             $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
+             $27::text[], $28::text[], $29::bool[], $30::bool[], $31::bool[], $32::bool[],
+             $33::text[], $34::jsonb[])",
+    )
+    .bind(company_id)
+    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(col(&|e| Some(e.event_name.as_str().to_string())))
+    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.client_occurred_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.client_occurred_at.is_some())
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.visitor_id).collect::<Vec<_>>())
+    .bind(session_ids)
+    .bind(col(&|e| e.user_id.clone()))
+    .bind(
+        events
+            .iter()
+            .map(|e| e.email_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(col(&|e| e.page.as_ref().map(|p| p.url.clone())))
+    .bind(col(&|e| e.referrer.clone()))
+    .bind(col(&|e| e.user_agent.clone()))
+    .bind(events.iter().map(|e| e.ip_hash.clone()).collect::<Vec<_>>())
+    .bind(utm(&|u| u.source.clone()))
+    .bind(utm(&|u| u.medium.clone()))
+    .bind(utm(&|u| u.campaign.clone()))
+    .bind(utm(&|u| u.term.clone()))
+    .bind(utm(&|u| u.content.clone()))
+    .bind(click(&|c| c.gclid.clone()))
+    .bind(click(&|c| c.gbraid.clone()))
+    .bind(click(&|c| c.wbraid.clone()))
+    .bind(click(&|c| c.fbclid.clone()))
+    .bind(click(&|c| c.msclkid.clone()))
+    .bind(click(&|c| c.ttclid.clone()))
+    .bind(click(&|c| c.li_fat_id.clone()))
+    .bind(col(&|e| e.creative_id.clone()))
+    .bind(
+        events
+            .iter()
+            .map(|e| e.consent_analytics)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.consent_marketing)
+            .collect::<Vec<_>>(),
+    )
+    .bind(events.iter().map(|e| e.gpc).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.is_bot).collect::<Vec<_>>())
+    .bind(col(&|e| Some(e.key_kind.as_str().to_string())))
+    .bind(
+        events
+            .iter()
+            .map(|e| e.properties.clone())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

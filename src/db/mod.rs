@@ -1,7 +1,6 @@
 //! PostgreSQL: connecting, migrating, the roles the service runs as, per-company transactions
 //! and the embedded default cluster.
 
-pub mod binary_copy;
 pub mod catalog;
 pub mod embedded;
 pub mod replica;
@@ -105,21 +104,13 @@ pub async fn connect_ingest_writer(
                 "connecting to PostgreSQL took more than 3 s",
             ))
         })??;
+    // No JIT: the disabled plan types carry a cost penalty, and a plan that ends up above
+    // `jit_above_cost` because of it is compiled on every run (about 250 ms a batch, seen
+    // with a sequential scan of a staging table).
     conn.execute(
         "SET ROLE lux_app; SET plan_cache_mode = force_generic_plan; \
          SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; \
          SET jit = off",
-    )
-    .await?;
-    // No JIT: the writers' statements are small, and the only sequential scan they make
-    // (of their staging table, below) carries enable_seqscan's penalty in its estimated
-    // cost, which would otherwise make PostgreSQL compile it (about 250 ms a batch).
-    // The writer's staging table for raw events (`analytics::writer::insert_raw_events`):
-    // temporary (this connection's own, no WAL, no row-level security, so `COPY` may fill
-    // it) and emptied at every commit.
-    conn.execute(
-        "CREATE TEMP TABLE raw_events_staging (LIKE raw_events INCLUDING DEFAULTS)
-         ON COMMIT DELETE ROWS",
     )
     .await?;
     Ok(conn)

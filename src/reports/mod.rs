@@ -120,7 +120,14 @@ async fn report(
         // is only a copy for load: the primary answers.
         Err(ReportError::Database(e)) if !std::ptr::eq(read, state.reader.primary()) => {
             tracing::warn!(error = %e, "a report failed on the replica; retried on the primary");
-            run(state.reader.primary(), &state.pool, now, company_id, &request).await?
+            run(
+                state.reader.primary(),
+                &state.pool,
+                now,
+                company_id,
+                &request,
+            )
+            .await?
         }
         other => other?,
     };
