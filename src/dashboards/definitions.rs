@@ -364,6 +364,66 @@ static METRICS: &[(&str, Metric)] = &[
             false,
         ),
     ),
+    (
+        "sent",
+        m(
+            "Sent",
+            "Email and SMS messages sent on days in the range (one send to one recipient).",
+            true,
+        ),
+    ),
+    (
+        "delivery_rate",
+        m("Delivery rate", "Delivered ÷ sent.", true),
+    ),
+    (
+        "open_rate",
+        m(
+            "Open rate (human)",
+            "Email sends opened by a person (machine opens such as Apple Mail Privacy Protection excluded) ÷ email delivered. SMS has no opens.",
+            true,
+        ),
+    ),
+    (
+        "message_click_rate",
+        m("Click rate", "Sends with a human click ÷ delivered.", true),
+    ),
+    (
+        "unsubscribe_rate",
+        m(
+            "Unsubscribe rate",
+            "Sends that led to an unsubscribe ÷ delivered.",
+            false,
+        ),
+    ),
+    (
+        "complaint_rate",
+        m("Complaint rate", "Sends marked as spam ÷ delivered.", false),
+    ),
+    (
+        "message_orders",
+        m(
+            "Orders",
+            "Orders credited to the sends (the message attribution window).",
+            true,
+        ),
+    ),
+    (
+        "message_revenue",
+        m(
+            "Revenue",
+            "Net revenue of the orders credited to the sends of the range, whenever the order came.",
+            true,
+        ),
+    ),
+    (
+        "revenue_per_send",
+        m(
+            "Revenue per send",
+            "Message revenue ÷ sent, rounded to the cent.",
+            true,
+        ),
+    ),
 ];
 
 #[cfg(test)]

@@ -1113,3 +1113,92 @@ async fn lux_demo_prints_a_dashboard_login_that_opens_the_demo_s_executive_page(
     assert!(!html.contains("Nothing to show yet"), "the demo has data");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn messages_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "messages", &query).await;
+    let api = report(&site, "messages", &query).await;
+    let currency = rows(&api)[0]["currency"].as_str().unwrap().to_string();
+    let sum = |field: &str| -> i64 { rows(&api).iter().map(|r| r[field].as_i64().unwrap()).sum() };
+    let (sent, delivered, clicks) = (sum("sent"), sum("delivered"), sum("clicks"));
+    assert!(sent > 0, "the demo sends messages");
+    assert_eq!(tiles["sent"], sent.to_string());
+    let round4 = |n: i64, d: i64| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0;
+    assert_eq!(
+        tiles["delivery_rate"].parse::<f64>().unwrap(),
+        round4(delivered, sent)
+    );
+    assert_eq!(
+        tiles["message_click_rate"].parse::<f64>().unwrap(),
+        round4(clicks, delivered)
+    );
+    let revenue: i64 = rows(&api)
+        .iter()
+        .filter(|r| r["currency"] == currency.as_str())
+        .map(|r| minor(r["revenue"].as_str().unwrap()))
+        .sum();
+    assert!(revenue > 0, "the demo's messages earn");
+    assert_eq!(minor(&tiles["message_revenue"]), revenue, "revenue");
+    let per_send = (revenue as f64 / sent as f64).round() as i64;
+    assert_eq!(
+        minor(&tiles["revenue_per_send"]),
+        per_send,
+        "revenue per send"
+    );
+
+    let view = view_text(&site, &format!(
+        "SELECT sum(sent)::text FROM reporting.messages_daily WHERE day BETWEEN '{from}' AND '{to}'")).await;
+    assert_eq!(tiles["sent"], view, "reporting.messages_daily");
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT sum(revenue)::text FROM reporting.message_revenue_daily
+         WHERE currency = '{currency}' AND day BETWEEN '{from}' AND '{to}'"
+        ),
+    )
+    .await;
+    assert_eq!(minor(&view), revenue, "reporting.message_revenue_daily");
+
+    // The channel filter: email's tiles are the report's email row.
+    let email = rows(&api)
+        .iter()
+        .find(|r| r["channel"] == "email")
+        .expect("an email row");
+    let filtered = page_tiles(
+        &site,
+        &session,
+        "messages",
+        &format!("{query}&channel=email"),
+    )
+    .await;
+    assert_eq!(filtered["sent"], email["sent"].to_string());
+    assert_eq!(
+        filtered["open_rate"].parse::<f64>().unwrap(),
+        email["open_rate"].as_f64().unwrap()
+    );
+    // The campaign table exports as CSV; an unknown channel is a clear 400.
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/messages?{query}&format=csv&table=campaigns",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("Channel,Campaign,Sent,"), "{csv}");
+    assert!(csv.lines().count() > 1, "{csv}");
+    let bad = get_page(
+        &site.app.base,
+        &session,
+        &format!("/app/{}/messages?{query}&channel=fax", site.company),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    site.app.stop().await;
+}

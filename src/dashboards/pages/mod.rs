@@ -6,6 +6,7 @@ pub mod acquisition;
 pub mod attribution;
 pub mod executive;
 pub mod funnel;
+pub mod messages;
 pub mod retention;
 
 use chrono::NaiveDate;
@@ -36,15 +37,17 @@ pub enum Page {
     Funnel,
     Retention,
     Attribution,
+    Messages,
 }
 
 impl Page {
-    pub const ALL: [Page; 5] = [
+    pub const ALL: [Page; 6] = [
         Page::Executive,
         Page::Acquisition,
         Page::Funnel,
         Page::Retention,
         Page::Attribution,
+        Page::Messages,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Page {
             Page::Funnel => "funnel",
             Page::Retention => "retention",
             Page::Attribution => "attribution",
+            Page::Messages => "messages",
         }
     }
 
@@ -64,6 +68,7 @@ impl Page {
             Page::Funnel => "Funnel",
             Page::Retention => "Retention & cohorts",
             Page::Attribution => "Attribution paths",
+            Page::Messages => "Email & SMS",
         }
     }
 
@@ -83,6 +88,7 @@ impl Page {
             Page::Funnel => funnel::load(conn, params, context).await,
             Page::Retention => retention::load(conn, params, context).await,
             Page::Attribution => attribution::load(conn, params, context).await,
+            Page::Messages => messages::load(conn, params, context).await,
         }
     }
 }
