@@ -246,6 +246,7 @@ async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors(
         "funnel",
         "retention",
         "attribution",
+        "messages",
     ] {
         browser
             .go(&format!("{base}/app/{}/{page}?range=90d", site.company))
