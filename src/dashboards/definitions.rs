@@ -424,6 +424,30 @@ static METRICS: &[(&str, Metric)] = &[
             true,
         ),
     ),
+    (
+        "alerts",
+        m(
+            "Alerts",
+            "Alerts firing on a day of the range (fired in it, or before it and not yet resolved).",
+            false,
+        ),
+    ),
+    (
+        "alerts_firing",
+        m(
+            "Still firing",
+            "Of those alerts, the ones not resolved yet.",
+            false,
+        ),
+    ),
+    (
+        "alerts_critical",
+        m(
+            "Critical",
+            "Of those alerts, the ones of critical severity.",
+            false,
+        ),
+    ),
 ];
 
 #[cfg(test)]

@@ -610,6 +610,8 @@ async fn a_viewer_of_one_company_gets_404_on_another_s_pages_and_csv() {
         "funnel",
         "retention",
         "attribution",
+        "messages",
+        "alerts",
     ] {
         for query in ["", "?format=csv"] {
             let answer = get_page(
@@ -1201,4 +1203,99 @@ async fn messages_headlines_equal_the_reports_api_and_the_reporting_views() {
     .await;
     assert_eq!(bad.status(), 400);
     site.app.stop().await;
+}
+
+/// An alert of `company` that fired on 2026-11-30 and was emailed once.
+async fn seed_alert(app: &TestApp, company: Uuid, title: &str) -> Uuid {
+    let alert_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO alerts (company_id, alert_id, rule, subject, severity, state, fired_on,
+                             title, explanation, numbers, link, created_at)
+         VALUES ($1, $2, 'revenue_anomaly', 'company', 'warning', 'firing', '2026-11-30',
+                 $3, 'Net revenue on 2026-11-30 was 940.00 EUR, below the median of 1000.00 EUR.',
+                 '{\"value\": \"940.00\", \"median\": \"1000.00\"}', '/app', now())",
+    )
+    .bind(company)
+    .bind(alert_id)
+    .bind(title)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO alert_deliveries (company_id, delivery_id, alert_ids, kind, channel, target,
+                                       subject, text_body, attempts, status, next_attempt_at,
+                                       sent_at, created_at)
+         VALUES ($1, $2, ARRAY[$3], 'alert', 'email', 'ops@acme.example', $4, 'body', 1, 'sent',
+                 now(), now(), now())",
+    )
+    .bind(company)
+    .bind(Uuid::new_v4())
+    .bind(alert_id)
+    .bind(title)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    alert_id
+}
+
+#[tokio::test]
+async fn the_alerts_page_shows_the_alert_history_of_the_report_and_only_its_company_s() {
+    let app = TestApp::spawn().await;
+    let other = crate::helpers::create_company(&app.owner, "Other").await;
+    seed_alert(&app, app.company.id, "Net revenue drop on 2026-11-30").await;
+    seed_alert(&app, other.id, "Another company's alert").await;
+    create_user(&app, "viewer@example.com", &[(app.company.id, "viewer")]).await;
+    let session = sign_in(&app.base, "viewer@example.com").await;
+    let query = "from=2026-11-01&to=2026-11-30";
+    let page = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}", app.company.id),
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "Net revenue drop on 2026-11-30",
+        "revenue_anomaly",
+        "firing",
+        "below the median of 1000.00 EUR",
+        "value: 940.00, median: 1000.00",
+        "email ops@acme.example sent (1 attempt)",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    assert!(!html.contains("Another company"), "only its own alerts");
+    let report: Value = app
+        .client
+        .get(format!("{}/api/v1/reports/alerts?{query}", app.base))
+        .bearer_auth(&app.company.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tiles = tiles(&html);
+    assert_eq!(tiles["alerts"], rows(&report).len().to_string());
+    assert_eq!(tiles["alerts_firing"], "1");
+    let csv = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}&format=csv", app.company.id),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("Fired on,State,"), "{csv}");
+    assert!(csv.contains("Net revenue drop on 2026-11-30"), "{csv}");
+    // Another company's alert page is a 404, like a page that does not exist.
+    let theirs = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}", other.id),
+    )
+    .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
 }

@@ -3,6 +3,7 @@
 //! module with a `load`, a variant here.
 
 pub mod acquisition;
+pub mod alerts;
 pub mod attribution;
 pub mod executive;
 pub mod funnel;
@@ -38,16 +39,18 @@ pub enum Page {
     Retention,
     Attribution,
     Messages,
+    Alerts,
 }
 
 impl Page {
-    pub const ALL: [Page; 6] = [
+    pub const ALL: [Page; 7] = [
         Page::Executive,
         Page::Acquisition,
         Page::Funnel,
         Page::Retention,
         Page::Attribution,
         Page::Messages,
+        Page::Alerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Page {
             Page::Retention => "retention",
             Page::Attribution => "attribution",
             Page::Messages => "messages",
+            Page::Alerts => "alerts",
         }
     }
 
@@ -69,6 +73,7 @@ impl Page {
             Page::Retention => "Retention & cohorts",
             Page::Attribution => "Attribution paths",
             Page::Messages => "Email & SMS",
+            Page::Alerts => "Alert history",
         }
     }
 
@@ -89,6 +94,7 @@ impl Page {
             Page::Retention => retention::load(conn, params, context).await,
             Page::Attribution => attribution::load(conn, params, context).await,
             Page::Messages => messages::load(conn, params, context).await,
+            Page::Alerts => alerts::load(conn, params, context).await,
         }
     }
 }
