@@ -1205,19 +1205,20 @@ async fn messages_headlines_equal_the_reports_api_and_the_reporting_views() {
     site.app.stop().await;
 }
 
-/// An alert of `company` that fired on 2026-11-30 and was emailed once.
-async fn seed_alert(app: &TestApp, company: Uuid, title: &str) -> Uuid {
+/// An alert of `company` that fired on `day` and was emailed once.
+pub async fn seed_alert(app: &TestApp, company: Uuid, day: NaiveDate, title: &str) -> Uuid {
     let alert_id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO alerts (company_id, alert_id, rule, subject, severity, state, fired_on,
                              title, explanation, numbers, link, created_at)
-         VALUES ($1, $2, 'revenue_anomaly', 'company', 'warning', 'firing', '2026-11-30',
+         VALUES ($1, $2, 'revenue_anomaly', 'company', 'warning', 'firing', $4,
                  $3, 'Net revenue on 2026-11-30 was 940.00 EUR, below the median of 1000.00 EUR.',
                  '{\"value\": \"940.00\", \"median\": \"1000.00\"}', '/app', now())",
     )
     .bind(company)
     .bind(alert_id)
     .bind(title)
+    .bind(day)
     .execute(&app.owner)
     .await
     .unwrap();
@@ -1242,8 +1243,9 @@ async fn seed_alert(app: &TestApp, company: Uuid, title: &str) -> Uuid {
 async fn the_alerts_page_shows_the_alert_history_of_the_report_and_only_its_company_s() {
     let app = TestApp::spawn().await;
     let other = crate::helpers::create_company(&app.owner, "Other").await;
-    seed_alert(&app, app.company.id, "Net revenue drop on 2026-11-30").await;
-    seed_alert(&app, other.id, "Another company's alert").await;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    seed_alert(&app, app.company.id, day, "Net revenue drop on 2026-11-30").await;
+    seed_alert(&app, other.id, day, "Another company's alert").await;
     create_user(&app, "viewer@example.com", &[(app.company.id, "viewer")]).await;
     let session = sign_in(&app.base, "viewer@example.com").await;
     let query = "from=2026-11-01&to=2026-11-30";
