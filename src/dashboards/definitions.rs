@@ -448,6 +448,26 @@ static METRICS: &[(&str, Metric)] = &[
             false,
         ),
     ),
+    (
+        "ctr",
+        m("CTR", "Click-through rate = ad clicks ÷ impressions.", true),
+    ),
+    (
+        "cpa",
+        m(
+            "CPA",
+            "Cost per acquisition = spend ÷ orders credited (under the model) to the creative.",
+            false,
+        ),
+    ),
+    (
+        "creative_revenue",
+        m(
+            "Revenue",
+            "Net revenue credited under the model to the touches that carried the creative.",
+            true,
+        ),
+    ),
 ];
 
 #[cfg(test)]

@@ -611,6 +611,7 @@ async fn a_viewer_of_one_company_gets_404_on_another_s_pages_and_csv() {
         "retention",
         "attribution",
         "messages",
+        "creatives",
         "alerts",
     ] {
         for query in ["", "?format=csv"] {
@@ -1300,4 +1301,77 @@ async fn the_alerts_page_shows_the_alert_history_of_the_report_and_only_its_comp
     .await;
     assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn creatives_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "creatives", &query).await;
+    let api = report(&site, "creatives", &query).await;
+    let currency = site_currency(&site).await;
+    let mut seen = std::collections::HashSet::new();
+    let (mut impressions, mut clicks, mut spend, mut revenue) = (0i64, 0i64, 0i64, 0i64);
+    for r in rows(&api) {
+        if seen.insert(r["creative_id"].to_string()) {
+            impressions += r["impressions"].as_i64().unwrap();
+            clicks += r["clicks"].as_i64().unwrap();
+        }
+        if r["currency"] == currency.as_str() {
+            spend += minor(r["spend"].as_str().unwrap());
+            revenue += minor(r["revenue"].as_str().unwrap());
+        }
+    }
+    assert!(impressions > 0 && spend > 0, "the demo's ads deliver");
+    assert_eq!(tiles["impressions"], impressions.to_string());
+    assert_eq!(tiles["clicks"], clicks.to_string());
+    assert_eq!(minor(&tiles["spend"]), spend, "spend");
+    assert_eq!(minor(&tiles["creative_revenue"]), revenue, "revenue");
+    let round4 = |n: i64, d: i64| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0;
+    assert_eq!(
+        tiles["ctr"].parse::<f64>().unwrap(),
+        round4(clicks, impressions)
+    );
+    assert_eq!(
+        tiles["roas"].parse::<f64>().unwrap(),
+        round4(revenue, spend)
+    );
+    let view = view_text(&site, &format!(
+        "SELECT sum(impressions)::text FROM reporting.creative_daily WHERE day BETWEEN '{from}' AND '{to}'")).await;
+    assert_eq!(tiles["impressions"], view, "reporting.creative_daily");
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT sum(spend)::text FROM reporting.creative_spend_daily
+         WHERE currency = '{currency}' AND day BETWEEN '{from}' AND '{to}'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        minor(&format!("{:.2}", view.parse::<f64>().unwrap())),
+        spend,
+        "reporting.creative_spend_daily"
+    );
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/creatives?{query}&format=csv&table=creatives",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().starts_with("Creative,Name,"));
+    site.app.stop().await;
+}
+
+/// The demo company's currency.
+async fn site_currency(site: &DemoSite) -> String {
+    sqlx::query_scalar("SELECT currency::text FROM companies WHERE company_id = $1")
+        .bind(site.company)
+        .fetch_one(&site.app.owner)
+        .await
+        .unwrap()
 }

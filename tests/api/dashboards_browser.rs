@@ -256,6 +256,7 @@ async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors(
         "retention",
         "attribution",
         "messages",
+        "creatives",
         "alerts",
     ] {
         browser

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use sqlx::PgConnection;
 
-use super::{Context, day_labels, per_day};
+use super::{Context, day_labels, minor_units, per_day};
 use crate::dashboards::DashboardError;
 use crate::dashboards::chart::{self, Series};
 use crate::dashboards::period::Params;
@@ -89,13 +89,6 @@ impl Totals {
             (if n < 0 { -magnitude } else { magnitude }) as i64
         })
     }
-}
-
-/// An amount as the reports write it (`"123.45"`, `"20000"`, `"-0.05"`) in minor units: the
-/// report always writes the currency's full number of decimals, so dropping the point is
-/// exact.
-fn minor_units(text: &str) -> i64 {
-    text.replace('.', "").parse().unwrap_or(0)
 }
 
 /// The channel filter: `email`, `sms` (any case), or none for both.

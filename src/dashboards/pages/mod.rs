@@ -5,6 +5,7 @@
 pub mod acquisition;
 pub mod alerts;
 pub mod attribution;
+pub mod creatives;
 pub mod executive;
 pub mod funnel;
 pub mod messages;
@@ -39,17 +40,19 @@ pub enum Page {
     Retention,
     Attribution,
     Messages,
+    Creatives,
     Alerts,
 }
 
 impl Page {
-    pub const ALL: [Page; 7] = [
+    pub const ALL: [Page; 8] = [
         Page::Executive,
         Page::Acquisition,
         Page::Funnel,
         Page::Retention,
         Page::Attribution,
         Page::Messages,
+        Page::Creatives,
         Page::Alerts,
     ];
 
@@ -62,6 +65,7 @@ impl Page {
             Page::Attribution => "attribution",
             Page::Messages => "messages",
             Page::Alerts => "alerts",
+            Page::Creatives => "creatives",
         }
     }
 
@@ -74,6 +78,7 @@ impl Page {
             Page::Attribution => "Attribution paths",
             Page::Messages => "Email & SMS",
             Page::Alerts => "Alert history",
+            Page::Creatives => "Creatives",
         }
     }
 
@@ -95,6 +100,7 @@ impl Page {
             Page::Attribution => attribution::load(conn, params, context).await,
             Page::Messages => messages::load(conn, params, context).await,
             Page::Alerts => alerts::load(conn, params, context).await,
+            Page::Creatives => creatives::load(conn, params, context).await,
         }
     }
 }
@@ -151,4 +157,11 @@ pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
 /// A money ratio in minor units, rounded half away from zero (None for a zero denominator).
 pub fn money_ratio(minor: i64, denominator: f64) -> Option<i64> {
     (denominator != 0.0).then(|| (minor as f64 / denominator).round() as i64)
+}
+
+/// An amount as the reports write it (`"123.45"`, `"20000"`, `"-0.05"`) in minor units: the
+/// reports always write the currency's full number of decimals, so dropping the point is
+/// exact.
+pub fn minor_units(text: &str) -> i64 {
+    text.replace('.', "").parse().unwrap_or(0)
 }
