@@ -468,6 +468,70 @@ static METRICS: &[(&str, Metric)] = &[
             true,
         ),
     ),
+    (
+        "experiments_run",
+        m(
+            "Experiments run",
+            "Experiments running on a day of the range (started on or before its end, not ended before its start).",
+            true,
+        ),
+    ),
+    (
+        "experiments_launched",
+        m(
+            "Launched",
+            "Experiments started in the months the range touches.",
+            true,
+        ),
+    ),
+    (
+        "experiments_concluded",
+        m(
+            "Concluded",
+            "Experiments ended in the months the range touches.",
+            true,
+        ),
+    ),
+    (
+        "experiments_win_rate",
+        m("Win rate", "Concluded with a winner ÷ concluded.", true),
+    ),
+    (
+        "experiment_exposed",
+        m(
+            "Exposed",
+            "Visitors exposed to the variant over the whole experiment.",
+            true,
+        ),
+    ),
+    (
+        "experiment_converted",
+        m(
+            "Converted",
+            "Exposed visitors who did the primary event after their exposure.",
+            true,
+        ),
+    ),
+    (
+        "experiment_rate",
+        m("Conversion rate", "Converted ÷ exposed.", true),
+    ),
+    (
+        "experiment_uplift",
+        m(
+            "Uplift",
+            "(Variant rate − control rate) ÷ control rate.",
+            true,
+        ),
+    ),
+    (
+        "experiment_p_value",
+        m(
+            "p-value",
+            "Two-sided pooled two-proportion z-test against the control.",
+            false,
+        ),
+    ),
 ];
 
 #[cfg(test)]

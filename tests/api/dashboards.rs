@@ -612,6 +612,7 @@ async fn a_viewer_of_one_company_gets_404_on_another_s_pages_and_csv() {
         "attribution",
         "messages",
         "creatives",
+        "experiments",
         "alerts",
     ] {
         for query in ["", "?format=csv"] {
@@ -1375,4 +1376,49 @@ async fn site_currency(site: &DemoSite) -> String {
         .fetch_one(&site.app.owner)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn experiments_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "experiments", &query).await;
+    let api = report(&site, "experiments", &query).await;
+    let keys: std::collections::HashSet<String> = rows(&api)
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!keys.is_empty(), "the demo runs experiments");
+    assert_eq!(tiles["experiments_run"], keys.len().to_string());
+    let velocity = report(&site, "ops_velocity", &query).await;
+    let sum = |field: &str| -> u64 {
+        rows(&velocity)
+            .iter()
+            .map(|r| r[field].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(tiles["experiments_launched"], sum("launched").to_string());
+    assert_eq!(tiles["experiments_concluded"], sum("concluded").to_string());
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT count(*)::text FROM reporting.experiments
+             WHERE started_on <= '{to}' AND (ended_on IS NULL OR ended_on >= '{from}')"
+        ),
+    )
+    .await;
+    assert_eq!(tiles["experiments_run"], view, "reporting.experiments");
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/experiments?{query}&format=csv&table=velocity",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().starts_with("Month,"));
+    site.app.stop().await;
 }

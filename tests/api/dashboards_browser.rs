@@ -257,6 +257,7 @@ async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors(
         "attribution",
         "messages",
         "creatives",
+        "experiments",
         "alerts",
     ] {
         browser

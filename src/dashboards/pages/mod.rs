@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod attribution;
 pub mod creatives;
 pub mod executive;
+pub mod experiments;
 pub mod funnel;
 pub mod messages;
 pub mod retention;
@@ -41,11 +42,12 @@ pub enum Page {
     Attribution,
     Messages,
     Creatives,
+    Experiments,
     Alerts,
 }
 
 impl Page {
-    pub const ALL: [Page; 8] = [
+    pub const ALL: [Page; 9] = [
         Page::Executive,
         Page::Acquisition,
         Page::Funnel,
@@ -53,6 +55,7 @@ impl Page {
         Page::Attribution,
         Page::Messages,
         Page::Creatives,
+        Page::Experiments,
         Page::Alerts,
     ];
 
@@ -66,6 +69,7 @@ impl Page {
             Page::Messages => "messages",
             Page::Alerts => "alerts",
             Page::Creatives => "creatives",
+            Page::Experiments => "experiments",
         }
     }
 
@@ -79,6 +83,7 @@ impl Page {
             Page::Messages => "Email & SMS",
             Page::Alerts => "Alert history",
             Page::Creatives => "Creatives",
+            Page::Experiments => "Experiments",
         }
     }
 
@@ -101,6 +106,7 @@ impl Page {
             Page::Messages => messages::load(conn, params, context).await,
             Page::Alerts => alerts::load(conn, params, context).await,
             Page::Creatives => creatives::load(conn, params, context).await,
+            Page::Experiments => experiments::load(conn, params, context).await,
         }
     }
 }
