@@ -1077,7 +1077,7 @@ async fn every_metabase_card_in_the_docs_runs_on_the_reporting_views() {
             cards += 1;
         }
     }
-    assert_eq!(cards, 14, "the cards of docs/metabase.md");
+    assert_eq!(cards, 16, "the cards of docs/metabase.md");
     site.app.stop().await;
 }
 

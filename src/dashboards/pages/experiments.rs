@@ -153,7 +153,7 @@ fn experiment_table(rows: &[ExperimentRow]) -> Table {
                     text(&r.key),
                     Cell::Text(status),
                     Cell::Text(r.started_on.to_string()),
-                    Cell::Text(if r.is_control {
+                    Cell::Text(if r.is_control && variant != "control" {
                         format!("{variant} (control)")
                     } else {
                         variant
@@ -177,12 +177,18 @@ fn velocity_table(velocity: &[VelocityRow]) -> Table {
             Column::text("Month", "YYYY-MM."),
             Column::metric("experiments_launched"),
             Column::metric("experiments_concluded"),
-            Column::text("Won", "Concluded with a winner."),
+            Column {
+                numeric: true,
+                ..Column::text("Won", "Concluded with a winner.")
+            },
             Column::metric("experiments_win_rate"),
-            Column::text(
-                "Median duration (days)",
-                "Median of end − start over the experiments concluded in the month.",
-            ),
+            Column {
+                numeric: true,
+                ..Column::text(
+                    "Median duration (days)",
+                    "Median of end − start over the experiments concluded in the month.",
+                )
+            },
         ],
         rows: velocity
             .iter()
