@@ -231,6 +231,15 @@ async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors(
     browser.type_into("#email", &site.email).await;
     browser.type_into("#password", PASSWORD).await;
     browser.click("button[type=submit]").await;
+    // The click returns once the form is submitted; on a loaded machine the redirect (after
+    // argon2 verifies the password) can land after it: wait for the page to leave the form.
+    for _ in 0..100 {
+        let path = browser.script("return location.pathname").await;
+        if path != "/app/login" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let at = browser
         .script("return location.pathname + location.search")
         .await;
