@@ -14,7 +14,7 @@ use lux::jobs::{Job, Mode, WhenBusy};
 mod common;
 use common::{flag, fresh_database};
 
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 12] = [
     "executive",
     "acquisition",
     "acquisition?channel=Paid+Search",
@@ -22,6 +22,11 @@ const PAGES: [&str; 7] = [
     "retention",
     "attribution",
     "attribution?model=linear",
+    "messages",
+    "messages?channel=email",
+    "creatives",
+    "experiments",
+    "alerts",
 ];
 
 fn main() {

@@ -185,6 +185,19 @@ pub async fn history(
 ) -> Result<Vec<Value>, sqlx::Error> {
     let mut tx = reader.begin().await?;
     crate::db::set_company(&mut tx, company_id).await?;
+    let rows = history_in(&mut tx, company_id, from, to).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// [`history`] in a transaction already scoped to the company (the dashboards' reader
+/// transaction), so the alerts page shows the report's rows.
+pub async fn history_in(
+    conn: &mut sqlx::PgConnection,
+    company_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Value>, sqlx::Error> {
     let rows: Vec<HistoryRow> = sqlx::query_as(
         "SELECT a.alert_id, a.rule, a.subject, a.severity, a.state, a.fired_on, a.resolved_on,
                 a.title, a.explanation, a.numbers, a.link,
@@ -203,9 +216,8 @@ pub async fn history(
     .bind(company_id)
     .bind(from)
     .bind(to)
-    .fetch_all(&mut *tx)
+    .fetch_all(conn)
     .await?;
-    tx.commit().await?;
     Ok(rows
         .into_iter()
         .map(|r| {

@@ -364,6 +364,174 @@ static METRICS: &[(&str, Metric)] = &[
             false,
         ),
     ),
+    (
+        "sent",
+        m(
+            "Sent",
+            "Email and SMS messages sent on days in the range (one send to one recipient).",
+            true,
+        ),
+    ),
+    (
+        "delivery_rate",
+        m("Delivery rate", "Delivered ÷ sent.", true),
+    ),
+    (
+        "open_rate",
+        m(
+            "Open rate (human)",
+            "Email sends opened by a person (machine opens such as Apple Mail Privacy Protection excluded) ÷ email delivered. SMS has no opens.",
+            true,
+        ),
+    ),
+    (
+        "message_click_rate",
+        m("Click rate", "Sends with a human click ÷ delivered.", true),
+    ),
+    (
+        "unsubscribe_rate",
+        m(
+            "Unsubscribe rate",
+            "Sends that led to an unsubscribe ÷ delivered.",
+            false,
+        ),
+    ),
+    (
+        "complaint_rate",
+        m("Complaint rate", "Sends marked as spam ÷ delivered.", false),
+    ),
+    (
+        "message_orders",
+        m(
+            "Orders",
+            "Orders credited to the sends (the message attribution window).",
+            true,
+        ),
+    ),
+    (
+        "message_revenue",
+        m(
+            "Revenue",
+            "Net revenue of the orders credited to the sends of the range, whenever the order came.",
+            true,
+        ),
+    ),
+    (
+        "revenue_per_send",
+        m(
+            "Revenue per send",
+            "Message revenue ÷ sent, rounded to the cent.",
+            true,
+        ),
+    ),
+    (
+        "alerts",
+        m(
+            "Alerts",
+            "Alerts firing on a day of the range (fired in it, or before it and not yet resolved).",
+            false,
+        ),
+    ),
+    (
+        "alerts_firing",
+        m(
+            "Still firing",
+            "Of those alerts, the ones not resolved yet.",
+            false,
+        ),
+    ),
+    (
+        "alerts_critical",
+        m(
+            "Critical",
+            "Of those alerts, the ones of critical severity.",
+            false,
+        ),
+    ),
+    (
+        "ctr",
+        m("CTR", "Click-through rate = ad clicks ÷ impressions.", true),
+    ),
+    (
+        "cpa",
+        m(
+            "CPA",
+            "Cost per acquisition = spend ÷ orders credited (under the model) to the creative.",
+            false,
+        ),
+    ),
+    (
+        "creative_revenue",
+        m(
+            "Revenue",
+            "Net revenue credited under the model to the touches that carried the creative.",
+            true,
+        ),
+    ),
+    (
+        "experiments_run",
+        m(
+            "Experiments run",
+            "Experiments running on a day of the range (started on or before its end, not ended before its start).",
+            true,
+        ),
+    ),
+    (
+        "experiments_launched",
+        m(
+            "Launched",
+            "Experiments started in the months the range touches.",
+            true,
+        ),
+    ),
+    (
+        "experiments_concluded",
+        m(
+            "Concluded",
+            "Experiments ended in the months the range touches.",
+            true,
+        ),
+    ),
+    (
+        "experiments_win_rate",
+        m("Win rate", "Concluded with a winner ÷ concluded.", true),
+    ),
+    (
+        "experiment_exposed",
+        m(
+            "Exposed",
+            "Visitors exposed to the variant over the whole experiment.",
+            true,
+        ),
+    ),
+    (
+        "experiment_converted",
+        m(
+            "Converted",
+            "Exposed visitors who did the primary event after their exposure.",
+            true,
+        ),
+    ),
+    (
+        "experiment_rate",
+        m("Conversion rate", "Converted ÷ exposed.", true),
+    ),
+    (
+        "experiment_uplift",
+        m(
+            "Uplift",
+            "(Variant rate − control rate) ÷ control rate.",
+            true,
+        ),
+    ),
+    (
+        "experiment_p_value",
+        m(
+            "p-value",
+            "Two-sided pooled two-proportion z-test against the control.",
+            false,
+        ),
+    ),
 ];
 
 #[cfg(test)]

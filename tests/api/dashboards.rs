@@ -610,6 +610,10 @@ async fn a_viewer_of_one_company_gets_404_on_another_s_pages_and_csv() {
         "funnel",
         "retention",
         "attribution",
+        "messages",
+        "creatives",
+        "experiments",
+        "alerts",
     ] {
         for query in ["", "?format=csv"] {
             let answer = get_page(
@@ -1050,6 +1054,7 @@ async fn every_metabase_card_in_the_docs_runs_on_the_reporting_views() {
             let runnable = statement
                 .replace("{{date_range}}", "true")
                 .replace("{{date_range2}}", "true")
+                .replace("{{date_range3}}", "true")
                 .replace("{{model}}", "'last_touch'");
             let mut tx = site.app.owner.begin().await.unwrap();
             sqlx::query("SET LOCAL ROLE lux_reader")
@@ -1072,7 +1077,7 @@ async fn every_metabase_card_in_the_docs_runs_on_the_reporting_views() {
             cards += 1;
         }
     }
-    assert_eq!(cards, 11, "the cards of docs/metabase.md");
+    assert_eq!(cards, 16, "the cards of docs/metabase.md");
     site.app.stop().await;
 }
 
@@ -1112,4 +1117,308 @@ async fn lux_demo_prints_a_dashboard_login_that_opens_the_demo_s_executive_page(
     let html = page.text().await.unwrap();
     assert!(!html.contains("Nothing to show yet"), "the demo has data");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn messages_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "messages", &query).await;
+    let api = report(&site, "messages", &query).await;
+    let currency = rows(&api)[0]["currency"].as_str().unwrap().to_string();
+    let sum = |field: &str| -> i64 { rows(&api).iter().map(|r| r[field].as_i64().unwrap()).sum() };
+    let (sent, delivered, clicks) = (sum("sent"), sum("delivered"), sum("clicks"));
+    assert!(sent > 0, "the demo sends messages");
+    assert_eq!(tiles["sent"], sent.to_string());
+    let round4 = |n: i64, d: i64| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0;
+    assert_eq!(
+        tiles["delivery_rate"].parse::<f64>().unwrap(),
+        round4(delivered, sent)
+    );
+    assert_eq!(
+        tiles["message_click_rate"].parse::<f64>().unwrap(),
+        round4(clicks, delivered)
+    );
+    let revenue: i64 = rows(&api)
+        .iter()
+        .filter(|r| r["currency"] == currency.as_str())
+        .map(|r| minor(r["revenue"].as_str().unwrap()))
+        .sum();
+    assert!(revenue > 0, "the demo's messages earn");
+    assert_eq!(minor(&tiles["message_revenue"]), revenue, "revenue");
+    let per_send = (revenue as f64 / sent as f64).round() as i64;
+    assert_eq!(
+        minor(&tiles["revenue_per_send"]),
+        per_send,
+        "revenue per send"
+    );
+
+    let view = view_text(&site, &format!(
+        "SELECT sum(sent)::text FROM reporting.messages_daily WHERE day BETWEEN '{from}' AND '{to}'")).await;
+    assert_eq!(tiles["sent"], view, "reporting.messages_daily");
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT sum(revenue)::text FROM reporting.message_revenue_daily
+         WHERE currency = '{currency}' AND day BETWEEN '{from}' AND '{to}'"
+        ),
+    )
+    .await;
+    assert_eq!(minor(&view), revenue, "reporting.message_revenue_daily");
+
+    // The channel filter: email's tiles are the report's email row.
+    let email = rows(&api)
+        .iter()
+        .find(|r| r["channel"] == "email")
+        .expect("an email row");
+    let filtered = page_tiles(
+        &site,
+        &session,
+        "messages",
+        &format!("{query}&channel=email"),
+    )
+    .await;
+    assert_eq!(filtered["sent"], email["sent"].to_string());
+    assert_eq!(
+        filtered["open_rate"].parse::<f64>().unwrap(),
+        email["open_rate"].as_f64().unwrap()
+    );
+    // The campaign table exports as CSV; an unknown channel is a clear 400.
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/messages?{query}&format=csv&table=campaigns",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("Channel,Campaign,Sent,"), "{csv}");
+    assert!(csv.lines().count() > 1, "{csv}");
+    let bad = get_page(
+        &site.app.base,
+        &session,
+        &format!("/app/{}/messages?{query}&channel=fax", site.company),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    site.app.stop().await;
+}
+
+/// An alert of `company` that fired on `day` and was emailed once.
+pub async fn seed_alert(app: &TestApp, company: Uuid, day: NaiveDate, title: &str) -> Uuid {
+    let alert_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO alerts (company_id, alert_id, rule, subject, severity, state, fired_on,
+                             title, explanation, numbers, link, created_at)
+         VALUES ($1, $2, 'revenue_anomaly', 'company', 'warning', 'firing', $4,
+                 $3, 'Net revenue on 2026-11-30 was 940.00 EUR, below the median of 1000.00 EUR.',
+                 '{\"value\": \"940.00\", \"median\": \"1000.00\"}', '/app', now())",
+    )
+    .bind(company)
+    .bind(alert_id)
+    .bind(title)
+    .bind(day)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO alert_deliveries (company_id, delivery_id, alert_ids, kind, channel, target,
+                                       subject, text_body, attempts, status, next_attempt_at,
+                                       sent_at, created_at)
+         VALUES ($1, $2, ARRAY[$3], 'alert', 'email', 'ops@acme.example', $4, 'body', 1, 'sent',
+                 now(), now(), now())",
+    )
+    .bind(company)
+    .bind(Uuid::new_v4())
+    .bind(alert_id)
+    .bind(title)
+    .execute(&app.owner)
+    .await
+    .unwrap();
+    alert_id
+}
+
+#[tokio::test]
+async fn the_alerts_page_shows_the_alert_history_of_the_report_and_only_its_company_s() {
+    let app = TestApp::spawn().await;
+    let other = crate::helpers::create_company(&app.owner, "Other").await;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    seed_alert(&app, app.company.id, day, "Net revenue drop on 2026-11-30").await;
+    seed_alert(&app, other.id, day, "Another company's alert").await;
+    create_user(&app, "viewer@example.com", &[(app.company.id, "viewer")]).await;
+    let session = sign_in(&app.base, "viewer@example.com").await;
+    let query = "from=2026-11-01&to=2026-11-30";
+    let page = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}", app.company.id),
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "Net revenue drop on 2026-11-30",
+        "revenue_anomaly",
+        "firing",
+        "below the median of 1000.00 EUR",
+        "value: 940.00, median: 1000.00",
+        "email ops@acme.example sent (1 attempt)",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    assert!(!html.contains("Another company"), "only its own alerts");
+    let report: Value = app
+        .client
+        .get(format!("{}/api/v1/reports/alerts?{query}", app.base))
+        .bearer_auth(&app.company.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tiles = tiles(&html);
+    assert_eq!(tiles["alerts"], rows(&report).len().to_string());
+    assert_eq!(tiles["alerts_firing"], "1");
+    let csv = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}&format=csv", app.company.id),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("Fired on,State,"), "{csv}");
+    assert!(csv.contains("Net revenue drop on 2026-11-30"), "{csv}");
+    // Another company's alert page is a 404, like a page that does not exist.
+    let theirs = get_page(
+        &app.base,
+        &session,
+        &format!("/app/{}/alerts?{query}", other.id),
+    )
+    .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn creatives_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "creatives", &query).await;
+    let api = report(&site, "creatives", &query).await;
+    let currency = site_currency(&site).await;
+    let mut seen = std::collections::HashSet::new();
+    let (mut impressions, mut clicks, mut spend, mut revenue) = (0i64, 0i64, 0i64, 0i64);
+    for r in rows(&api) {
+        if seen.insert(r["creative_id"].to_string()) {
+            impressions += r["impressions"].as_i64().unwrap();
+            clicks += r["clicks"].as_i64().unwrap();
+        }
+        if r["currency"] == currency.as_str() {
+            spend += minor(r["spend"].as_str().unwrap());
+            revenue += minor(r["revenue"].as_str().unwrap());
+        }
+    }
+    assert!(impressions > 0 && spend > 0, "the demo's ads deliver");
+    assert_eq!(tiles["impressions"], impressions.to_string());
+    assert_eq!(tiles["clicks"], clicks.to_string());
+    assert_eq!(minor(&tiles["spend"]), spend, "spend");
+    assert_eq!(minor(&tiles["creative_revenue"]), revenue, "revenue");
+    let round4 = |n: i64, d: i64| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0;
+    assert_eq!(
+        tiles["ctr"].parse::<f64>().unwrap(),
+        round4(clicks, impressions)
+    );
+    assert_eq!(
+        tiles["roas"].parse::<f64>().unwrap(),
+        round4(revenue, spend)
+    );
+    let view = view_text(&site, &format!(
+        "SELECT sum(impressions)::text FROM reporting.creative_daily WHERE day BETWEEN '{from}' AND '{to}'")).await;
+    assert_eq!(tiles["impressions"], view, "reporting.creative_daily");
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT sum(spend)::text FROM reporting.creative_spend_daily
+         WHERE currency = '{currency}' AND day BETWEEN '{from}' AND '{to}'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        minor(&format!("{:.2}", view.parse::<f64>().unwrap())),
+        spend,
+        "reporting.creative_spend_daily"
+    );
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/creatives?{query}&format=csv&table=creatives",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().starts_with("Creative,Name,"));
+    site.app.stop().await;
+}
+
+/// The demo company's currency.
+async fn site_currency(site: &DemoSite) -> String {
+    sqlx::query_scalar("SELECT currency::text FROM companies WHERE company_id = $1")
+        .bind(site.company)
+        .fetch_one(&site.app.owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn experiments_headlines_equal_the_reports_api_and_the_reporting_views() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let tiles = page_tiles(&site, &session, "experiments", &query).await;
+    let api = report(&site, "experiments", &query).await;
+    let keys: std::collections::HashSet<String> = rows(&api)
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!keys.is_empty(), "the demo runs experiments");
+    assert_eq!(tiles["experiments_run"], keys.len().to_string());
+    let velocity = report(&site, "ops_velocity", &query).await;
+    let sum = |field: &str| -> u64 {
+        rows(&velocity)
+            .iter()
+            .map(|r| r[field].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(tiles["experiments_launched"], sum("launched").to_string());
+    assert_eq!(tiles["experiments_concluded"], sum("concluded").to_string());
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT count(*)::text FROM reporting.experiments
+             WHERE started_on <= '{to}' AND (ended_on IS NULL OR ended_on >= '{from}')"
+        ),
+    )
+    .await;
+    assert_eq!(tiles["experiments_run"], view, "reporting.experiments");
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/experiments?{query}&format=csv&table=velocity",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.text().await.unwrap().starts_with("Month,"));
+    site.app.stop().await;
 }

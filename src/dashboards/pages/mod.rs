@@ -3,9 +3,13 @@
 //! module with a `load`, a variant here.
 
 pub mod acquisition;
+pub mod alerts;
 pub mod attribution;
+pub mod creatives;
 pub mod executive;
+pub mod experiments;
 pub mod funnel;
+pub mod messages;
 pub mod retention;
 
 use chrono::NaiveDate;
@@ -36,15 +40,23 @@ pub enum Page {
     Funnel,
     Retention,
     Attribution,
+    Messages,
+    Creatives,
+    Experiments,
+    Alerts,
 }
 
 impl Page {
-    pub const ALL: [Page; 5] = [
+    pub const ALL: [Page; 9] = [
         Page::Executive,
         Page::Acquisition,
         Page::Funnel,
         Page::Retention,
         Page::Attribution,
+        Page::Messages,
+        Page::Creatives,
+        Page::Experiments,
+        Page::Alerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +66,10 @@ impl Page {
             Page::Funnel => "funnel",
             Page::Retention => "retention",
             Page::Attribution => "attribution",
+            Page::Messages => "messages",
+            Page::Alerts => "alerts",
+            Page::Creatives => "creatives",
+            Page::Experiments => "experiments",
         }
     }
 
@@ -64,6 +80,10 @@ impl Page {
             Page::Funnel => "Funnel",
             Page::Retention => "Retention & cohorts",
             Page::Attribution => "Attribution paths",
+            Page::Messages => "Email & SMS",
+            Page::Alerts => "Alert history",
+            Page::Creatives => "Creatives",
+            Page::Experiments => "Experiments",
         }
     }
 
@@ -83,6 +103,10 @@ impl Page {
             Page::Funnel => funnel::load(conn, params, context).await,
             Page::Retention => retention::load(conn, params, context).await,
             Page::Attribution => attribution::load(conn, params, context).await,
+            Page::Messages => messages::load(conn, params, context).await,
+            Page::Alerts => alerts::load(conn, params, context).await,
+            Page::Creatives => creatives::load(conn, params, context).await,
+            Page::Experiments => experiments::load(conn, params, context).await,
         }
     }
 }
@@ -139,4 +163,11 @@ pub fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
 /// A money ratio in minor units, rounded half away from zero (None for a zero denominator).
 pub fn money_ratio(minor: i64, denominator: f64) -> Option<i64> {
     (denominator != 0.0).then(|| (minor as f64 / denominator).round() as i64)
+}
+
+/// An amount as the reports write it (`"123.45"`, `"20000"`, `"-0.05"`) in minor units: the
+/// reports always write the currency's full number of decimals, so dropping the point is
+/// exact.
+pub fn minor_units(text: &str) -> i64 {
+    text.replace('.', "").parse().unwrap_or(0)
 }
