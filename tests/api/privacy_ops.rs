@@ -2,6 +2,10 @@
 //! leaves and what it cannot touch, export of a person, the consent ledger, requests and
 //! their deadlines, and raw-event retention. People are tracked as a real site tracks them:
 //! `POST /e` with the write key and no `occurred_at`.
+//!
+//! Multi-threaded runtimes: these tests run `lux` commands (blocking) while the service runs
+//! in-process; on one thread the service's order worker could hold a lock the command waits
+//! for, and never commit (seen once in the full suite).
 
 use std::collections::BTreeSet;
 
@@ -211,7 +215,7 @@ async fn strings(owner: &PgPool, sql: &str, company: Uuid, values: &[String]) ->
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_else_identical() {
     let app = TestApp::spawn().await;
     let a = &app.company;
@@ -396,7 +400,7 @@ async fn erasing_one_person_among_many_leaves_nothing_of_theirs_and_everyone_els
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_under_a_request() {
     let app = TestApp::spawn().await;
     let a = app.company.id;
@@ -610,7 +614,7 @@ async fn only_the_erasure_role_deletes_raw_events_within_its_company_and_only_un
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_nobody_else() {
     let app = TestApp::spawn().await;
     let a = &app.company;
@@ -730,7 +734,7 @@ async fn an_export_holds_both_devices_the_order_the_click_and_the_consent_and_no
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_linking_to_them() {
     let app = TestApp::spawn().await;
     let a = &app.company;
@@ -833,7 +837,7 @@ async fn after_erasure_new_events_and_webhooks_about_the_person_store_nothing_li
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consent_ledger_keeps_changes_only_from_the_snippet_gpc_and_requests() {
     let app = TestApp::spawn().await;
     let visitor = Uuid::now_v7();
@@ -927,7 +931,7 @@ async fn the_consent_ledger_keeps_changes_only_from_the_snippet_gpc_and_requests
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metrics() {
     let app = TestApp::spawn().await;
     let a = &app.company;
@@ -1035,7 +1039,7 @@ async fn requests_get_their_deadlines_are_listed_and_overdue_ones_show_in_metric
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_an_old_partition_erases_a_shorter_keeper_and_leaves_rollups() {
     let app = TestApp::spawn().await;
     let a = app.company.id;
