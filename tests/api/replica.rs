@@ -148,6 +148,18 @@ async fn reports_read_the_replica_once_caught_up_and_the_primary_when_it_stops()
         .execute(&replica_admin)
         .await
         .expect("pause replay");
+    // The pause is a request: wait until replay has really stopped, or the row below may
+    // still be replayed first (seen on a loaded machine).
+    for _ in 0..300 {
+        let state: String = sqlx::query_scalar("SELECT pg_get_wal_replay_pause_state()")
+            .fetch_one(&replica_admin)
+            .await
+            .expect("pause state");
+        if state == "paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     add_revenue(&app.owner, company, "2026-01-12", "Email", 1_000).await;
     let updated = revenue_rows(&primary_base, &key).await;
     assert_ne!(updated, on_primary);
