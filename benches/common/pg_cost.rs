@@ -28,6 +28,8 @@ impl PgCost {
                 .execute(owner)
                 .await
                 .is_ok();
+        // The table counters (HOT updates) count from here too.
+        let _ = sqlx::query("SELECT pg_stat_reset()").execute(owner).await;
         PgCost {
             cpu_ticks: server_cpu_ticks(owner).await,
             statements,
@@ -62,6 +64,11 @@ impl PgCost {
         .await
         .unwrap_or_default();
         let total_us: f64 = rows.iter().map(|(_, ms, _)| ms * 1000.0).sum();
+        let total_calls: i64 = rows.iter().map(|(_, _, calls)| calls).sum();
+        println!(
+            "  statements       {:>8.2} per event   ({total_calls} executed)",
+            total_calls as f64 / events.max(1) as f64
+        );
         println!(
             "  statement time   {:>8.1} µs/event   (pg_stat_statements; the top ones:)",
             per_event(total_us)
@@ -74,6 +81,25 @@ impl PgCost {
                 calls
             );
         }
+        print_updates(owner).await;
+    }
+}
+
+/// How the tables written per event were updated: a HOT update touches no index, any other
+/// update writes a new entry into every index of the table.
+async fn print_updates(owner: &PgPool) {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+         WHERE n_tup_upd > 0 ORDER BY n_tup_upd DESC LIMIT 3",
+    )
+    .fetch_all(owner)
+    .await
+    .unwrap_or_default();
+    for (table, updates, hot) in rows {
+        println!(
+            "  updates of {table:<12} {updates:>9}, {:.0}% HOT (no index written)",
+            100.0 * hot as f64 / updates.max(1) as f64
+        );
     }
 }
 

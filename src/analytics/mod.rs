@@ -11,6 +11,7 @@ pub mod purchase;
 pub mod rejection;
 pub mod schemas;
 pub mod sessions;
+mod store;
 pub mod traffic;
 pub mod writer;
 

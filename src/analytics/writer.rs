@@ -397,8 +397,14 @@ async fn write_company(
     let (visitors, since) = earliest_per_visitor(&fresh_events);
     let existing = sessions::load_joinable(tx, company_id, &visitors, &since).await?;
     let sessionized = sessions::sessionize(company_id, &fresh_events, existing);
-    sessions::store(tx, company_id, &fresh_events, &sessionized.sessions).await?;
-    insert_raw_events(tx, company_id, &fresh_events, &sessionized.session_ids).await?;
+    super::store::write(
+        tx,
+        company_id,
+        &fresh_events,
+        &sessionized.session_ids,
+        &sessionized.sessions,
+    )
+    .await?;
     link_identities(tx, company_id, &fresh_events).await?;
     record_consent(tx, company_id, &fresh_events).await?;
     let purchases = super::purchase::purchase_facts(&fresh_events, &sessionized.session_ids);
@@ -505,105 +511,6 @@ fn earliest_per_visitor(
             .or_insert(e.occurred_at);
     }
     earliest.into_iter().unzip()
-}
-
-async fn insert_raw_events(
-    tx: &mut Transaction<'_, Postgres>,
-    company_id: Uuid,
-    events: &[&AcceptedEvent],
-    session_ids: &[Option<Uuid>],
-) -> Result<(), sqlx::Error> {
-    let col = |f: &dyn Fn(&AcceptedEvent) -> Option<String>| -> Vec<Option<String>> {
-        events.iter().map(|e| f(e)).collect()
-    };
-    let utm = |f: &dyn Fn(&super::traffic::Utm) -> Option<String>| {
-        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.utm)))
-    };
-    let click = |f: &dyn Fn(&super::traffic::ClickIds) -> Option<String>| {
-        col(&|e| e.page.as_ref().and_then(|p| f(&p.landing.click_ids)))
-    };
-    sqlx::query(
-        "INSERT INTO raw_events (company_id, event_id, event_name, occurred_at, received_at,
-             client_occurred_at, occurred_at_clamped, visitor_id, session_id, user_id,
-             email_hash, page_url, referrer, user_agent, ip_hash,
-             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-             gclid, gbraid, wbraid, fbclid, msclkid, ttclid, li_fat_id,
-             creative_id, consent_analytics, consent_marketing, gpc, is_bot, key_kind, properties)
-         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-             $6::timestamptz[], $7::bool[], $8::uuid[], $9::uuid[], $10::text[],
-             $11::bytea[], $12::text[], $13::text[], $14::text[], $15::bytea[],
-             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-             $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
-             $27::text[], $28::text[], $29::bool[], $30::bool[], $31::bool[], $32::bool[],
-             $33::text[], $34::jsonb[])",
-    )
-    .bind(company_id)
-    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(col(&|e| Some(e.event_name.as_str().to_string())))
-    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.received_at).collect::<Vec<_>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.client_occurred_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.client_occurred_at.is_some())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.visitor_id).collect::<Vec<_>>())
-    .bind(session_ids)
-    .bind(col(&|e| e.user_id.clone()))
-    .bind(
-        events
-            .iter()
-            .map(|e| e.email_hash.as_ref().map(|h| h.as_bytes().to_vec()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(col(&|e| e.page.as_ref().map(|p| p.url.clone())))
-    .bind(col(&|e| e.referrer.clone()))
-    .bind(col(&|e| e.user_agent.clone()))
-    .bind(events.iter().map(|e| e.ip_hash.clone()).collect::<Vec<_>>())
-    .bind(utm(&|u| u.source.clone()))
-    .bind(utm(&|u| u.medium.clone()))
-    .bind(utm(&|u| u.campaign.clone()))
-    .bind(utm(&|u| u.term.clone()))
-    .bind(utm(&|u| u.content.clone()))
-    .bind(click(&|c| c.gclid.clone()))
-    .bind(click(&|c| c.gbraid.clone()))
-    .bind(click(&|c| c.wbraid.clone()))
-    .bind(click(&|c| c.fbclid.clone()))
-    .bind(click(&|c| c.msclkid.clone()))
-    .bind(click(&|c| c.ttclid.clone()))
-    .bind(click(&|c| c.li_fat_id.clone()))
-    .bind(col(&|e| e.creative_id.clone()))
-    .bind(
-        events
-            .iter()
-            .map(|e| e.consent_analytics)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.consent_marketing)
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.gpc).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.is_bot).collect::<Vec<_>>())
-    .bind(col(&|e| Some(e.key_kind.as_str().to_string())))
-    .bind(
-        events
-            .iter()
-            .map(|e| e.properties.clone())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Appends to the consent ledger the choices these events state that differ from their
