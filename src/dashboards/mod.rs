@@ -389,6 +389,15 @@ impl PageTemplate<'_> {
     fn title(&self) -> &'static str {
         self.page.title()
     }
+
+    /// Whether `campaign` is the one the campaign filter asks for (case-insensitively, as
+    /// the pages compare campaigns).
+    fn campaign_selected(&self, campaign: &str) -> bool {
+        self.params
+            .campaign
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(campaign))
+    }
 }
 
 /// `GET /app/{company_id}/{page}`: the page, or with `?format=csv` one of its tables.
