@@ -88,6 +88,7 @@ fn nice_max(max: f64) -> f64 {
 /// A line series of a time series chart.
 pub struct Series {
     pub name: String,
+    /// One per day; NaN for a day without a value (drawn as a gap, not as 0).
     pub values: Vec<f64>,
     /// The comparison period, drawn dashed and grey.
     pub comparison: bool,
@@ -107,6 +108,7 @@ pub fn time_series(
         .iter()
         .filter(|s| !s.comparison)
         .flat_map(|s| &s.values)
+        .filter(|v| v.is_finite())
         .sum();
     time_series_summed_up(
         id,
@@ -192,6 +194,7 @@ fn lines(
         series
             .iter()
             .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
             .fold(0.0, f64::max),
     );
     let n = labels.len().max(1);
@@ -239,20 +242,27 @@ fn lines(
         } else {
             ""
         };
-        let points: Vec<String> = s
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
-        let _ = write!(
-            out,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
-            points.join(" "),
-            escape(&s.name)
-        );
+        // A day without a value (NaN: a rate with no denominator) is a gap in the line.
+        let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+        for (i, v) in s.values.iter().enumerate() {
+            if v.is_finite() {
+                if let Some(run) = runs.last_mut() {
+                    run.push(format!("{:.1},{:.1}", x(i), y(*v)));
+                }
+            } else if runs.last().is_some_and(|r| !r.is_empty()) {
+                runs.push(Vec::new());
+            }
+        }
+        for points in runs.iter().filter(|r| !r.is_empty()) {
+            let _ = write!(
+                out,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
+                points.join(" "),
+                escape(&s.name)
+            );
+        }
         if !s.comparison {
-            for (i, v) in s.values.iter().enumerate() {
+            for (i, v) in s.values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 marks += 1;
                 let _ = write!(
                     out,
@@ -335,7 +345,7 @@ fn bar_rows(
 ) {
     let compact = drawing == Drawing::Compact;
     let (width, label_w, label_chars, value_w) = if compact {
-        (COMPACT, 132.0, 20, 66.0)
+        (COMPACT, 124.0, 19, 84.0)
     } else {
         (NARROW, 230.0, 34, 90.0)
     };
@@ -626,6 +636,25 @@ mod tests {
         assert!(compact.contains(r#"<title id="t-c-t">Revenue</title>"#));
         assert!(!line.svg.contains(" width=\"1200\"") && !compact.contains(" width=\"360\""));
         assert_eq!(compact.matches("class=\"mark\"").count(), 2);
+        // A day without a value is a gap: two lines, no mark for it.
+        let gap = time_series(
+            "g",
+            "CTR",
+            &[
+                "2026-01-01".into(),
+                "2026-01-02".into(),
+                "2026-01-03".into(),
+            ],
+            &[Series {
+                name: "CTR".into(),
+                values: vec![0.01, f64::NAN, 0.02],
+                comparison: false,
+            }],
+            &|v| format!("{v}"),
+        );
+        assert_eq!(gap.marks, 2);
+        assert_eq!(gap.svg.matches("<polyline").count(), 2);
+        assert!(!gap.svg.contains("NaN"));
         assert_eq!(nice_max(730.0), 1000.0);
         assert_eq!(nice_max(0.0), 1.0);
     }

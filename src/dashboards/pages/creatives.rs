@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use sqlx::PgConnection;
 
-use super::{Context, day_labels, per_day};
+use super::{Context, day_labels, per_day_or};
 use crate::dashboards::DashboardError;
 use crate::dashboards::chart::{self, Series};
 use crate::dashboards::period::Params;
@@ -62,7 +62,8 @@ impl Totals {
 }
 
 /// Click-through rate per day of `range` (clicks ÷ impressions of the day, over all
-/// creatives), from `reporting.creative_daily`; 0 on a day without impressions.
+/// creatives), from `reporting.creative_daily`; NaN (a gap in the line, not a 0 % day) on a
+/// day without impressions.
 async fn ctr_per_day(conn: &mut PgConnection, range: DateRange) -> Result<Vec<f64>, sqlx::Error> {
     let rows: Vec<(chrono::NaiveDate, f64)> = sqlx::query_as(
         "SELECT day, sum(clicks)::float8 / sum(impressions)::float8
@@ -73,7 +74,7 @@ async fn ctr_per_day(conn: &mut PgConnection, range: DateRange) -> Result<Vec<f6
     .bind(range.to())
     .fetch_all(conn)
     .await?;
-    Ok(per_day(range, &rows))
+    Ok(per_day_or(range, &rows, f64::NAN))
 }
 
 pub async fn load(

@@ -123,6 +123,12 @@ pub fn day_labels(range: DateRange) -> Vec<String> {
 
 /// Values per day of `range` from (day, value) rows, 0 on days without a row.
 pub fn per_day(range: DateRange, rows: &[(NaiveDate, f64)]) -> Vec<f64> {
+    per_day_or(range, rows, 0.0)
+}
+
+/// Values per day of `range` from (day, value) rows, `missing` on days without a row (NaN
+/// for a rate, which a day without its denominator does not have).
+pub fn per_day_or(range: DateRange, rows: &[(NaiveDate, f64)], missing: f64) -> Vec<f64> {
     range
         .from()
         .iter_days()
@@ -130,7 +136,7 @@ pub fn per_day(range: DateRange, rows: &[(NaiveDate, f64)]) -> Vec<f64> {
         .map(|d| {
             rows.iter()
                 .find(|(day, _)| *day == d)
-                .map_or(0.0, |(_, v)| *v)
+                .map_or(missing, |(_, v)| *v)
         })
         .collect()
 }
