@@ -1317,6 +1317,115 @@ async fn messages_campaign_filter_headlines_equal_the_reports_api_s_campaign_row
     site.app.stop().await;
 }
 
+/// The company's saved alert emails, quiet hours start and morning hour (None: never saved).
+async fn saved_alert_settings(app: &TestApp) -> Option<(Vec<String>, Option<i16>, i16)> {
+    sqlx::query_as(
+        "SELECT emails, quiet_start, morning_hour FROM alert_settings WHERE company_id = $1",
+    )
+    .bind(app.company.id)
+    .fetch_optional(&app.owner)
+    .await
+    .unwrap()
+}
+
+async fn post_alert_settings(
+    app: &TestApp,
+    session: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    client()
+        .post(format!(
+            "{}/app/{}/alerts/settings",
+            app.base, app.company.id
+        ))
+        .header("cookie", format!("lux_session={session}"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_an_admin_changes_the_alert_settings_a_viewer_sees_them_and_gets_403() {
+    let app = TestApp::spawn().await;
+    create_user(&app, "admin@example.com", &[(app.company.id, "admin")]).await;
+    create_user(&app, "viewer@example.com", &[(app.company.id, "viewer")]).await;
+    let alerts = format!("/app/{}/alerts", app.company.id);
+    let action = format!("action=\"/app/{}/alerts/settings\"", app.company.id);
+
+    // The admin sees the form and saves it.
+    let admin = sign_in(&app.base, "admin@example.com").await;
+    let html = get_page(&app.base, &admin, &alerts)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&action), "the admin gets the form");
+    let csrf = csrf_of(&html);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("emails", "ops@example.com, cmo@example.com"),
+        ("quiet_hours", "22-07"),
+        ("morning_hour", "6"),
+    ];
+    // Without its CSRF token the form is refused.
+    let forged = post_alert_settings(&app, &admin, &fields[1..]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(saved_alert_settings(&app).await, None);
+    let saved = post_alert_settings(&app, &admin, &fields).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let expected = Some((
+        vec!["ops@example.com".to_string(), "cmo@example.com".to_string()],
+        Some(22),
+        6,
+    ));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+    // A bad field is a 400 that names it, and changes nothing.
+    let bad = post_alert_settings(
+        &app,
+        &admin,
+        &[
+            ("csrf", csrf.as_str()),
+            ("emails", "nope"),
+            ("morning_hour", "6"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("emails"));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+
+    // The viewer sees them read-only, and a POST with the viewer's own valid token is a 403.
+    let viewer = sign_in(&app.base, "viewer@example.com").await;
+    let html = get_page(&app.base, &viewer, &alerts)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&action), "no form for a viewer");
+    assert!(
+        html.contains("ops@example.com, cmo@example.com"),
+        "read-only"
+    );
+    assert!(html.contains("Only an admin of"));
+    let csrf = csrf_of(&html);
+    let refused = post_alert_settings(
+        &app,
+        &viewer,
+        &[
+            ("csrf", csrf.as_str()),
+            ("emails", "attacker@example.com"),
+            ("quiet_hours", ""),
+            ("morning_hour", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("only an admin"));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+    app.stop().await;
+}
+
 /// An alert of `company` that fired on `day` and was emailed once.
 pub async fn seed_alert(app: &TestApp, company: Uuid, day: NaiveDate, title: &str) -> Uuid {
     let alert_id = Uuid::new_v4();
