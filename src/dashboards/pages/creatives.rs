@@ -138,13 +138,13 @@ pub async fn load(
         &|v| Value::Rate(v).display(),
         &format!("CTR over the range {}", Value::rate(now.ctr()).display()),
     ));
-    let mut bars: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.currency == currency)
-        .filter_map(|r| r.roas.map(|roas| (label(r), roas)))
-        .collect();
-    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    bars.truncate(10);
+    let bars = super::largest(
+        rows.iter()
+            .filter(|r| r.currency == currency)
+            .filter_map(|r| r.roas.map(|roas| (label(r), roas)))
+            .collect(),
+        10,
+    );
     if !bars.is_empty() {
         content.charts.push(chart::bars(
             "creatives-roas-bars",

@@ -249,15 +249,15 @@ pub async fn load(
         ],
         &|v| Value::Count(v.round()).display(),
     ));
-    let mut bars: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.currency == currency)
-        .map(|r| (campaign_name(r), minor_units(&r.revenue) as f64))
-        .filter(|(_, v)| *v > 0.0)
-        .collect();
     // The ten campaigns that earned most, most first.
-    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    bars.truncate(10);
+    let bars = super::largest(
+        rows.iter()
+            .filter(|r| r.currency == currency)
+            .map(|r| (campaign_name(r), minor_units(&r.revenue) as f64))
+            .filter(|(_, v)| *v > 0.0)
+            .collect(),
+        10,
+    );
     if !bars.is_empty() {
         content.charts.push(chart::bars(
             "messages-revenue-bars",
