@@ -404,7 +404,9 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
     for (i, (label, sessions)) in steps.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let w = (full * *sessions as f64 / max).max(2.0);
-        let inside = w >= 8.0 * (sessions.to_string().len() as f64 + 2.0);
+        // `3,185` as the tables write it.
+        let count = super::view::Value::Count(*sessions as f64).display();
+        let inside = w >= 8.0 * (count.len() as f64 + 2.0);
         let from_previous = previous
             .filter(|p| *p > 0)
             .map(|p| {
@@ -423,7 +425,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             row - 10.0,
             PALETTE[0],
             escape(label),
-            sessions,
+            count,
             escape(&from_previous),
             // The count inside a bar wide enough for it, else just after it.
             if inside {
@@ -434,7 +436,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             y + 22.0,
             if inside { "middle" } else { "start" },
             if inside { "#fff" } else { "#0f172a" },
-            sessions
+            count
         );
         previous = Some(*sessions);
     }

@@ -299,6 +299,13 @@ impl Cell {
             Cell::Value(v) => v.raw(),
         }
     }
+
+    /// Text of several words, which may wrap in a narrow column (an explanation, a name);
+    /// one word (a date, an id, a campaign key) stays on one line rather than break at a
+    /// hyphen.
+    pub fn wraps(&self) -> bool {
+        matches!(self, Cell::Text(t) if t.trim().contains(' '))
+    }
 }
 
 #[derive(Debug, Clone)]
