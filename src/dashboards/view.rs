@@ -399,6 +399,14 @@ mod tests {
     }
 
     #[test]
+    fn text_of_several_words_wraps_and_one_word_does_not() {
+        assert!(Cell::Text("Fresh: CTR 1.20 % in the first week".into()).wraps());
+        assert!(!Cell::Text("2026-12-01".into()).wraps());
+        assert!(!Cell::Text("newsletter_2026_w47".into()).wraps());
+        assert!(!Cell::Value(Value::Count(1.0)).wraps());
+    }
+
+    #[test]
     fn csv_cells_cannot_become_formulas() {
         assert_eq!(csv_safe("=HYPERLINK()".into()), "'=HYPERLINK()");
         assert_eq!(csv_safe("-12.50".into()), "-12.50");
