@@ -18,6 +18,7 @@
 //! - [`experiments`]: A/B test results and ops velocity (the pure core so far);
 //! - [`demo`]: a realistic synthetic company (`lux demo`), and large data sets for benchmarks;
 //! - [`db`]: connections, migrations, roles, the embedded cluster;
+//! - [`html`]: escaping text for markup written in code (charts, alert emails);
 //! - [`http`]: the toolkit every router uses (the JSON error type, reading keys);
 //! - [`server`]: the app root: the shared state, the root router, running it all;
 //! - [`alerts`]: six rules on the rollups, explained, delivered by email and Slack from an outbox;
@@ -35,6 +36,7 @@ pub mod dashboards;
 pub mod db;
 pub mod demo;
 pub mod experiments;
+pub mod html;
 pub mod http;
 pub mod identity;
 pub mod ids;

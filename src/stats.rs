@@ -95,6 +95,26 @@ pub fn two_proportion_p(c1: u64, n1: u64, c2: u64, n2: u64, alternative: Alterna
     }
 }
 
+/// A p-value as people read it: 4 decimals (`0.0412`), or `< 0.0001` when it would round to
+/// 0 there: a tiny p is small, never zero, and "0.0000" reads as if it were.
+pub fn p_value_text(p: f64) -> String {
+    if p < 0.000_05 {
+        "< 0.0001".to_owned()
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+/// `p = 0.0412`, or `p < 0.0001` for a tiny one (see [`p_value_text`]).
+pub fn p_equation(p: f64) -> String {
+    let text = p_value_text(p);
+    if text.starts_with('<') {
+        format!("p {text}")
+    } else {
+        format!("p = {text}")
+    }
+}
+
 /// The median of `values` (the mean of the two middle ones for an even count); `None` when
 /// empty. NaNs are not expected (callers pass counts and amounts).
 pub fn median(values: &[f64]) -> Option<f64> {
@@ -152,6 +172,16 @@ pub struct RobustZ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tiny_p_value_reads_as_below_0_0001_never_as_zero() {
+        assert_eq!(p_value_text(3.03e-6), "< 0.0001");
+        assert_eq!(p_value_text(0.0), "< 0.0001");
+        assert_eq!(p_value_text(0.000_07), "0.0001");
+        assert_eq!(p_value_text(0.518_44), "0.5184");
+        assert_eq!(p_equation(3.03e-6), "p < 0.0001");
+        assert_eq!(p_equation(0.0445), "p = 0.0445");
+    }
 
     #[test]
     fn normal_cdf_matches_known_values() {

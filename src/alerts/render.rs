@@ -8,6 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Company;
+use crate::html::escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -36,22 +37,6 @@ pub struct Message {
     pub html: String,
     pub slack: String,
     pub alert_ids: Vec<Uuid>,
-}
-
-/// Escapes text for HTML (names of campaigns and creatives come from imported data).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Escapes text for Slack's mrkdwn (its three control characters), so a campaign named
@@ -165,13 +150,5 @@ mod tests {
     fn slack_text_and_subjects_cannot_be_hijacked_by_names_in_the_data() {
         assert_eq!(escape_slack("<!channel> & co"), "&lt;!channel&gt; &amp; co");
         assert_eq!(one_line("Spring\r\nBcc: x@y.z"), "Spring  Bcc: x@y.z");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<b>\"Tom\" & 'Jerry'</b>"),
-            "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
-        );
     }
 }

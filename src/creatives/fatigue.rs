@@ -292,6 +292,7 @@ fn explain(
     p: f64,
     past_fatigue_line: bool,
 ) -> String {
+    let p_text = crate::stats::p_equation(p);
     let ctrs = format!(
         "CTR {} in the first week, {} in the last {} days",
         percent(baseline.ctr()),
@@ -307,26 +308,26 @@ fn explain(
     );
     match status {
         Status::Fatigued => format!(
-            "Fatigued: {ctrs}, a significant drop (p = {p:.4}) while {impressions}: the same \
+            "Fatigued: {ctrs}, a significant drop ({p_text}) while {impressions}: the same \
              audience is clicking less."
         ),
         Status::Watch if !past_fatigue_line => format!(
             "Watch: {ctrs}, at or below 85 % of the first week but above the 80 % fatigue line \
-             (p = {p:.4})."
+             ({p_text})."
         ),
         Status::Watch if p >= ALPHA => format!(
             "Watch: {ctrs}, at or below 80 % of the first week but not yet significant \
-             (p = {p:.4} ≥ 0.05)."
+             ({p_text} ≥ 0.05)."
         ),
         Status::Watch => format!(
-            "Watch: {ctrs}, a significant drop (p = {p:.4}), but {impressions}: delivery fell \
+            "Watch: {ctrs}, a significant drop ({p_text}), but {impressions}: delivery fell \
              too, so the drop may come from a changed audience rather than fatigue."
         ),
         Status::Fresh if baseline.clicks == 0 => {
             format!("Fresh: no clicks in the first week, so there is no CTR to fall from ({ctrs}).")
         }
         Status::Fresh | Status::InsufficientData => {
-            format!("Fresh: {ctrs}, above 85 % of the first week (p = {p:.4}).")
+            format!("Fresh: {ctrs}, above 85 % of the first week ({p_text}).")
         }
     }
 }
@@ -447,6 +448,12 @@ mod tests {
         assert!((p - 3.0316e-6).abs() < 5e-9, "p = {p}");
         assert_eq!(a.recent.unwrap().impressions, 8400);
         assert!(a.explanation.starts_with("Fatigued"), "{}", a.explanation);
+        // A tiny p reads as such, never as "p = 0.0000".
+        assert!(
+            a.explanation.contains("(p < 0.0001)") && !a.explanation.contains("0.0000"),
+            "{}",
+            a.explanation
+        );
     }
 
     #[test]

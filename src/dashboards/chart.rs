@@ -6,35 +6,67 @@
 use std::fmt::Write as _;
 
 use super::view::Chart;
+use crate::html::escape;
 
 /// Width of the charts that take a whole row, and of those that share it (SVG units ≈ CSS px
 /// at 1280 px, so text stays the size it says).
 const WIDE: f64 = 1200.0;
 const NARROW: f64 = 580.0;
+/// Width of the phone drawing of the time series and bars (a 390 px screen's card is about
+/// 340 px wide, so its 11–12 unit text stays 10–12 px there).
+const COMPACT: f64 = 360.0;
 const PALETTE: [&str; 6] = [
     "#2563eb", "#94a3b8", "#16a34a", "#db2777", "#d97706", "#7c3aed",
 ];
 
-/// Text for SVG and HTML: `&`, `<`, `>`, `"` and `'` escaped.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// Which drawing of a chart: the only one, or the desktop or phone one of a chart drawn
+/// twice. Every drawing scales to its card (`viewBox`, `width: 100%`); a chart drawn twice
+/// gets a second, narrower drawing for phones, where the wide one's text would shrink to
+/// 3 px, and the stylesheet shows one of the two (`.chart.full` above 700 px, else
+/// `.chart.compact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drawing {
+    Only,
+    Full,
+    Compact,
+}
+
+impl Drawing {
+    fn class(self) -> &'static str {
+        match self {
+            Drawing::Only => "chart",
+            Drawing::Full => "chart full",
+            Drawing::Compact => "chart compact",
         }
     }
-    out
+
+    /// The element ids' suffix: the two drawings of a chart are both in the page.
+    fn id(self, id: &str) -> String {
+        match self {
+            Drawing::Compact => format!("{id}-c"),
+            Drawing::Only | Drawing::Full => id.to_string(),
+        }
+    }
 }
 
 fn open(out: &mut String, id: &str, title: &str, desc: &str, width: f64, height: f64) {
+    open_as(out, Drawing::Only, id, title, desc, width, height);
+}
+
+fn open_as(
+    out: &mut String,
+    drawing: Drawing,
+    id: &str,
+    title: &str,
+    desc: &str,
+    width: f64,
+    height: f64,
+) {
+    let id = drawing.id(id);
     let _ = write!(
         out,
-        r#"<svg class="chart" role="img" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        r#"<svg class="{}" role="img" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" aria-labelledby="{id}-t {id}-d"><title id="{id}-t">{}</title><desc id="{id}-d">{}</desc>"#,
+        drawing.class(),
         escape(title),
         escape(desc)
     );
@@ -56,12 +88,15 @@ fn nice_max(max: f64) -> f64 {
 /// A line series of a time series chart.
 pub struct Series {
     pub name: String,
+    /// One per day; NaN for a day without a value (drawn as a gap, not as 0).
     pub values: Vec<f64>,
     /// The comparison period, drawn dashed and grey.
     pub comparison: bool,
 }
 
 /// Lines over the days `labels` (one value per day per series). `format` writes a value.
+/// Drawn twice: for the desktop and for a phone. The description ends on the total of the
+/// series that are not comparisons.
 pub fn time_series(
     id: &str,
     title: &str,
@@ -69,14 +104,97 @@ pub fn time_series(
     series: &[Series],
     format: &dyn Fn(f64) -> String,
 ) -> Chart {
-    let height = 240.0;
-    let (left, right, top, bottom) = (64.0, 12.0, 12.0, 28.0);
-    let plot_w = WIDE - left - right;
+    let total: f64 = series
+        .iter()
+        .filter(|s| !s.comparison)
+        .flat_map(|s| &s.values)
+        .filter(|v| v.is_finite())
+        .sum();
+    time_series_summed_up(
+        id,
+        title,
+        labels,
+        series,
+        format,
+        &format!("total {}", format(total)),
+    )
+}
+
+/// [`time_series`] whose description ends on `summary` instead of a total: for a rate,
+/// whose daily values do not add up (`CTR over the range 1.2%`).
+pub fn time_series_summed_up(
+    id: &str,
+    title: &str,
+    labels: &[String],
+    series: &[Series],
+    format: &dyn Fn(f64) -> String,
+    summary: &str,
+) -> Chart {
+    let desc = format!(
+        "{} over {} days from {} to {}; {summary}.",
+        series.first().map_or("", |s| s.name.as_str()),
+        labels.len(),
+        labels.first().map_or("", String::as_str),
+        labels.last().map_or("", String::as_str),
+    );
+    let mut svg = String::new();
+    let marks = lines(
+        &mut svg,
+        Drawing::Full,
+        id,
+        title,
+        &desc,
+        labels,
+        series,
+        format,
+    );
+    let mut compact = String::new();
+    lines(
+        &mut compact,
+        Drawing::Compact,
+        id,
+        title,
+        &desc,
+        labels,
+        series,
+        format,
+    );
+    Chart {
+        title: title.to_string(),
+        svg,
+        compact: Some(compact),
+        marks,
+        wide: true,
+    }
+}
+
+/// One drawing of [`time_series`]; returns the number of marks.
+#[allow(clippy::too_many_arguments)]
+fn lines(
+    out: &mut String,
+    drawing: Drawing,
+    id: &str,
+    title: &str,
+    desc: &str,
+    labels: &[String],
+    series: &[Series],
+    format: &dyn Fn(f64) -> String,
+) -> usize {
+    let compact = drawing == Drawing::Compact;
+    let (width, height) = if compact {
+        (COMPACT, 220.0)
+    } else {
+        (WIDE, 240.0)
+    };
+    let (left, right, top, bottom) = (if compact { 48.0 } else { 64.0 }, 12.0, 16.0, 28.0);
+    let (x_labels, dot) = if compact { (3, 2.0) } else { (6, 3.0) };
+    let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let max = nice_max(
         series
             .iter()
             .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
             .fold(0.0, f64::max),
     );
     let n = labels.len().max(1);
@@ -89,34 +207,20 @@ pub fn time_series(
             }
     };
     let y = |v: f64| top + plot_h * (1.0 - v.max(0.0) / max);
-    let total: f64 = series
-        .iter()
-        .filter(|s| !s.comparison)
-        .flat_map(|s| &s.values)
-        .sum();
-    let desc = format!(
-        "{} over {} days from {} to {}; total {}.",
-        series.first().map_or("", |s| s.name.as_str()),
-        labels.len(),
-        labels.first().map_or("", String::as_str),
-        labels.last().map_or("", String::as_str),
-        format(total)
-    );
-    let mut out = String::new();
-    open(&mut out, id, title, &desc, WIDE, height);
+    open_as(out, drawing, id, title, desc, width, height);
     for k in 0..=4 {
         let v = max * k as f64 / 4.0;
         let _ = write!(
             out,
             r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e2e8f0"/><text x="{}" y="{:.1}" text-anchor="end" font-size="11" fill="#475569">{}</text>"##,
-            WIDE - right,
+            width - right,
             left - 6.0,
             y(v) + 4.0,
             escape(&format(v)),
             y = y(v)
         );
     }
-    let step = (n / 6).max(1);
+    let step = (n / x_labels).max(1);
     for (i, label) in labels.iter().enumerate().filter(|(i, _)| i % step == 0) {
         let _ = write!(
             out,
@@ -138,24 +242,31 @@ pub fn time_series(
         } else {
             ""
         };
-        let points: Vec<String> = s
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
-        let _ = write!(
-            out,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
-            points.join(" "),
-            escape(&s.name)
-        );
+        // A day without a value (NaN: a rate with no denominator) is a gap in the line.
+        let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+        for (i, v) in s.values.iter().enumerate() {
+            if v.is_finite() {
+                if let Some(run) = runs.last_mut() {
+                    run.push(format!("{:.1},{:.1}", x(i), y(*v)));
+                }
+            } else if runs.last().is_some_and(|r| !r.is_empty()) {
+                runs.push(Vec::new());
+            }
+        }
+        for points in runs.iter().filter(|r| !r.is_empty()) {
+            let _ = write!(
+                out,
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
+                points.join(" "),
+                escape(&s.name)
+            );
+        }
         if !s.comparison {
-            for (i, v) in s.values.iter().enumerate() {
+            for (i, v) in s.values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 marks += 1;
                 let _ = write!(
                     out,
-                    r#"<circle class="mark" cx="{:.1}" cy="{:.1}" r="3" fill="{color}"><title>{}: {}</title></circle>"#,
+                    r#"<circle class="mark" cx="{:.1}" cy="{:.1}" r="{dot}" fill="{color}"><title>{}: {}</title></circle>"#,
                     x(i),
                     y(*v),
                     escape(labels.get(i).map_or("", String::as_str)),
@@ -164,7 +275,12 @@ pub fn time_series(
             }
         }
     }
-    // The legend.
+    // The legend, above the plot.
+    let legend_step = if compact {
+        (plot_w / series.len().max(1) as f64).min(150.0)
+    } else {
+        190.0
+    };
     for (i, s) in series.iter().enumerate() {
         let color = if s.comparison {
             "#94a3b8"
@@ -173,49 +289,80 @@ pub fn time_series(
         };
         let _ = write!(
             out,
-            r##"<rect x="{}" y="2" width="10" height="3" fill="{color}"/><text x="{}" y="9" font-size="11" fill="#334155">{}</text>"##,
-            left + 8.0 + 190.0 * i as f64,
-            left + 22.0 + 190.0 * i as f64,
+            r##"<rect x="{}" y="3" width="10" height="3" fill="{color}"/><text x="{}" y="10" font-size="11" fill="#334155">{}</text>"##,
+            left + 8.0 + legend_step * i as f64,
+            left + 22.0 + legend_step * i as f64,
             escape(&s.name)
         );
     }
     out.push_str("</svg>");
-    Chart {
-        title: title.to_string(),
-        svg: out,
-        marks,
-        wide: true,
-    }
+    marks
 }
 
-/// Horizontal bars, one per (label, value), largest scale first as given.
+/// Horizontal bars, one per (label, value), largest scale first as given. Drawn twice: for
+/// the desktop and for a phone.
 pub fn bars(
     id: &str,
     title: &str,
     bars: &[(String, f64)],
     format: &dyn Fn(f64) -> String,
 ) -> Chart {
+    let desc = bars
+        .iter()
+        .map(|(l, v)| format!("{l}: {}", format(*v)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut svg = String::new();
+    bar_rows(&mut svg, Drawing::Full, id, title, &desc, bars, format);
+    let mut compact = String::new();
+    bar_rows(
+        &mut compact,
+        Drawing::Compact,
+        id,
+        title,
+        &desc,
+        bars,
+        format,
+    );
+    Chart {
+        title: title.to_string(),
+        svg,
+        compact: Some(compact),
+        marks: bars.len(),
+        wide: false,
+    }
+}
+
+/// One drawing of [`bars`].
+fn bar_rows(
+    out: &mut String,
+    drawing: Drawing,
+    id: &str,
+    title: &str,
+    desc: &str,
+    bars: &[(String, f64)],
+    format: &dyn Fn(f64) -> String,
+) {
+    let compact = drawing == Drawing::Compact;
+    let (width, label_w, label_chars, value_w) = if compact {
+        (COMPACT, 124.0, 19, 84.0)
+    } else {
+        (NARROW, 230.0, 34, 90.0)
+    };
     let row = 26.0;
-    let label_w = 230.0;
     let height = (bars.len().max(1) as f64) * row + 8.0;
     let max = bars
         .iter()
         .map(|(_, v)| *v)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
-    let plot_w = NARROW - label_w - 90.0;
-    let desc = bars
-        .iter()
-        .map(|(l, v)| format!("{l}: {}", format(*v)))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut out = String::new();
-    open(&mut out, id, title, &desc, NARROW, height);
+    let plot_w = width - label_w - value_w;
+    open_as(out, drawing, id, title, desc, width, height);
     for (i, (label, value)) in bars.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let w = (plot_w * value.max(0.0) / max).max(1.0);
-        let short: String = if label.chars().count() > 34 {
-            let head: String = label.chars().take(33).collect();
+        let short: String = if label.chars().count() > label_chars {
+            let head: String = label.chars().take(label_chars - 1).collect();
             format!("{head}…")
         } else {
             label.clone()
@@ -236,12 +383,6 @@ pub fn bars(
         );
     }
     out.push_str("</svg>");
-    Chart {
-        title: title.to_string(),
-        svg: out,
-        marks: bars.len(),
-        wide: false,
-    }
 }
 
 /// A funnel: one centred bar per step, as wide as its sessions, with the conversion from
@@ -263,7 +404,9 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
     for (i, (label, sessions)) in steps.iter().enumerate() {
         let y = 4.0 + i as f64 * row;
         let w = (full * *sessions as f64 / max).max(2.0);
-        let inside = w >= 8.0 * (sessions.to_string().len() as f64 + 2.0);
+        // `3,185` as the tables write it.
+        let count = super::view::Value::Count(*sessions as f64).display();
+        let inside = w >= 8.0 * (count.len() as f64 + 2.0);
         let from_previous = previous
             .filter(|p| *p > 0)
             .map(|p| {
@@ -282,7 +425,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             row - 10.0,
             PALETTE[0],
             escape(label),
-            sessions,
+            count,
             escape(&from_previous),
             // The count inside a bar wide enough for it, else just after it.
             if inside {
@@ -293,7 +436,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
             y + 22.0,
             if inside { "middle" } else { "start" },
             if inside { "#fff" } else { "#0f172a" },
-            sessions
+            count
         );
         previous = Some(*sessions);
     }
@@ -301,6 +444,7 @@ pub fn funnel(id: &str, title: &str, steps: &[(String, i64)]) -> Chart {
     Chart {
         title: title.to_string(),
         svg: out,
+        compact: None,
         marks: steps.len(),
         wide: false,
     }
@@ -375,6 +519,7 @@ pub fn heat_map(
     Chart {
         title: title.to_string(),
         svg: out,
+        compact: None,
         marks,
         wide: true,
     }
@@ -445,6 +590,7 @@ pub fn paths(id: &str, title: &str, paths: &[(Vec<String>, f64)], unit: &str) ->
     Chart {
         title: title.to_string(),
         svg: out,
+        compact: None,
         marks: paths.len(),
         wide: true,
     }
@@ -483,6 +629,34 @@ mod tests {
             &|v| format!("{v}"),
         );
         assert_eq!(line.marks, 2);
+        // Drawn for the desktop and for a phone: each scales to its card (a viewBox, no
+        // fixed width), each labelled, with ids of its own.
+        let compact = line.compact.as_deref().expect("a phone drawing");
+        assert!(line.svg.starts_with(r#"<svg class="chart full""#));
+        assert!(compact.starts_with(r#"<svg class="chart compact""#));
+        assert!(compact.contains(r#"viewBox="0 0 360 220""#));
+        assert!(compact.contains(r#"<title id="t-c-t">Revenue</title>"#));
+        assert!(!line.svg.contains(" width=\"1200\"") && !compact.contains(" width=\"360\""));
+        assert_eq!(compact.matches("class=\"mark\"").count(), 2);
+        // A day without a value is a gap: two lines, no mark for it.
+        let gap = time_series(
+            "g",
+            "CTR",
+            &[
+                "2026-01-01".into(),
+                "2026-01-02".into(),
+                "2026-01-03".into(),
+            ],
+            &[Series {
+                name: "CTR".into(),
+                values: vec![0.01, f64::NAN, 0.02],
+                comparison: false,
+            }],
+            &|v| format!("{v}"),
+        );
+        assert_eq!(gap.marks, 2);
+        assert_eq!(gap.svg.matches("<polyline").count(), 2);
+        assert!(!gap.svg.contains("NaN"));
         assert_eq!(nice_max(730.0), 1000.0);
         assert_eq!(nice_max(0.0), 1.0);
     }

@@ -10,6 +10,7 @@
 //! [`definitions`] (each metric's hover text), and one module per page in [`pages`]. Adding a
 //! page is a module that fills a [`view::Content`] and a line in [`pages::Page`].
 
+pub mod alert_settings;
 pub mod auth;
 pub mod chart;
 pub mod definitions;
@@ -67,6 +68,10 @@ pub fn router() -> Router<DashboardsState> {
         .route("/app/static/app.js", get(script))
         .route("/app/{company_id}", get(company_home))
         .route("/app/{company_id}/{page}", get(page))
+        .route(
+            "/app/{company_id}/alerts/settings",
+            post(save_alert_settings),
+        )
 }
 
 /// Why a page could not be shown.
@@ -81,6 +86,11 @@ pub enum DashboardError {
     NotFound,
     #[error("the form is out of date (CSRF token missing or wrong): reload the page and retry")]
     Csrf,
+    /// Signed in and granted the company, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -105,8 +115,10 @@ impl IntoResponse for DashboardError {
             DashboardError::Csrf => {
                 ApiError::Forbidden(DashboardError::Csrf.to_string()).into_response()
             }
+            DashboardError::Forbidden(message) => ApiError::Forbidden(message).into_response(),
             DashboardError::Database(e) => ApiError::from(e).into_response(),
             DashboardError::Report(e) => ApiError::from(e).into_response(),
+            DashboardError::Alerts(e) => ApiError::internal(e).into_response(),
             e @ (DashboardError::Render(_) | DashboardError::Csv(_)) => {
                 ApiError::internal(e).into_response()
             }
@@ -383,11 +395,22 @@ struct PageTemplate<'a> {
     as_of: Option<String>,
     models: Vec<(&'static str, bool)>,
     presets: Vec<(&'static str, &'static str, bool)>,
+    /// The alerts page's notification settings (editable by admins).
+    alert_settings: Option<alert_settings::AlertSettingsView>,
 }
 
 impl PageTemplate<'_> {
     fn title(&self) -> &'static str {
         self.page.title()
+    }
+
+    /// Whether `campaign` is the one the campaign filter asks for (case-insensitively, as
+    /// the pages compare campaigns).
+    fn campaign_selected(&self, campaign: &str) -> bool {
+        self.params
+            .campaign
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(campaign))
     }
 }
 
@@ -463,7 +486,13 @@ async fn page(
     }
 
     let as_of = data_as_of(&state.pool, company_id, &company.timezone).await?;
+    let alert_settings = if page == Page::Alerts {
+        Some(alert_settings::load(&state.pool, company_id, role_of(company)).await?)
+    } else {
+        None
+    };
     let body = PageTemplate {
+        alert_settings,
         page,
         pages: &Page::ALL,
         company,
@@ -487,6 +516,41 @@ async fn page(
     let mut response = Html(body).into_response();
     no_store(&mut response);
     Ok(response)
+}
+
+/// The user's role in `company` (a grant with a role this build does not know is a viewer's:
+/// the one that may change nothing).
+fn role_of(company: &Granted) -> users::Role {
+    users::Role::parse(&company.role).unwrap_or(users::Role::Viewer)
+}
+
+/// `POST /app/{company_id}/alerts/settings`: an admin saves the alerts page's form (CSRF,
+/// then the grant, then the role); a viewer gets 403 and nothing changes.
+async fn save_alert_settings(
+    State(state): State<DashboardsState>,
+    Path(company_id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<alert_settings::SettingsForm>,
+) -> Result<Response, DashboardError> {
+    let user = require_user(&state, &headers, &format!("/app/{company_id}/alerts")).await?;
+    if !auth::tokens_match(&user.csrf, &form.csrf) {
+        return Err(DashboardError::Csrf);
+    }
+    let company_id: Uuid = company_id.parse().map_err(|_| DashboardError::NotFound)?;
+    let companies = granted(&state.pool, user.user_id).await?;
+    let company = companies
+        .iter()
+        .find(|c| c.company_id == company_id)
+        .ok_or(DashboardError::NotFound)?;
+    if !alert_settings::may_change(role_of(company)) {
+        return Err(DashboardError::Forbidden(format!(
+            "only an admin of {} may change its alert settings",
+            company.name
+        )));
+    }
+    let current = crate::alerts::config::AlertSettings::load(&state.pool, company_id).await?;
+    form.apply(current)?.save(&state.pool, company_id).await?;
+    Ok(Redirect::to(&format!("/app/{company_id}/alerts#alert-settings")).into_response())
 }
 
 /// Pages hold a company's numbers: no shared cache keeps them.

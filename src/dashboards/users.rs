@@ -88,7 +88,8 @@ impl Password {
     }
 }
 
-/// What a user may do in a company. Both see every dashboard; admins will manage settings.
+/// What a user may do in a company. Both see every dashboard; only an admin changes the
+/// company's alert settings on the alerts page ([`super::alert_settings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Viewer,

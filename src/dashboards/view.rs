@@ -19,6 +19,8 @@ pub enum Value {
     Multiple(f64),
     /// A duration in seconds.
     Seconds(i64),
+    /// A p-value: 4 decimals, `< 0.0001` when smaller (never a bare 0).
+    PValue(f64),
     /// Not defined (a zero denominator).
     None,
 }
@@ -62,7 +64,7 @@ impl Value {
         match self {
             Value::Money { minor, .. } => Some(*minor as f64),
             Value::Amount { text, .. } => text.parse().ok(),
-            Value::Count(n) | Value::Rate(n) | Value::Multiple(n) => Some(*n),
+            Value::Count(n) | Value::Rate(n) | Value::Multiple(n) | Value::PValue(n) => Some(*n),
             Value::Seconds(s) => Some(*s as f64),
             Value::None => None,
         }
@@ -107,6 +109,7 @@ impl Value {
             Value::Rate(r) => format!("{:.1}%", r * 100.0),
             Value::Multiple(r) => format!("{r:.2}×"),
             Value::Seconds(s) => duration(*s),
+            Value::PValue(p) => crate::stats::p_value_text(*p),
             Value::None => "—".into(),
         }
     }
@@ -121,7 +124,9 @@ impl Value {
             Value::Amount { text, .. } => text.clone(),
             Value::Count(n) if n.fract() == 0.0 => format!("{n:.0}"),
             Value::Count(n) => format!("{n:.2}"),
-            Value::Rate(r) | Value::Multiple(r) => format!("{}", (r * 10_000.0).round() / 10_000.0),
+            Value::Rate(r) | Value::Multiple(r) | Value::PValue(r) => {
+                format!("{}", (r * 10_000.0).round() / 10_000.0)
+            }
             Value::Seconds(s) => s.to_string(),
             Value::None => String::new(),
         }
@@ -236,6 +241,9 @@ pub struct Change {
 pub struct Chart {
     pub title: String,
     pub svg: String,
+    /// A second drawing for phones, when the chart has one (the stylesheet shows one of
+    /// the two).
+    pub compact: Option<String>,
     pub marks: usize,
     /// Wide charts take the whole row.
     pub wide: bool,
@@ -291,6 +299,13 @@ impl Cell {
             Cell::Value(v) => v.raw(),
         }
     }
+
+    /// Text of several words, which may wrap in a narrow column (an explanation, a name);
+    /// one word (a date, an id, a campaign key) stays on one line rather than break at a
+    /// hyphen.
+    pub fn wraps(&self) -> bool {
+        matches!(self, Cell::Text(t) if t.trim().contains(' '))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +354,9 @@ pub struct Content {
     pub funnels: Vec<String>,
     /// Channels seen in the range, for the channel filter.
     pub channels: Vec<String>,
+    /// Campaigns seen in the range, for the campaign filter (a select; without them the
+    /// filter is a text field).
+    pub campaigns: Vec<String>,
 }
 
 impl Content {
@@ -365,6 +383,9 @@ mod tests {
         assert_eq!(Value::Rate(0.12345).display(), "12.3%");
         assert_eq!(Value::Rate(0.12345).raw(), "0.1235");
         assert_eq!(Value::None.display(), "—");
+        assert_eq!(Value::PValue(0.04123).display(), "0.0412");
+        assert_eq!(Value::PValue(0.0).display(), "< 0.0001");
+        assert_eq!(Value::PValue(0.0).raw(), "0");
     }
 
     #[test]
@@ -375,6 +396,14 @@ mod tests {
         assert_eq!((change.direction, change.tone), ("up", "bad"));
         let none = Tile::new("revenue", Value::Count(1.0), Some(Value::Count(0.0)));
         assert!(none.change().is_none());
+    }
+
+    #[test]
+    fn text_of_several_words_wraps_and_one_word_does_not() {
+        assert!(Cell::Text("Fresh: CTR 1.20 % in the first week".into()).wraps());
+        assert!(!Cell::Text("2026-12-01".into()).wraps());
+        assert!(!Cell::Text("newsletter_2026_w47".into()).wraps());
+        assert!(!Cell::Value(Value::Count(1.0)).wraps());
     }
 
     #[test]

@@ -1208,6 +1208,224 @@ async fn messages_headlines_equal_the_reports_api_and_the_reporting_views() {
     site.app.stop().await;
 }
 
+#[tokio::test]
+async fn messages_campaign_filter_headlines_equal_the_reports_api_s_campaign_rows() {
+    let site = demo_site(45).await;
+    let session = sign_in(&site.app.base, &site.email).await;
+    let (query, from, to) = range_query(&site, 28);
+    let currency = site_currency(&site).await;
+    let api = report(&site, "messages", &format!("{query}&group=campaign")).await;
+    // The campaign that sent most in the range (the demo's campaigns differ in size, so a
+    // filter that did nothing would show more).
+    let campaign = rows(&api)
+        .iter()
+        .filter(|r| r["campaign"].is_string())
+        .max_by_key(|r| r["sent"].as_i64().unwrap())
+        .map(|r| r["campaign"].as_str().unwrap().to_string())
+        .expect("the demo's sends have campaigns");
+    let of_campaign: Vec<&Value> = rows(&api)
+        .iter()
+        .filter(|r| r["campaign"] == campaign.as_str())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut sent, mut delivered, mut clicks, mut revenue) = (0i64, 0i64, 0i64, 0i64);
+    for r in &of_campaign {
+        if seen.insert(r["channel"].to_string()) {
+            sent += r["sent"].as_i64().unwrap();
+            delivered += r["delivered"].as_i64().unwrap();
+            clicks += r["clicks"].as_i64().unwrap();
+        }
+        if r["currency"] == currency.as_str() {
+            revenue += minor(r["revenue"].as_str().unwrap());
+        }
+    }
+    let all_sent: i64 = rows(&api).iter().map(|r| r["sent"].as_i64().unwrap()).sum();
+    assert!(
+        sent > 0 && sent < all_sent,
+        "{campaign}: {sent} of {all_sent}"
+    );
+
+    let filter = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("campaign", &campaign)
+        .finish();
+    let path = format!("/app/{}/messages?{query}&{filter}", site.company);
+    let html = get_page(&site.app.base, &session, &path)
+        .await
+        .text()
+        .await
+        .unwrap();
+    // The select offers the campaigns of the range, this one selected.
+    assert!(
+        html.contains(&format!("<option selected>{campaign}</option>")),
+        "the campaign is selected in the filter"
+    );
+    let tiles = tiles(&html);
+    assert_eq!(tiles["sent"], sent.to_string(), "sent");
+    let round4 = |n: i64, d: i64| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0;
+    assert_eq!(
+        tiles["delivery_rate"].parse::<f64>().unwrap(),
+        round4(delivered, sent),
+        "delivery rate"
+    );
+    assert_eq!(
+        tiles["message_click_rate"].parse::<f64>().unwrap(),
+        round4(clicks, delivered),
+        "click rate"
+    );
+    assert_eq!(minor(&tiles["message_revenue"]), revenue, "revenue");
+    // The daily view gives the same sends for that campaign.
+    let view = view_text(
+        &site,
+        &format!(
+            "SELECT sum(sent)::text FROM reporting.messages_daily
+             WHERE campaign = '{}' AND day BETWEEN '{from}' AND '{to}'",
+            campaign.replace('\'', "''")
+        ),
+    )
+    .await;
+    assert_eq!(tiles["sent"], view, "reporting.messages_daily");
+    // The table and its CSV hold that campaign's rows only.
+    let csv = get_page(
+        &site.app.base,
+        &session,
+        &format!("{path}&format=csv&table=campaigns"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let lines: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(lines.len(), of_campaign.len(), "{csv}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split(',').nth(1) == Some(campaign.as_str())),
+        "{csv}"
+    );
+    // A campaign without sends in the range says so instead of showing zeros.
+    let none = get_page(
+        &site.app.base,
+        &session,
+        &format!(
+            "/app/{}/messages?{query}&campaign=no_such_campaign",
+            site.company
+        ),
+    )
+    .await;
+    assert_eq!(none.status(), 200);
+    assert!(none.text().await.unwrap().contains("No sends of campaign"));
+    site.app.stop().await;
+}
+
+/// The company's saved alert emails, quiet hours start and morning hour (None: never saved).
+async fn saved_alert_settings(app: &TestApp) -> Option<(Vec<String>, Option<i16>, i16)> {
+    sqlx::query_as(
+        "SELECT emails, quiet_start, morning_hour FROM alert_settings WHERE company_id = $1",
+    )
+    .bind(app.company.id)
+    .fetch_optional(&app.owner)
+    .await
+    .unwrap()
+}
+
+async fn post_alert_settings(
+    app: &TestApp,
+    session: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    client()
+        .post(format!(
+            "{}/app/{}/alerts/settings",
+            app.base, app.company.id
+        ))
+        .header("cookie", format!("lux_session={session}"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_an_admin_changes_the_alert_settings_a_viewer_sees_them_and_gets_403() {
+    let app = TestApp::spawn().await;
+    create_user(&app, "admin@example.com", &[(app.company.id, "admin")]).await;
+    create_user(&app, "viewer@example.com", &[(app.company.id, "viewer")]).await;
+    let alerts = format!("/app/{}/alerts", app.company.id);
+    let action = format!("action=\"/app/{}/alerts/settings\"", app.company.id);
+
+    // The admin sees the form and saves it.
+    let admin = sign_in(&app.base, "admin@example.com").await;
+    let html = get_page(&app.base, &admin, &alerts)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&action), "the admin gets the form");
+    let csrf = csrf_of(&html);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("emails", "ops@example.com, cmo@example.com"),
+        ("quiet_hours", "22-07"),
+        ("morning_hour", "6"),
+    ];
+    // Without its CSRF token the form is refused.
+    let forged = post_alert_settings(&app, &admin, &fields[1..]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(saved_alert_settings(&app).await, None);
+    let saved = post_alert_settings(&app, &admin, &fields).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let expected = Some((
+        vec!["ops@example.com".to_string(), "cmo@example.com".to_string()],
+        Some(22),
+        6,
+    ));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+    // A bad field is a 400 that names it, and changes nothing.
+    let bad = post_alert_settings(
+        &app,
+        &admin,
+        &[
+            ("csrf", csrf.as_str()),
+            ("emails", "nope"),
+            ("morning_hour", "6"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("emails"));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+
+    // The viewer sees them read-only, and a POST with the viewer's own valid token is a 403.
+    let viewer = sign_in(&app.base, "viewer@example.com").await;
+    let html = get_page(&app.base, &viewer, &alerts)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&action), "no form for a viewer");
+    assert!(
+        html.contains("ops@example.com, cmo@example.com"),
+        "read-only"
+    );
+    assert!(html.contains("Only an admin of"));
+    let csrf = csrf_of(&html);
+    let refused = post_alert_settings(
+        &app,
+        &viewer,
+        &[
+            ("csrf", csrf.as_str()),
+            ("emails", "attacker@example.com"),
+            ("quiet_hours", ""),
+            ("morning_hour", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.text().await.unwrap().contains("only an admin"));
+    assert_eq!(saved_alert_settings(&app).await, expected);
+    app.stop().await;
+}
+
 /// An alert of `company` that fired on `day` and was emailed once.
 pub async fn seed_alert(app: &TestApp, company: Uuid, day: NaiveDate, title: &str) -> Uuid {
     let alert_id = Uuid::new_v4();

@@ -189,6 +189,32 @@ const CHART_MARKS: &str = "return Array.from(document.querySelectorAll('figure.c
     .map(f => [f.querySelector('figcaption').textContent, f.querySelectorAll('svg .mark').length,
                !!f.querySelector('svg > title')]);";
 
+/// Per chart: its caption, how many of its drawings are shown (a chart drawn for the
+/// desktop and for a phone shows one), and whether each shown drawing fits inside its card.
+const CHARTS_FIT: &str = "return Array.from(document.querySelectorAll('figure.card')).map(f => {
+    const card = f.getBoundingClientRect();
+    const shown = Array.from(f.querySelectorAll('svg.chart'))
+        .filter(s => getComputedStyle(s).display !== 'none');
+    return [f.querySelector('figcaption').textContent, shown.length,
+            shown.every(s => { const r = s.getBoundingClientRect();
+                               return r.left >= card.left - 0.5 && r.right <= card.right + 0.5; })];
+});";
+
+/// Asserts every chart of the page shows one drawing that fits its card.
+async fn assert_charts_fit(browser: &Browser, page: &str, width: u32) {
+    let charts = browser.script(CHARTS_FIT).await;
+    for chart in charts.as_array().unwrap() {
+        assert_eq!(
+            chart[1], 1,
+            "{page} at {width} px: one drawing shown: {chart}"
+        );
+        assert_eq!(
+            chart[2], true,
+            "{page} at {width} px: the chart fits its card: {chart}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors() {
     let site = demo_site(120).await;
@@ -296,10 +322,12 @@ async fn a_browser_signs_in_and_every_dashboard_shows_its_charts_without_errors(
         browser
             .screenshot(1280, &dir.join(format!("{page}.png")))
             .await;
+        assert_charts_fit(&browser, page, 1280).await;
         if page == "executive" {
             browser
                 .screenshot(390, &dir.join("executive-390.png"))
                 .await;
+            assert_charts_fit(&browser, page, 390).await;
             let overflow = browser
                 .script("return document.documentElement.scrollWidth")
                 .await;

@@ -82,7 +82,8 @@ pub async fn load(
             None => by_rule.push((rule, 1.0)),
         }
     }
-    by_rule.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // Every rule, the most frequent first.
+    let by_rule = super::largest(by_rule, usize::MAX);
     content.charts.push(chart::bars(
         "alerts-bars",
         "Alerts by rule",

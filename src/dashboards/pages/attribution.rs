@@ -188,7 +188,11 @@ pub async fn load(
     columns.extend(
         Model::ALL
             .iter()
-            .map(|m| Column::text(model_label(*m), model_definition(*m))),
+            // Money: right-aligned like every amount column.
+            .map(|m| Column {
+                numeric: true,
+                ..Column::text(model_label(*m), model_definition(*m))
+            }),
     );
     content.tables.push(Table {
         key: "models",

@@ -1,13 +1,13 @@
 //! Creatives: what each ad creative delivered (impressions, clicks, CTR), cost and earned
 //! under the attribution model (spend, CPA, ROAS), from the `creatives` report's own
-//! function, with the fatigue verdicts of `creative_fatigue`. The daily line reads
+//! function, with the fatigue verdicts of `creative_fatigue`. The daily CTR line reads
 //! `reporting.creative_daily`, the view Metabase reads.
 
 use std::collections::HashSet;
 
 use sqlx::PgConnection;
 
-use super::{Context, day_labels, per_day};
+use super::{Context, day_labels, per_day_or};
 use crate::dashboards::DashboardError;
 use crate::dashboards::chart::{self, Series};
 use crate::dashboards::period::Params;
@@ -61,22 +61,20 @@ impl Totals {
     }
 }
 
-/// Impressions and clicks per day, from `reporting.creative_daily`.
-async fn per_day_counts(
-    conn: &mut PgConnection,
-    range: DateRange,
-) -> Result<(Vec<f64>, Vec<f64>), sqlx::Error> {
-    let rows: Vec<(chrono::NaiveDate, f64, f64)> = sqlx::query_as(
-        "SELECT day, sum(impressions)::float8, sum(clicks)::float8
-         FROM reporting.creative_daily WHERE day BETWEEN $1 AND $2 GROUP BY day",
+/// Click-through rate per day of `range` (clicks ÷ impressions of the day, over all
+/// creatives), from `reporting.creative_daily`; NaN (a gap in the line, not a 0 % day) on a
+/// day without impressions.
+async fn ctr_per_day(conn: &mut PgConnection, range: DateRange) -> Result<Vec<f64>, sqlx::Error> {
+    let rows: Vec<(chrono::NaiveDate, f64)> = sqlx::query_as(
+        "SELECT day, sum(clicks)::float8 / sum(impressions)::float8
+         FROM reporting.creative_daily WHERE day BETWEEN $1 AND $2
+         GROUP BY day HAVING sum(impressions) > 0",
     )
     .bind(range.from())
     .bind(range.to())
     .fetch_all(conn)
     .await?;
-    let impressions: Vec<_> = rows.iter().map(|(d, i, _)| (*d, *i)).collect();
-    let clicks: Vec<_> = rows.iter().map(|(d, _, c)| (*d, *c)).collect();
-    Ok((per_day(range, &impressions), per_day(range, &clicks)))
+    Ok(per_day_or(range, &rows, f64::NAN))
 }
 
 pub async fn load(
@@ -118,32 +116,35 @@ pub async fn load(
         );
         return Ok(content);
     }
-    let (impressions, clicks) = per_day_counts(&mut *conn, params.range).await?;
-    content.charts.push(chart::time_series(
-        "creatives-line",
-        "Impressions and clicks per day",
+    // CTR, not clicks beside impressions: clicks are about 1 % of impressions, so on one
+    // axis they would lie flat along zero.
+    let mut series = vec![Series {
+        name: "CTR, this period".into(),
+        values: ctr_per_day(&mut *conn, params.range).await?,
+        comparison: false,
+    }];
+    if let Some(previous) = params.previous {
+        series.push(Series {
+            name: "Previous period".into(),
+            values: ctr_per_day(&mut *conn, previous).await?,
+            comparison: true,
+        });
+    }
+    content.charts.push(chart::time_series_summed_up(
+        "creatives-ctr-line",
+        "Click-through rate per day",
         &day_labels(params.range),
-        &[
-            Series {
-                name: "Impressions".into(),
-                values: impressions,
-                comparison: false,
-            },
-            Series {
-                name: "Clicks".into(),
-                values: clicks,
-                comparison: false,
-            },
-        ],
-        &|v| Value::Count(v.round()).display(),
+        &series,
+        &|v| Value::Rate(v).display(),
+        &format!("CTR over the range {}", Value::rate(now.ctr()).display()),
     ));
-    let mut bars: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.currency == currency)
-        .filter_map(|r| r.roas.map(|roas| (label(r), roas)))
-        .collect();
-    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    bars.truncate(10);
+    let bars = super::largest(
+        rows.iter()
+            .filter(|r| r.currency == currency)
+            .filter_map(|r| r.roas.map(|roas| (label(r), roas)))
+            .collect(),
+        10,
+    );
     if !bars.is_empty() {
         content.charts.push(chart::bars(
             "creatives-roas-bars",

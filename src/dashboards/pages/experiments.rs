@@ -162,7 +162,7 @@ fn experiment_table(rows: &[ExperimentRow]) -> Table {
                     Cell::Value(Value::Count(r.converted as f64)),
                     Cell::Value(Value::rate(r.rate)),
                     Cell::Value(Value::rate(r.uplift)),
-                    Cell::Value(r.p_value.map_or(Value::None, Value::Count)),
+                    Cell::Value(r.p_value.map_or(Value::None, Value::PValue)),
                 ]
             })
             .collect(),

@@ -1,6 +1,7 @@
 //! Email & SMS: what the sends of the range did (delivery, human opens, clicks,
 //! unsubscribes, complaints) and the revenue credited to them, from the `messages` report's
-//! own function (so a tile is the report's number), with a channel filter (`email`, `sms`).
+//! own function (so a tile is the report's number), with a channel filter (`email`, `sms`)
+//! and a campaign filter (the report's rows of that campaign).
 //! The daily line reads `reporting.messages_daily`, the view Metabase reads.
 
 use std::collections::HashSet;
@@ -105,26 +106,48 @@ fn channel(params: &Params) -> Result<Option<MessageChannel>, DashboardError> {
     }
 }
 
-/// Sends and unique human clicks per day, from `reporting.messages_daily`.
+/// Sends and unique human clicks per day, from `reporting.messages_daily`, of one channel
+/// and one campaign (compared case-insensitively) when filtered.
 async fn per_day_counts(
     conn: &mut PgConnection,
     range: DateRange,
     channel: Option<MessageChannel>,
+    campaign: Option<&str>,
 ) -> Result<(Vec<f64>, Vec<f64>), sqlx::Error> {
     let rows: Vec<(chrono::NaiveDate, f64, f64)> = sqlx::query_as(
         "SELECT day, sum(sent)::float8, sum(clicks)::float8
          FROM reporting.messages_daily
          WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR channel = $3)
+           AND ($4::text IS NULL OR lower(campaign) = lower($4))
          GROUP BY day",
     )
     .bind(range.from())
     .bind(range.to())
     .bind(channel.map(MessageChannel::as_str))
+    .bind(campaign)
     .fetch_all(conn)
     .await?;
     let sent: Vec<_> = rows.iter().map(|(d, s, _)| (*d, *s)).collect();
     let clicks: Vec<_> = rows.iter().map(|(d, _, c)| (*d, *c)).collect();
     Ok((per_day(range, &sent), per_day(range, &clicks)))
+}
+
+/// A row's campaign (`None` for sends recorded without one).
+fn campaign_of(row: &MessageRow) -> Option<&str> {
+    row.key.get("campaign").and_then(|c| c.as_str())
+}
+
+/// The report's rows (grouped by campaign) of `campaign` only, compared case-insensitively
+/// as the chart's SQL does; all of them without the filter. The tiles, bars and table are
+/// sums of these rows, so a filtered tile is the report's row for that campaign.
+fn of_campaign(rows: Vec<MessageRow>, campaign: Option<&str>) -> Vec<MessageRow> {
+    match campaign {
+        None => rows,
+        Some(wanted) => rows
+            .into_iter()
+            .filter(|r| campaign_of(r).is_some_and(|c| c.eq_ignore_ascii_case(wanted)))
+            .collect(),
+    }
 }
 
 pub async fn load(
@@ -134,7 +157,8 @@ pub async fn load(
 ) -> Result<Content, DashboardError> {
     let currency = context.currency.as_str();
     let channel = channel(params)?;
-    let rows = messages(
+    let campaign = params.campaign.as_deref();
+    let all = messages(
         &mut *conn,
         params.range,
         channel,
@@ -142,6 +166,21 @@ pub async fn load(
         currency,
     )
     .await?;
+    // The campaign filter offers the campaigns with sends in the range (of the channel
+    // chosen), and the one asked for even when it has none.
+    let mut campaigns: Vec<String> = all
+        .iter()
+        .filter_map(campaign_of)
+        .map(str::to_string)
+        .collect();
+    if let Some(wanted) = campaign
+        && !campaigns.iter().any(|c| c.eq_ignore_ascii_case(wanted))
+    {
+        campaigns.push(wanted.to_string());
+    }
+    campaigns.sort();
+    campaigns.dedup();
+    let rows = of_campaign(all, campaign);
     let now = Totals::of(&rows, currency);
     let before = match params.previous {
         Some(previous) => {
@@ -153,7 +192,7 @@ pub async fn load(
                 currency,
             )
             .await?;
-            Some(Totals::of(&rows, currency))
+            Some(Totals::of(&of_campaign(rows, campaign), currency))
         }
         None => None,
     };
@@ -170,22 +209,28 @@ pub async fn load(
             tile("message_revenue", &|t| money(Some(t.revenue))),
             tile("revenue_per_send", &|t| money(t.revenue_per_send())),
         ],
-        filters: vec!["channel"],
+        filters: vec!["channel", "campaign"],
         channels: MessageChannel::ALL
             .iter()
             .map(|c| c.as_str().to_string())
             .collect(),
+        campaigns,
         ..Content::default()
     };
     if now.sent == 0 {
-        content.empty = Some(
-            "No email or SMS sent in this range. Record sends with POST /api/v1/messages/sends \
-             (or your ESP's webhooks), let the rollups run, or widen the range."
+        content.empty = Some(match campaign {
+            Some(campaign) => format!(
+                "No sends of campaign {campaign:?} in this range. Pick another campaign \
+                 (or all campaigns), or widen the range."
+            ),
+            None => "No email or SMS sent in this range. Record sends with POST \
+                     /api/v1/messages/sends (or your ESP's webhooks), let the rollups run, \
+                     or widen the range."
                 .into(),
-        );
+        });
         return Ok(content);
     }
-    let (sent, clicks) = per_day_counts(&mut *conn, params.range, channel).await?;
+    let (sent, clicks) = per_day_counts(&mut *conn, params.range, channel, campaign).await?;
     content.charts.push(chart::time_series(
         "messages-line",
         "Sends and human clicks per day (by the send's day)",
@@ -204,15 +249,15 @@ pub async fn load(
         ],
         &|v| Value::Count(v.round()).display(),
     ));
-    let mut bars: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.currency == currency)
-        .map(|r| (campaign_name(r), minor_units(&r.revenue) as f64))
-        .filter(|(_, v)| *v > 0.0)
-        .collect();
     // The ten campaigns that earned most, most first.
-    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    bars.truncate(10);
+    let bars = super::largest(
+        rows.iter()
+            .filter(|r| r.currency == currency)
+            .map(|r| (campaign_name(r), minor_units(&r.revenue) as f64))
+            .filter(|(_, v)| *v > 0.0)
+            .collect(),
+        10,
+    );
     if !bars.is_empty() {
         content.charts.push(chart::bars(
             "messages-revenue-bars",

@@ -123,6 +123,12 @@ pub fn day_labels(range: DateRange) -> Vec<String> {
 
 /// Values per day of `range` from (day, value) rows, 0 on days without a row.
 pub fn per_day(range: DateRange, rows: &[(NaiveDate, f64)]) -> Vec<f64> {
+    per_day_or(range, rows, 0.0)
+}
+
+/// Values per day of `range` from (day, value) rows, `missing` on days without a row (NaN
+/// for a rate, which a day without its denominator does not have).
+pub fn per_day_or(range: DateRange, rows: &[(NaiveDate, f64)], missing: f64) -> Vec<f64> {
     range
         .from()
         .iter_days()
@@ -130,9 +136,17 @@ pub fn per_day(range: DateRange, rows: &[(NaiveDate, f64)]) -> Vec<f64> {
         .map(|d| {
             rows.iter()
                 .find(|(day, _)| *day == d)
-                .map_or(0.0, |(_, v)| *v)
+                .map_or(missing, |(_, v)| *v)
         })
         .collect()
+}
+
+/// The `n` largest (label, value) bars, largest first, ties by label: the ranking of the
+/// creatives', messages' and alerts' bar charts.
+pub fn largest(mut bars: Vec<(String, f64)>, n: usize) -> Vec<(String, f64)> {
+    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    bars.truncate(n);
+    bars
 }
 
 /// `minor` units of the company's currency written for a chart axis (`$1,234`).
@@ -170,4 +184,21 @@ pub fn money_ratio(minor: i64, denominator: f64) -> Option<i64> {
 /// exact.
 pub fn minor_units(text: &str) -> i64 {
     text.replace('.', "").parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_keeps_the_n_biggest_bars_biggest_first_ties_by_label() {
+        let bars = vec![
+            ("b".to_string(), 2.0),
+            ("a".to_string(), 2.0),
+            ("c".to_string(), 5.0),
+            ("d".to_string(), 1.0),
+        ];
+        let top: Vec<String> = largest(bars, 3).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(top, ["c", "a", "b"]);
+    }
 }
