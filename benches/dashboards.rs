@@ -6,6 +6,9 @@
 //! form, then requests each dashboard page over the real HTTP service, one request after the
 //! other, for the last 90 days and for the whole year (with the comparison period, as a
 //! browser asks for them), and prints p50 and p95 per page. No assertions on time.
+//!
+//! `--reuse-url URL`: measure a database a run before generated (its one company, its demo
+//! data) instead of generating again; the jobs still run, as on a running service.
 
 use std::time::Instant;
 
@@ -42,11 +45,31 @@ fn main() {
 }
 
 async fn run(events: u64, days: u32, samples: usize) {
-    let (url, _cluster) = fresh_database().await;
+    let reuse = flag("--reuse-url", String::new());
+    let (url, _cluster) = if reuse.is_empty() {
+        fresh_database().await
+    } else {
+        (reuse.clone(), None)
+    };
     let owner = lux::db::connect_owner(&url, 4).await.expect("connect");
     lux::db::migrate(&owner).await.expect("migrate");
+    let company_id = if reuse.is_empty() {
+        generate(&owner, events, days).await
+    } else {
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT company_id FROM companies LIMIT 1")
+            .fetch_one(&owner)
+            .await
+            .expect("a company in the reused database");
+        println!("dashboards benchmark: the data set already in {reuse}");
+        lux::ids::CompanyId::from_uuid(id)
+    };
+    measure(&url, &owner, company_id, samples).await;
+}
+
+/// One company and its demo data set; returns the company.
+async fn generate(owner: &sqlx::PgPool, events: u64, days: u32) -> lux::ids::CompanyId {
     let company = lux::tenancy::create_company(
-        &owner,
+        owner,
         lux::tenancy::NewCompany::parse("Bench", "America/New_York", "USD", vec![])
             .expect("valid company"),
     )
@@ -56,7 +79,7 @@ async fn run(events: u64, days: u32, samples: usize) {
     println!("dashboards benchmark: {events} events over {days} days, one company");
     let spec = lux::demo::DemoSpec::new(days, events, 42).expect("spec");
     let clock = Instant::now();
-    let summary = lux::demo::generate(&owner, company_id, &spec)
+    let summary = lux::demo::generate(owner, company_id, &spec)
         .await
         .expect("generate");
     println!(
@@ -67,10 +90,15 @@ async fn run(events: u64, days: u32, samples: usize) {
         clock.elapsed().as_secs_f64()
     );
     sqlx::query("VACUUM ANALYZE")
-        .execute(&owner)
+        .execute(owner)
         .await
         .expect("vacuum");
-    let app = lux::db::connect_app(&url, 8).expect("app pool");
+    company_id
+}
+
+/// Runs the jobs, signs a user in, and times the pages.
+async fn measure(url: &str, owner: &sqlx::PgPool, company_id: lux::ids::CompanyId, samples: usize) {
+    let app = lux::db::connect_app(url, 8).expect("app pool");
     for job in [Job::Attribution, Job::Rollups] {
         let report = lux::jobs::run(
             &app,
@@ -87,16 +115,21 @@ async fn run(events: u64, days: u32, samples: usize) {
     // The rollups were just written: give the planner their statistics, as autovacuum would
     // a little later (without them the first pages measured get plans for empty tables).
     sqlx::query("ANALYZE")
-        .execute(&owner)
+        .execute(owner)
         .await
         .expect("analyze");
-    let email = lux::dashboards::users::Email::parse("bench@example.com").expect("email");
+    // A new user per run: a reused database keeps the last run's.
+    let email = lux::dashboards::users::Email::parse(&format!(
+        "bench-{}@example.com",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .expect("email");
     let password = lux::dashboards::users::Password::generate();
-    lux::dashboards::users::create_user(&owner, &email, &password)
+    lux::dashboards::users::create_user(owner, &email, &password)
         .await
         .expect("user");
     lux::dashboards::users::grant(
-        &owner,
+        owner,
         &email,
         company_id,
         lux::dashboards::users::Role::Viewer,
@@ -110,7 +143,7 @@ async fn run(events: u64, days: u32, samples: usize) {
         pool_size: 8,
         ..lux::server::ServeOptions::default()
     };
-    let server = lux::server::start(&url, options).await.expect("serve");
+    let server = lux::server::start(url, options).await.expect("serve");
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -161,20 +161,29 @@ pub async fn recompute(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let orders = sqlx::query(
+    // Each credited order finds its send by the send's primary key, and the send's day is
+    // worked out as `rollup_message_sends` works it out. Not a join with that table: it was
+    // filled a moment ago in this transaction and has no statistics yet, and on a year of
+    // 10M-event data the planner, taking it for empty, scanned its 3 million rows once per
+    // credited order (a rollups run that had not finished after 40 minutes).
+    let orders = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO rollup_message_orders (company_id, day, message_id, channel, campaign,
              currency, orders, net_minor)
          SELECT $1, s.day, s.message_id, s.channel, s.campaign, o.currency, count(*),
                 sum(coalesce(o.net_minor, 0))
          FROM orders o
-         JOIN rollup_message_sends s
-           ON s.company_id = $1 AND s.message_id = o.message_id AND s.day = ANY($2)
+         CROSS JOIN LATERAL (
+             SELECT m.message_id, m.channel, coalesce(m.campaign, '') AS campaign,
+                    ({SEND_TIME} AT TIME ZONE $3)::date AS day
+             FROM message_sends m
+             WHERE m.company_id = $1 AND m.message_id = o.message_id) s
          WHERE o.company_id = $1 AND o.message_id IS NOT NULL
-           AND o.status NOT IN ('cancelled', 'failed')
-         GROUP BY s.day, s.message_id, s.channel, s.campaign, o.currency",
-    )
+           AND o.status NOT IN ('cancelled', 'failed') AND s.day = ANY($2)
+         GROUP BY s.day, s.message_id, s.channel, s.campaign, o.currency"
+    )))
     .bind(company_id)
     .bind(days)
+    .bind(timezone)
     .execute(&mut **tx)
     .await?
     .rows_affected();
