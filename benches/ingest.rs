@@ -12,6 +12,11 @@
 //! Prints stored events/s, requests/s, latency percentiles, non-2xx answers, the server's
 //! peak resident memory, and PostgreSQL's CPU and statement time per stored event (with the
 //! statements that took the most). Figures, not assertions: compare them across commits.
+//!
+//! `--nodes N` (N ≥ 2) runs instead N `lux serve` processes behind a real haproxy under a
+//! replayable version of the same load, then sends the same requests to one node and checks
+//! that every acknowledged event was stored exactly once and that the sessions are those of
+//! the one node (`common::nodes`; `--seed`, `--retry-every`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +40,9 @@ struct Args {
     connections: usize,
     visitors: usize,
     ceiling_rows: usize,
+    nodes: usize,
+    seed: u64,
+    retry_every: usize,
 }
 
 fn args() -> Args {
@@ -44,6 +52,9 @@ fn args() -> Args {
         connections: flag("--connections", 256),
         visitors: flag("--visitors", 20_000),
         ceiling_rows: flag("--ceiling-rows", 300_000),
+        nodes: flag("--nodes", 1),
+        seed: flag("--seed", 20_261_203),
+        retry_every: flag("--retry-every", 25),
     }
 }
 
@@ -431,6 +442,23 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async move {
         let (url, cluster) = fresh_database().await;
+        if args.nodes > 1 {
+            common::nodes::benchmark(
+                &url,
+                common::nodes::NodesArgs {
+                    nodes: args.nodes,
+                    seconds: args.seconds,
+                    warmup_seconds: args.warmup_seconds,
+                    connections: args.connections,
+                    visitors: args.visitors,
+                    seed: args.seed,
+                    retry_every: args.retry_every,
+                },
+            )
+            .await;
+            drop(cluster);
+            return;
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

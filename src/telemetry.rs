@@ -50,6 +50,9 @@ pub struct IngestMetrics {
     /// How far behind the replica was at its last check (NaN: it did not answer).
     pub replica_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub replica_lag_bytes: Gauge,
+    /// Reads sent to the primary although a replica is configured, by reason
+    /// (`db::replica::FallbackReason`).
+    pub replica_fallbacks: crate::db::replica::FallbackCounters,
     /// Open privacy requests past their due date (45 days), all companies.
     pub privacy_requests_overdue: Gauge,
 }
@@ -70,6 +73,7 @@ impl IngestMetrics {
         let replica_in_use = Gauge::default();
         let replica_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let replica_lag_bytes = Gauge::default();
+        let replica_fallbacks = crate::db::replica::FallbackCounters::default();
         registry.register(
             "replica_in_use",
             "1 while reports read from the streaming replica (LUX_READ_DATABASE_URL)",
@@ -84,6 +88,11 @@ impl IngestMetrics {
             "replica_lag_bytes",
             "WAL bytes the read replica had not replayed at its last check",
             replica_lag_bytes.clone(),
+        );
+        registry.register(
+            "replica_fallbacks",
+            "Reads sent to the primary although a read replica is configured, by reason",
+            replica_fallbacks.clone(),
         );
         let alerts = AlertCounters::default();
         registry.register(
@@ -173,6 +182,7 @@ impl IngestMetrics {
             replica_in_use,
             replica_lag_seconds,
             replica_lag_bytes,
+            replica_fallbacks,
             privacy_requests_overdue,
         })
     }

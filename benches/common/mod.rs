@@ -3,6 +3,9 @@
 // Used by the benchmarks that measure PostgreSQL's share; the others compile it too.
 #[allow(dead_code)]
 pub mod pg_cost;
+// Only the ingest benchmark runs several nodes; the others compile it too.
+#[allow(dead_code)]
+pub mod nodes;
 
 use sqlx::PgPool;
 use uuid::Uuid;

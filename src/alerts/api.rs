@@ -132,7 +132,15 @@ async fn report(
 ) -> Result<Json<Value>, ApiError> {
     let company_id = company(&state, &headers, "reports need").await?;
     let (from, to) = range(query.as_deref()).map_err(ApiError::BadRequest)?;
-    let rows = history(state.reader.pool(), company_id, from, to).await?;
+    let read = state.reader.pool();
+    let rows = match history(read, company_id, from, to).await {
+        // As the reports: counted in `lux_replica_fallbacks_total`.
+        Err(e) => match state.reader.retry_on_primary(read, &e) {
+            Some(primary) => history(primary, company_id, from, to).await?,
+            None => return Err(e.into()),
+        },
+        Ok(rows) => rows,
+    };
     Ok(Json(
         json!({"report": "alerts", "from": from, "to": to, "rows": rows}),
     ))

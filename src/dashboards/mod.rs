@@ -414,6 +414,20 @@ impl PageTemplate<'_> {
     }
 }
 
+/// One page's content, read as `lux_reader` from `reader` in one transaction.
+async fn load_page(
+    reader: &PgPool,
+    company_id: Uuid,
+    page: Page,
+    params: &Params,
+    context: &pages::Context,
+) -> Result<Content, DashboardError> {
+    let mut tx = crate::reports::begin_reader(reader, company_id).await?;
+    let content = page.load(&mut tx, params, context).await?;
+    tx.commit().await?;
+    Ok(content)
+}
+
 /// `GET /app/{company_id}/{page}`: the page, or with `?format=csv` one of its tables.
 async fn page(
     State(state): State<DashboardsState>,
@@ -448,9 +462,19 @@ async fn page(
             None
         },
     };
-    let mut tx = crate::reports::begin_reader(state.reader.pool(), company_id).await?;
-    let content = page.load(&mut tx, &params, &context).await?;
-    tx.commit().await?;
+    let read = state.reader.pool();
+    let content = match load_page(read, company_id, page, &params, &context).await {
+        // As the reports: a read the replica failed for a reason the primary may not have is
+        // run again there (counted in `lux_replica_fallbacks_total`).
+        Err(
+            DashboardError::Database(e)
+            | DashboardError::Report(crate::reports::ReportError::Database(e)),
+        ) => match state.reader.retry_on_primary(read, &e) {
+            Some(primary) => load_page(primary, company_id, page, &params, &context).await?,
+            None => return Err(DashboardError::Database(e)),
+        },
+        other => other?,
+    };
 
     if params.csv {
         let table = content.table(params.table.as_deref()).ok_or_else(|| {

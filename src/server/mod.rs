@@ -127,12 +127,14 @@ pub async fn start(
     // Reports are few and heavier than ingestion: a quarter of the pool, at least 2.
     let reader_connections = (options.pool_size / 4).max(2);
     let primary_reader = crate::db::connect_reader(database_url, reader_connections)?;
+    let metrics = IngestMetrics::new();
     let reader = match &options.read_replica {
         None => ReadPools::primary_only(primary_reader),
         Some(replica) => ReadPools::with_replica(
             primary_reader,
             crate::db::connect_reader(&replica.url, reader_connections)?,
             replica.max_lag,
+            metrics.replica_fallbacks.clone(),
         ),
     };
     // Decides before the first request whether the replica may be read.
@@ -141,7 +143,6 @@ pub async fn start(
     crate::db::ensure_partitions(&pool)
         .await
         .map_err(ServerError::Partitions)?;
-    let metrics = IngestMetrics::new();
     let alert_counters = metrics.alerts.clone();
     let purchases = Arc::new(tokio::sync::Notify::new());
     let (writer, writer_tasks) = Writer::start(
